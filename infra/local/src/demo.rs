@@ -1,0 +1,92 @@
+//! `--demo`: register this machine's PostgreSQL and MariaDB/MySQL as instances with a
+//! credential and a few tags, then collect at once.
+
+use serde_json::json;
+use tidemark::http::{router, RawRequest, Role};
+use tidemark::App;
+
+async fn call(
+    app: &App,
+    token: &str,
+    method: http::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let mut raw = RawRequest::new(method, path);
+    raw.headers.insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    raw.body = serde_json::to_vec(&body).unwrap_or_default().into();
+    let resp = router::dispatch(app, raw, None).await;
+    serde_json::from_slice(&resp.body).unwrap_or(serde_json::Value::Null)
+}
+
+async fn port_open(port: u16) -> bool {
+    tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok()
+}
+
+pub async fn run(app: &App, tokens: &[(Role, String)]) -> anyhow::Result<()> {
+    let admin = tokens
+        .iter()
+        .find(|(r, _)| *r == Role::Admin)
+        .map(|(_, t)| t.clone())
+        .unwrap_or_default();
+    let post = http::Method::POST;
+    let prod = call(
+        app,
+        &admin,
+        post.clone(),
+        "/api/v1/tags",
+        json!({"name": "demo", "display_name": "Demo", "category": "env"}),
+    )
+    .await;
+    let local = call(
+        app,
+        &admin,
+        post.clone(),
+        "/api/v1/tags",
+        json!({"name": "local", "display_name": "This machine", "category": "site"}),
+    )
+    .await;
+    let tag_ids: Vec<i64> = [prod, local]
+        .iter()
+        .filter_map(|v| v["data"]["id"].as_i64())
+        .collect();
+    let mut registered = 0;
+    if port_open(5432).await {
+        let cred = call(
+            app,
+            &admin,
+            post.clone(),
+            "/api/v1/credentials",
+            json!({"name": "demo-postgres", "username": "postgres", "password": ""}),
+        )
+        .await;
+        let r = call(app, &admin, post.clone(), "/api/v1/instances", json!({
+            "name": "local-postgres", "db_type": "postgresql", "host": "127.0.0.1", "port": 5432,
+            "credential_id": cred["data"]["id"], "tag_ids": tag_ids, "description": "PostgreSQL on this machine"
+        })).await;
+        registered += i32::from(r["success"] == json!(true));
+    }
+    if port_open(3306).await {
+        let cred = call(
+            app,
+            &admin,
+            post.clone(),
+            "/api/v1/credentials",
+            json!({"name": "demo-mariadb", "username": "root", "password": ""}),
+        )
+        .await;
+        let r = call(app, &admin, post.clone(), "/api/v1/instances", json!({
+            "name": "local-mariadb", "db_type": "mysql", "host": "127.0.0.1", "port": 3306,
+            "credential_id": cred["data"]["id"], "tag_ids": tag_ids, "description": "MariaDB/MySQL on this machine"
+        })).await;
+        registered += i32::from(r["success"] == json!(true));
+    }
+    let run = call(app, &admin, post, "/api/v1/collections", json!({})).await;
+    tracing::info!(registered, collection = %run["data"], "demo ready");
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! Tidemark on one machine: the HTTP API, an embedded S3 endpoint, the in-process queue and
+//! scheduler, over PostgreSQL. The same handlers as the Lambda functions.
+
+pub mod api;
+pub mod demo;
+pub mod postgres;
+pub mod queue;
+pub mod s3;
+pub mod scheduler;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use base64::Engine;
+use tidemark::crypto::CredentialKey;
+use tidemark::http::auth::Authenticator;
+use tidemark::http::Role;
+use tidemark::storage::Storage;
+use tidemark::{App, Config};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: SocketAddr,
+    pub s3_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub scheduler: bool,
+    /// `DATABASE_URL`; `None`: the default port or a private cluster.
+    pub database_url: Option<String>,
+}
+
+pub struct Stack {
+    pub app: App,
+    pub api_addr: SocketAddr,
+    pub s3_addr: SocketAddr,
+    /// (role, token) in use, for the start banner and tests.
+    pub tokens: Vec<(Role, String)>,
+    pub database_url: String,
+}
+
+/// A secret kept in the data folder so restarts keep it: from the environment when set,
+/// else read or generated once.
+fn persistent_secret(
+    data_dir: &std::path::Path,
+    file: &str,
+    env: &str,
+    make: impl Fn() -> String,
+) -> anyhow::Result<String> {
+    if let Ok(v) = std::env::var(env) {
+        if !v.trim().is_empty() {
+            return Ok(v);
+        }
+    }
+    let path = data_dir.join(file);
+    if let Ok(v) = std::fs::read_to_string(&path) {
+        return Ok(v.trim().to_string());
+    }
+    let v = make();
+    std::fs::write(&path, &v).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(v)
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 18];
+    rand::thread_rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+pub async fn start(opts: Options) -> anyhow::Result<Stack> {
+    std::fs::create_dir_all(&opts.data_dir)
+        .with_context(|| format!("creating {}", opts.data_dir.display()))?;
+    let database_url = postgres::resolve(opts.database_url.clone(), &opts.data_dir).await?;
+
+    let api_listener = TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("binding {}", opts.listen))?;
+    let s3_listener = TcpListener::bind(opts.s3_listen)
+        .await
+        .with_context(|| format!("binding {}", opts.s3_listen))?;
+    let api_addr = api_listener.local_addr()?;
+    let s3_addr = s3_listener.local_addr()?;
+
+    let s3_secret = persistent_secret(
+        &opts.data_dir,
+        "s3.secret",
+        "TIDEMARK_LOCAL_S3_SECRET",
+        random_token,
+    )?;
+    let s3_access = "tidemark-local".to_string();
+    let s3_root = opts.data_dir.join("s3");
+    s3::serve(s3_listener, &s3_root, &s3_access, &s3_secret).await?;
+
+    let tokens_spec =
+        persistent_secret(&opts.data_dir, "api-tokens", "TIDEMARK_API_TOKENS", || {
+            format!(
+                "viewer:{},operator:{},admin:{}",
+                random_token(),
+                random_token(),
+                random_token()
+            )
+        })?;
+    let auth = Authenticator::parse_tokens(&tokens_spec)
+        .map_err(|e| anyhow::anyhow!("TIDEMARK_API_TOKENS: {e}"))?;
+    let key_b64 = persistent_secret(
+        &opts.data_dir,
+        "credential.key",
+        "TIDEMARK_CREDENTIAL_KEY",
+        || {
+            use rand::RngCore;
+            let mut k = [0u8; 32];
+            rand::thread_rng().fill_bytes(&mut k);
+            base64::engine::general_purpose::STANDARD.encode(k)
+        },
+    )?;
+    let key = tidemark::config::parse_credential_key(&key_b64).map_err(anyhow::Error::msg)?;
+
+    let s3_endpoint = format!("http://{s3_addr}");
+    let mut config = Config::from_lookup(|k| match k {
+        "DATABASE_URL" => Some(database_url.clone()),
+        "TIDEMARK_S3_ENDPOINT" => Some(std::env::var(k).unwrap_or_else(|_| s3_endpoint.clone())),
+        _ => std::env::var(k).ok(),
+    })
+    .map_err(anyhow::Error::msg)?;
+    config.s3_endpoint = Some(s3_endpoint.clone());
+
+    let db = tidemark::db::pool(&config.database_url, config.db_pool_size)?;
+    let applied = tidemark::db::migrate(&db).await?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "migrations applied");
+    }
+    let client =
+        tidemark::storage::s3_client(Some(&s3_endpoint), Some((s3_access, s3_secret))).await;
+    // s3s-fs keeps a bucket as a folder.
+    std::fs::create_dir_all(s3_root.join(&config.export_bucket))?;
+
+    let (local_queue, receiver) = queue::channel();
+    let concurrency = config.collect_concurrency;
+    let app = App {
+        storage: Storage {
+            client,
+            bucket: config.export_bucket.clone(),
+        },
+        config: Arc::new(config),
+        db,
+        auth,
+        credential_key: CredentialKey::new(&key),
+        queue: Arc::new(local_queue),
+    };
+    queue::spawn_workers(app.clone(), receiver, concurrency);
+    if opts.scheduler {
+        scheduler::spawn(app.clone());
+    }
+    api::serve(api_listener, app.clone()).await?;
+
+    let tokens = tokens_spec
+        .split(',')
+        .filter_map(|e| e.split_once(':'))
+        .filter_map(|(r, t)| Role::parse(r.trim()).map(|r| (r, t.trim().to_string())))
+        .collect();
+    Ok(Stack {
+        app,
+        api_addr,
+        s3_addr,
+        tokens,
+        database_url,
+    })
+}

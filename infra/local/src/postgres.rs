@@ -1,0 +1,139 @@
+//! Where the local stack's database lives: `DATABASE_URL`; else the PostgreSQL answering on
+//! the default port; else a private cluster started from the PostgreSQL binaries on this
+//! machine under `<data-dir>/pg`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+const PRIVATE_PORT: u16 = 54329;
+
+pub async fn resolve(database_url: Option<String>, data_dir: &Path) -> anyhow::Result<String> {
+    if let Some(url) = database_url {
+        return Ok(url);
+    }
+    let default = "host=127.0.0.1 port=5432 user=postgres";
+    if answers(&format!("{default} dbname=postgres")).await {
+        ensure_database(&format!("{default} dbname=postgres"), "tidemark").await?;
+        return Ok("postgres://postgres@127.0.0.1:5432/tidemark".into());
+    }
+    start_private(data_dir).await
+}
+
+async fn answers(conn: &str) -> bool {
+    let Ok(mut cfg) = conn.parse::<tokio_postgres::Config>() else {
+        return false;
+    };
+    cfg.connect_timeout(Duration::from_secs(2));
+    cfg.connect(tokio_postgres::NoTls).await.is_ok()
+}
+
+pub async fn ensure_database(admin_conn: &str, name: &str) -> anyhow::Result<()> {
+    let (client, conn) = tokio_postgres::connect(admin_conn, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        // The name is ours (a constant or a generated test name), never user input.
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await?;
+    }
+    Ok(())
+}
+
+fn find_bin(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut versions: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .collect();
+        versions.sort();
+        dirs.extend(versions.into_iter().rev());
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// initdb refuses to run as root: run the cluster as the `postgres` user then.
+fn as_cluster_user(bin: &Path) -> Command {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
+    if is_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    }
+}
+
+async fn start_private(data_dir: &Path) -> anyhow::Result<String> {
+    let (Some(initdb), Some(pg_ctl)) = (find_bin("initdb"), find_bin("pg_ctl")) else {
+        bail!(
+            "no PostgreSQL found: set DATABASE_URL, start PostgreSQL on 127.0.0.1:5432, \
+             or install the PostgreSQL server binaries (initdb, pg_ctl) for a private cluster"
+        );
+    };
+    let pg_dir = std::fs::canonicalize(data_dir)?.join("pg");
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
+    if !pg_dir.join("PG_VERSION").exists() {
+        std::fs::create_dir_all(&pg_dir)?;
+        if is_root {
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&pg_dir)
+                .status()?;
+        }
+        let status = as_cluster_user(&initdb)
+            .args(["-D"])
+            .arg(&pg_dir)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("running initdb")?;
+        if !status.success() {
+            bail!("initdb failed for {}", pg_dir.display());
+        }
+    }
+    let conn = format!("host=127.0.0.1 port={PRIVATE_PORT} user=postgres dbname=postgres");
+    if !answers(&conn).await {
+        let status = as_cluster_user(&pg_ctl)
+            .arg("-D")
+            .arg(&pg_dir)
+            .arg("-o")
+            .arg(format!(
+                "-p {PRIVATE_PORT} -c listen_addresses=127.0.0.1 -k {}",
+                pg_dir.display()
+            ))
+            .arg("-l")
+            .arg(pg_dir.join("server.log"))
+            .args(["-w", "start"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("running pg_ctl start")?;
+        if !status.success() {
+            bail!(
+                "the private PostgreSQL did not start; see {}",
+                pg_dir.join("server.log").display()
+            );
+        }
+    }
+    ensure_database(&conn, "tidemark").await?;
+    Ok(format!(
+        "postgres://postgres@127.0.0.1:{PRIVATE_PORT}/tidemark"
+    ))
+}

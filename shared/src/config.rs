@@ -1,0 +1,178 @@
+//! Configuration from the environment (12-factor). A missing or malformed setting fails at
+//! start with a message that names it.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono_tz::Tz;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    /// Business time zone: `collected_date`, aggregation periods, schedules.
+    pub timezone: Tz,
+    pub export_bucket: String,
+    /// Set only for a non-AWS S3 endpoint (the local stack's).
+    pub s3_endpoint: Option<String>,
+    pub collect_concurrency: usize,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub presign_expiry: Duration,
+    pub export_part_size: usize,
+    pub db_pool_size: usize,
+    pub stats_retention_months: u32,
+    pub log_retention_months: u32,
+    /// Daily collection time (HH:MM in `timezone`).
+    pub collect_at: String,
+    pub aggregate_at: String,
+    pub maintenance_at: String,
+}
+
+/// The 32-byte AES-256-GCM key, kept apart from `Config` so it never lands in a Debug print.
+pub fn parse_credential_key(value: &str) -> Result<[u8; 32], String> {
+    let bytes = STANDARD
+        .decode(value.trim())
+        .map_err(|_| "TIDEMARK_CREDENTIAL_KEY must be base64".to_string())?;
+    bytes
+        .try_into()
+        .map_err(|_| "TIDEMARK_CREDENTIAL_KEY must decode to exactly 32 bytes".to_string())
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let opt = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        fn num<T: std::str::FromStr>(
+            v: Option<String>,
+            name: &str,
+            default: T,
+        ) -> Result<T, String> {
+            match v {
+                None => Ok(default),
+                Some(s) => s
+                    .parse()
+                    .map_err(|_| format!("{name} must be a number, got {s:?}")),
+            }
+        }
+        let database_url = opt("DATABASE_URL").ok_or("DATABASE_URL is required")?;
+        let timezone: Tz = opt("TIDEMARK_TIMEZONE")
+            .unwrap_or_else(|| "UTC".into())
+            .parse()
+            .map_err(|_| {
+                "TIDEMARK_TIMEZONE must be an IANA time zone such as UTC or Asia/Shanghai"
+                    .to_string()
+            })?;
+        let collect_concurrency: usize = num(
+            opt("TIDEMARK_COLLECT_CONCURRENCY"),
+            "TIDEMARK_COLLECT_CONCURRENCY",
+            5,
+        )?;
+        if !(1..=100).contains(&collect_concurrency) {
+            return Err("TIDEMARK_COLLECT_CONCURRENCY must be between 1 and 100".into());
+        }
+        let part_mib: usize = num(
+            opt("TIDEMARK_EXPORT_PART_MIB"),
+            "TIDEMARK_EXPORT_PART_MIB",
+            8,
+        )?;
+        if !(5..=512).contains(&part_mib) {
+            return Err(
+                "TIDEMARK_EXPORT_PART_MIB must be between 5 and 512 (S3's minimum part is 5 MiB)"
+                    .into(),
+            );
+        }
+        let time = |name: &str, default: &str| -> Result<String, String> {
+            let v = opt(name).unwrap_or_else(|| default.to_string());
+            chrono::NaiveTime::parse_from_str(&v, "%H:%M")
+                .map_err(|_| format!("{name} must be HH:MM, got {v:?}"))?;
+            Ok(v)
+        };
+        Ok(Config {
+            database_url,
+            timezone,
+            export_bucket: opt("TIDEMARK_EXPORT_BUCKET")
+                .unwrap_or_else(|| "tidemark-exports".into()),
+            s3_endpoint: opt("TIDEMARK_S3_ENDPOINT"),
+            collect_concurrency,
+            connect_timeout: Duration::from_secs(num(
+                opt("TIDEMARK_CONNECT_TIMEOUT_SECS"),
+                "TIDEMARK_CONNECT_TIMEOUT_SECS",
+                10,
+            )?),
+            statement_timeout: Duration::from_secs(num(
+                opt("TIDEMARK_STATEMENT_TIMEOUT_SECS"),
+                "TIDEMARK_STATEMENT_TIMEOUT_SECS",
+                60,
+            )?),
+            presign_expiry: Duration::from_secs(num(
+                opt("TIDEMARK_PRESIGN_EXPIRY_SECS"),
+                "TIDEMARK_PRESIGN_EXPIRY_SECS",
+                900,
+            )?),
+            export_part_size: part_mib * 1024 * 1024,
+            db_pool_size: num(opt("TIDEMARK_DB_POOL_SIZE"), "TIDEMARK_DB_POOL_SIZE", 16)?,
+            stats_retention_months: num(
+                opt("TIDEMARK_STATS_RETENTION_MONTHS"),
+                "TIDEMARK_STATS_RETENTION_MONTHS",
+                24,
+            )?,
+            log_retention_months: num(
+                opt("TIDEMARK_LOG_RETENTION_MONTHS"),
+                "TIDEMARK_LOG_RETENTION_MONTHS",
+                3,
+            )?,
+            collect_at: time("TIDEMARK_COLLECT_AT", "03:00")?,
+            aggregate_at: time("TIDEMARK_AGGREGATE_AT", "04:00")?,
+            maintenance_at: time("TIDEMARK_MAINTENANCE_AT", "05:00")?,
+        })
+    }
+
+    /// Today's business date in the configured time zone.
+    pub fn business_date(&self, at: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
+        at.with_timezone(&self.timezone).date_naive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn missing_and_malformed_settings_are_named() {
+        assert!(cfg(&[]).unwrap_err().contains("DATABASE_URL"));
+        let e = cfg(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("TIDEMARK_TIMEZONE", "Mars/Olympus"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("TIDEMARK_TIMEZONE"));
+        let e = cfg(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("TIDEMARK_COLLECT_CONCURRENCY", "0"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("TIDEMARK_COLLECT_CONCURRENCY"));
+        let c = cfg(&[("DATABASE_URL", "postgres://x")]).unwrap();
+        assert_eq!(c.collect_concurrency, 5);
+        assert_eq!(c.export_part_size, 8 * 1024 * 1024);
+        assert!(parse_credential_key("short").is_err());
+        assert!(parse_credential_key(&STANDARD.encode([7u8; 32])).is_ok());
+    }
+}

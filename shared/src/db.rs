@@ -1,0 +1,61 @@
+//! The app database: a pool and the migrations (refinery, SQL files under `migrations/`).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+mod embedded {
+    refinery::embed_migrations!("../migrations");
+}
+
+pub fn pool(database_url: &str, size: usize) -> anyhow::Result<Pool> {
+    let mut cfg = tokio_postgres::Config::from_str(database_url)
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    if cfg.get_connect_timeout().is_none() {
+        cfg.connect_timeout(Duration::from_secs(5));
+    }
+    if cfg.get_application_name().is_none() {
+        cfg.application_name("tidemark");
+    }
+    let manager = Manager::from_config(
+        cfg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .context("building the database pool")
+}
+
+/// Applies pending migrations; returns the versions applied now.
+pub async fn migrate(pool: &Pool) -> anyhow::Result<Vec<String>> {
+    let mut client = pool
+        .get()
+        .await
+        .context("connecting to the database for migrations")?;
+    // Two starters at once: the advisory lock makes the second wait, then find nothing to do.
+    client
+        .batch_execute("SELECT pg_advisory_lock(7246001)")
+        .await?;
+    let report = embedded::migrations::runner()
+        .run_async(&mut **client)
+        .await;
+    client
+        .batch_execute("SELECT pg_advisory_unlock(7246001)")
+        .await?;
+    let report = report.context("applying migrations")?;
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(|m| m.to_string())
+        .collect())
+}

@@ -1,0 +1,21 @@
+//! The HTTP contract of api.md, independent of the transport: API Gateway events and the
+//! local server both turn their request into [`RawRequest`] and call [`router::dispatch`].
+
+pub mod auth;
+pub mod error;
+pub mod list;
+pub mod request;
+pub mod response;
+pub mod router;
+pub mod sql;
+
+pub use auth::{Principal, Role};
+pub use error::{ApiError, ApiResult};
+pub use list::{ListParams, Page};
+pub use request::{Query, RawRequest, Req};
+pub use response::ApiResponse;
+
+/// Largest accepted request body (api.md: 413 above).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Every route lives under this prefix.
+pub const API_PREFIX: &str = "/api/v1";

@@ -1,0 +1,283 @@
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use serde::de::DeserializeOwned;
+
+use super::auth::JwtClaims;
+use super::{ApiError, Principal, MAX_BODY_BYTES};
+
+/// What a transport hands to the router.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    pub method: Method,
+    /// Full path, e.g. `/api/v1/instances/3`.
+    pub path: String,
+    /// Raw query string without `?`.
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Set by the Lambda adapter from the authorizer context.
+    pub jwt: Option<JwtClaims>,
+    /// Set by the Lambda adapter (API Gateway request id); generated otherwise.
+    pub request_id: Option<String>,
+}
+
+impl RawRequest {
+    pub fn new(method: Method, path_and_query: &str) -> Self {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        RawRequest {
+            method,
+            path: path.to_string(),
+            query: query.to_string(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            jwt: None,
+            request_id: None,
+        }
+    }
+}
+
+/// Decoded query parameters, in order, repeatable.
+#[derive(Debug, Clone, Default)]
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(raw: &str) -> Self {
+        Query(
+            raw.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect(),
+        )
+    }
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    /// A non-empty value, trimmed.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.get(name).map(str::trim).filter(|v| !v.is_empty())
+    }
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+    pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.text(name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| ApiError::validation(name, format!("{name} must be an integer"))),
+        }
+    }
+    pub fn bool(&self, name: &str) -> Result<bool, ApiError> {
+        match self.text(name).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(false),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(_) => Err(ApiError::validation(
+                name,
+                format!("{name} must be true or false"),
+            )),
+        }
+    }
+    pub fn date(&self, name: &str) -> Result<Option<chrono::NaiveDate>, ApiError> {
+        match self.text(name) {
+            None => Ok(None),
+            Some(v) => chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map(Some)
+                .map_err(|_| {
+                    ApiError::validation(name, format!("{name} must be a date YYYY-MM-DD"))
+                }),
+        }
+    }
+    pub fn time(&self, name: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+        match self.text(name) {
+            None => Ok(None),
+            Some(v) => chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| Some(t.with_timezone(&chrono::Utc)))
+                .map_err(|_| {
+                    ApiError::validation(name, format!("{name} must be an ISO-8601 time"))
+                }),
+        }
+    }
+    /// One of the allowed values, or 400.
+    pub fn one_of(
+        &self,
+        name: &str,
+        allowed: &[&'static str],
+    ) -> Result<Option<&'static str>, ApiError> {
+        match self.text(name) {
+            None => Ok(None),
+            Some(v) => allowed
+                .iter()
+                .find(|a| a.eq_ignore_ascii_case(v))
+                .copied()
+                .map(Some)
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        name,
+                        format!("{name} must be one of: {}", allowed.join(", ")),
+                    )
+                }),
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A routed request as handlers see it.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub params: Vec<(&'static str, String)>,
+    pub query: Query,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub principal: Principal,
+    pub request_id: String,
+}
+
+impl Req {
+    /// A path parameter (`{id}`) that must be a positive integer; otherwise 404 (no such resource).
+    pub fn id(&self, name: &str) -> Result<i64, ApiError> {
+        self.param(name)
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|v| *v > 0)
+            .ok_or_else(|| ApiError::not_found(name.trim_end_matches("_id")))
+    }
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn uuid(&self, name: &str, what: &str) -> Result<uuid::Uuid, ApiError> {
+        self.param(name)
+            .and_then(|v| uuid::Uuid::parse_str(v).ok())
+            .ok_or_else(|| ApiError::not_found(what))
+    }
+
+    /// The body as JSON of type `T` (which should `deny_unknown_fields`).
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        parse_json(&self.body)
+    }
+}
+
+/// Body JSON with the contract's errors: syntax -> `MALFORMED_JSON`; wrong shape, type or an
+/// unknown field -> `VALIDATION_ERROR` naming the field.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::too_large("request body over 1 MiB"));
+    }
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ApiError::malformed("a JSON body is required"));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::malformed(format!("malformed JSON: {e}"))
+            }
+            Category::Data => {
+                let msg = e.to_string();
+                let field = backticked(&msg);
+                let mut err = ApiError::invalid(strip_position(&msg));
+                err.field = field;
+                err
+            }
+        }
+    })
+}
+
+fn backticked(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let end = msg[start..].find('`')? + start;
+    Some(msg[start..end].to_string())
+}
+
+fn strip_position(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decodes_and_repeats() {
+        let q = Query::parse("tag=a&tag=b%20c&search=x+y&empty=");
+        assert_eq!(q.all("tag"), vec!["a", "b c"]);
+        assert_eq!(q.get("search"), Some("x y"));
+        assert_eq!(q.text("empty"), None);
+        assert!(q.int("search").is_err());
+    }
+
+    #[test]
+    fn json_errors_are_classified() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct T {
+            a: i64,
+        }
+        assert_eq!(parse_json::<T>(b"{").unwrap_err().code, "MALFORMED_JSON");
+        let e = parse_json::<T>(br#"{"a":1,"b":2}"#).unwrap_err();
+        assert_eq!(e.code, "VALIDATION_ERROR");
+        assert_eq!(e.field.as_deref(), Some("b"));
+        assert_eq!(
+            parse_json::<T>(br#"{"a":"x"}"#).unwrap_err().code,
+            "VALIDATION_ERROR"
+        );
+    }
+}
+
+/// For PATCH bodies: absent -> `None`, `null` -> `Some(None)`, value -> `Some(Some(v))`.
+pub fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}

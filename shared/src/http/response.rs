@@ -1,0 +1,51 @@
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde::Serialize;
+use serde_json::json;
+
+/// A response before the router adds request id and ETag.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl ApiResponse {
+    fn envelope(status: StatusCode, data: impl Serialize) -> Self {
+        let body = serde_json::to_vec(&json!({"success": true, "data": data}))
+            .unwrap_or_else(|_| br#"{"success":false}"#.to_vec());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        ApiResponse {
+            status,
+            headers,
+            body: Bytes::from(body),
+        }
+    }
+    pub fn ok(data: impl Serialize) -> Self {
+        Self::envelope(StatusCode::OK, data)
+    }
+    pub fn created(data: impl Serialize) -> Self {
+        Self::envelope(StatusCode::CREATED, data)
+    }
+    pub fn accepted(data: impl Serialize) -> Self {
+        Self::envelope(StatusCode::ACCEPTED, data)
+    }
+    pub fn multi_status(data: impl Serialize) -> Self {
+        Self::envelope(StatusCode::MULTI_STATUS, data)
+    }
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+    pub fn with_header(mut self, name: http::header::HeaderName, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.insert(name, v);
+        }
+        self
+    }
+}

@@ -1,0 +1,201 @@
+//! System routes: health, partitions, schedules (function `api-system`) and the event log
+//! (function `api-logs`); plus the daily maintenance job.
+
+pub mod maintenance;
+pub mod partitions;
+pub mod schedules;
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::http::list::{Order, SortField, SortSpec};
+use crate::http::router::Route;
+use crate::http::sql::{contains_pattern, Sql};
+use crate::http::{ApiError, ApiResponse, ApiResult, ListParams, Req};
+use crate::{route, App};
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        route!(GET "/health", public, "api-system", health),
+        route!(GET "/partitions", Admin, "api-system", partitions::list),
+        route!(POST "/partitions/actions/ensure", Admin, "api-system", partitions::ensure),
+        route!(GET "/schedules", Viewer, "api-system", list_schedules),
+        route!(GET "/logs", Admin, "api-logs", logs),
+        route!(GET "/logs/statistics", Admin, "api-logs", log_statistics),
+    ]
+}
+
+pub async fn health(app: &App, _req: Req) -> ApiResult {
+    let probe = async {
+        let client = app.db.get().await.map_err(|e| e.to_string())?;
+        client
+            .query_one("SELECT 1", &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(())
+    };
+    let ok = matches!(
+        tokio::time::timeout(Duration::from_secs(3), probe).await,
+        Ok(Ok(()))
+    );
+    let body = json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "database": if ok { "ok" } else { "error" },
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    let resp = ApiResponse::ok(body);
+    Ok(if ok {
+        resp
+    } else {
+        resp.with_status(http::StatusCode::SERVICE_UNAVAILABLE)
+    })
+}
+
+pub async fn list_schedules(app: &App, _req: Req) -> ApiResult {
+    let now = chrono::Utc::now();
+    let items: Vec<_> = schedules::schedules(&app.config)
+        .iter()
+        .map(|s| {
+            json!({
+                "key": s.job.key(),
+                "function": s.job.function(),
+                "at": s.at.format("%H:%M").to_string(),
+                "timezone": s.timezone.name(),
+                "expression": s.cron(),
+                "next_run_at": s.next_after(now),
+            })
+        })
+        .collect();
+    Ok(ApiResponse::ok(json!({"items": items})))
+}
+
+static LOG_SORTS: SortSpec = SortSpec {
+    fields: &[SortField {
+        name: "occurred_at",
+        expr: "e.occurred_at",
+        sql_type: "timestamptz",
+        default_order: Order::Desc,
+    }],
+    id_expr: "e.id",
+};
+
+/// Window and filters shared by the log list and its statistics; default the last 24 h.
+fn log_conditions(req: &Req, sql: &mut Sql) -> Result<Vec<String>, ApiError> {
+    let q = &req.query;
+    let end = q.time("end_time")?;
+    let start = match (q.time("start_time")?, end) {
+        (Some(s), _) => s,
+        (None, Some(e)) => e - chrono::Duration::hours(24),
+        (None, None) => chrono::Utc::now() - chrono::Duration::hours(24),
+    };
+    let mut conds = vec![format!("e.occurred_at >= {}", sql.bind(start))];
+    if let Some(e) = end {
+        if e < start {
+            return Err(ApiError::validation(
+                "end_time",
+                "end_time must not be before start_time",
+            ));
+        }
+        conds.push(format!("e.occurred_at <= {}", sql.bind(e)));
+    }
+    if let Some(level) = q.one_of("level", &["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])? {
+        conds.push(format!("e.level = {}", sql.bind(level.to_string())));
+    }
+    if let Some(m) = q.text("module") {
+        conds.push(format!("e.module ILIKE {}", sql.bind(contains_pattern(m))));
+    }
+    if let Some(s) = q.text("search") {
+        let p = sql.bind(contains_pattern(s));
+        conds.push(format!(
+            "(e.message ILIKE {p} OR e.context::text ILIKE {p})"
+        ));
+    }
+    Ok(conds)
+}
+
+pub async fn logs(app: &App, req: Req) -> ApiResult {
+    let params = ListParams::parse(&req.query, &LOG_SORTS)?;
+    let mut sql = Sql::default();
+    let mut conds = log_conditions(&req, &mut sql)?;
+    let client = app.db.get().await?;
+    let total = if params.include_total {
+        let mut c = Sql::default();
+        let cc = log_conditions(&req, &mut c)?;
+        c.text = "SELECT count(*) FROM event_logs e".into();
+        c.push_where(&cc);
+        Some(
+            client
+                .query_one(&c.text, &c.params())
+                .await?
+                .get::<_, i64>(0),
+        )
+    } else {
+        None
+    };
+    params.keyset_condition(&mut sql, &mut conds);
+    sql.text = format!(
+        "SELECT e.id, e.occurred_at, e.level, e.module, e.message, e.context, {} FROM event_logs e",
+        params.key_select()
+    );
+    sql.push_where(&conds);
+    sql.push(&params.order_and_limit());
+    let rows = client.query(&sql.text, &sql.params()).await?;
+    Ok(ApiResponse::ok(params.finish(rows, total, |r| {
+        json!({
+            "id": r.get::<_, i64>("id"),
+            "occurred_at": r.get::<_, chrono::DateTime<chrono::Utc>>("occurred_at"),
+            "level": r.get::<_, String>("level"),
+            "module": r.get::<_, String>("module"),
+            "message": r.get::<_, String>("message"),
+            "context": r.get::<_, serde_json::Value>("context"),
+        })
+    })))
+}
+
+pub async fn log_statistics(app: &App, req: Req) -> ApiResult {
+    let mut sql = Sql::default();
+    let conds = log_conditions(&req, &mut sql)?;
+    let where_ = format!(" WHERE {}", conds.join(" AND "));
+    let client = app.db.get().await?;
+    let by_level = client
+        .query(
+            &format!("SELECT e.level, count(*) FROM event_logs e{where_} GROUP BY e.level"),
+            &sql.params(),
+        )
+        .await?;
+    let top = client
+        .query(
+            &format!("SELECT e.module, count(*) AS n FROM event_logs e{where_} GROUP BY e.module ORDER BY n DESC, e.module LIMIT 10"),
+            &sql.params(),
+        )
+        .await?;
+    let mut levels = serde_json::Map::new();
+    let mut total = 0i64;
+    let mut errors = 0i64;
+    for r in &by_level {
+        let level: String = r.get(0);
+        let n: i64 = r.get(1);
+        total += n;
+        if level == "ERROR" || level == "CRITICAL" {
+            errors += n;
+        }
+        levels.insert(level, json!(n));
+    }
+    let top: Vec<_> = top
+        .iter()
+        .map(|r| json!({"module": r.get::<_, String>(0), "count": r.get::<_, i64>(1)}))
+        .collect();
+    let error_rate = if total > 0 {
+        (errors as f64 / total as f64 * 10000.0).round() / 100.0
+    } else {
+        0.0
+    };
+    Ok(ApiResponse::ok(json!({
+        "total": total,
+        "error_count": errors,
+        "level_distribution": levels,
+        "top_modules": top,
+        "error_rate": error_rate,
+    })))
+}

@@ -1,0 +1,346 @@
+//! Tags (function `api-tags`); the bulk actions live in `bulk` (function `tags-bulk`).
+
+pub mod bulk;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_postgres::Row;
+
+use crate::http::list::{Order, SortField, SortSpec};
+use crate::http::router::Route;
+use crate::http::sql::{contains_pattern, Sql};
+use crate::http::{ApiError, ApiResponse, ApiResult, ListParams, Req};
+use crate::{route, App};
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        route!(GET "/tags", Viewer, "api-tags", list),
+        route!(POST "/tags", Operator, "api-tags", create),
+        route!(GET "/tags/categories", Viewer, "api-tags", categories),
+        route!(POST "/tags/actions/batch-delete", Admin, "api-tags", batch_delete),
+        route!(GET "/tags/{id}", Viewer, "api-tags", get),
+        route!(PATCH "/tags/{id}", Operator, "api-tags", update),
+        route!(DELETE "/tags/{id}", Admin, "api-tags", delete),
+    ]
+}
+
+/// `instance_count` counts links to non-deleted instances.
+const COLUMNS: &str =
+    "t.id, t.name, t.display_name, t.category, t.is_active, t.created_at, t.updated_at, \
+    (SELECT count(*) FROM instance_tags it JOIN instances i ON i.id = it.instance_id \
+      WHERE it.tag_id = t.id AND i.deleted_at IS NULL) AS instance_count";
+
+fn tag_json(r: &Row) -> Value {
+    json!({
+        "id": r.get::<_, i64>("id"),
+        "name": r.get::<_, String>("name"),
+        "display_name": r.get::<_, String>("display_name"),
+        "category": r.get::<_, String>("category"),
+        "is_active": r.get::<_, bool>("is_active"),
+        "instance_count": r.get::<_, i64>("instance_count"),
+        "created_at": r.get::<_, chrono::DateTime<chrono::Utc>>("created_at"),
+        "updated_at": r.get::<_, chrono::DateTime<chrono::Utc>>("updated_at"),
+    })
+}
+
+static SORTS: SortSpec = SortSpec {
+    fields: &[
+        SortField {
+            name: "name",
+            expr: "t.name",
+            sql_type: "text",
+            default_order: Order::Asc,
+        },
+        SortField {
+            name: "id",
+            expr: "t.id",
+            sql_type: "bigint",
+            default_order: Order::Desc,
+        },
+        SortField {
+            name: "display_name",
+            expr: "t.display_name",
+            sql_type: "text",
+            default_order: Order::Asc,
+        },
+        SortField {
+            name: "category",
+            expr: "t.category",
+            sql_type: "text",
+            default_order: Order::Asc,
+        },
+        SortField {
+            name: "created_at",
+            expr: "t.created_at",
+            sql_type: "timestamptz",
+            default_order: Order::Desc,
+        },
+    ],
+    id_expr: "t.id",
+};
+
+pub async fn list(app: &App, req: Req) -> ApiResult {
+    let q = &req.query;
+    let params = ListParams::parse(q, &SORTS)?;
+    let mut sql = Sql::default();
+    let mut conds = Vec::new();
+    if let Some(s) = q.text("search") {
+        let p = sql.bind(contains_pattern(s));
+        conds.push(format!(
+            "(t.name ILIKE {p} OR t.display_name ILIKE {p} OR t.category ILIKE {p})"
+        ));
+    }
+    if let Some(c) = q.text("category") {
+        conds.push(format!("t.category = {}", sql.bind(c.to_string())));
+    }
+    match q.one_of("status", &["active", "inactive", "all"])? {
+        Some("active") => conds.push("t.is_active".into()),
+        Some("inactive") => conds.push("NOT t.is_active".into()),
+        _ => {}
+    }
+    let client = app.db.get().await?;
+    let total = if params.include_total {
+        let mut count = Sql::default();
+        std::mem::swap(&mut count, &mut sql);
+        count.text = "SELECT count(*) FROM tags t".into();
+        count.push_where(&conds);
+        let n: i64 = client.query_one(&count.text, &count.params()).await?.get(0);
+        std::mem::swap(&mut count, &mut sql);
+        Some(n)
+    } else {
+        None
+    };
+    params.keyset_condition(&mut sql, &mut conds);
+    sql.text = format!("SELECT {COLUMNS}, {} FROM tags t", params.key_select());
+    sql.push_where(&conds);
+    sql.push(&params.order_and_limit());
+    let rows = client.query(&sql.text, &sql.params()).await?;
+    Ok(ApiResponse::ok(params.finish(rows, total, tag_json)))
+}
+
+async fn fetch(client: &impl deadpool_postgres::GenericClient, id: i64) -> Result<Row, ApiError> {
+    client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM tags t WHERE t.id = $1"),
+            &[&id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("tag"))
+}
+
+pub async fn get(app: &App, req: Req) -> ApiResult {
+    let id = req.id("id")?;
+    let client = app.db.get().await?;
+    Ok(ApiResponse::ok(tag_json(&fetch(&client, id).await?)))
+}
+
+fn valid_name(v: &str) -> Result<String, ApiError> {
+    let v = v.trim();
+    if v.is_empty()
+        || v.len() > 50
+        || !v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(ApiError::validation(
+            "name",
+            "name must match ^[A-Za-z0-9_-]{1,50}$",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+fn valid_text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
+    let v = v.trim();
+    if v.is_empty() || v.chars().count() > max {
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must have 1 to {max} characters"),
+        ));
+    }
+    Ok(v.to_string())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    display_name: String,
+    category: String,
+    is_active: Option<bool>,
+}
+
+pub async fn create(app: &App, req: Req) -> ApiResult {
+    let body: CreateBody = req.json()?;
+    let name = valid_name(&body.name)?;
+    let display_name = valid_text("display_name", &body.display_name, 100)?;
+    let category = valid_text("category", &body.category, 50)?;
+    let client = app.db.get().await?;
+    let id: i64 = client
+        .query_one(
+            "INSERT INTO tags (name, display_name, category, is_active) VALUES ($1, $2, $3, $4) RETURNING id",
+            &[&name, &display_name, &category, &body.is_active.unwrap_or(true)],
+        )
+        .await
+        .map_err(|e| name_conflict(e, &name))?
+        .get(0);
+    let row = fetch(&client, id).await?;
+    Ok(ApiResponse::created(tag_json(&row))
+        .with_header(http::header::LOCATION, &format!("/api/v1/tags/{id}")))
+}
+
+fn name_conflict(e: tokio_postgres::Error, name: &str) -> ApiError {
+    let err = ApiError::from(e);
+    if err.code == "CONFLICT" {
+        ApiError::conflict("CONFLICT", format!("a tag named {name:?} already exists"))
+            .with_field("name")
+    } else {
+        err
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    name: Option<String>,
+    display_name: Option<String>,
+    category: Option<String>,
+    is_active: Option<bool>,
+}
+
+pub async fn update(app: &App, req: Req) -> ApiResult {
+    let id = req.id("id")?;
+    let body: PatchBody = req.json()?;
+    let mut sql = Sql::default();
+    let mut sets = vec!["updated_at = now()".to_string()];
+    let name = body.name.as_deref().map(valid_name).transpose()?;
+    if let Some(n) = &name {
+        sets.push(format!("name = {}", sql.bind(n.clone())));
+    }
+    if let Some(v) = &body.display_name {
+        sets.push(format!(
+            "display_name = {}",
+            sql.bind(valid_text("display_name", v, 100)?)
+        ));
+    }
+    if let Some(v) = &body.category {
+        sets.push(format!(
+            "category = {}",
+            sql.bind(valid_text("category", v, 50)?)
+        ));
+    }
+    if let Some(v) = body.is_active {
+        sets.push(format!("is_active = {}", sql.bind(v)));
+    }
+    let idp = sql.bind(id);
+    sql.text = format!("UPDATE tags SET {} WHERE id = {idp}", sets.join(", "));
+    let client = app.db.get().await?;
+    let n = client
+        .execute(&sql.text, &sql.params())
+        .await
+        .map_err(|e| name_conflict(e, name.as_deref().unwrap_or("")))?;
+    if n == 0 {
+        return Err(ApiError::not_found("tag"));
+    }
+    Ok(ApiResponse::ok(tag_json(&fetch(&client, id).await?)))
+}
+
+/// Deletes the given tags that have no links, in one transaction; the rows are locked first
+/// so a concurrent assign cannot slip a link in between the check and the delete.
+/// Returns `(id, status, instance_count)` per requested id.
+async fn delete_unlinked(
+    app: &App,
+    ids: &[i64],
+) -> Result<Vec<(i64, &'static str, i64)>, ApiError> {
+    let mut client = app.db.get().await?;
+    let tx = client.transaction().await?;
+    let rows = tx
+        .query(
+            "WITH locked AS (SELECT id FROM tags WHERE id = ANY($1::bigint[]) FOR UPDATE) \
+             SELECT l.id, (SELECT count(*) FROM instance_tags it WHERE it.tag_id = l.id) FROM locked l",
+            &[&ids],
+        )
+        .await?;
+    let found: std::collections::HashMap<i64, i64> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let deletable: Vec<i64> = found
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(id, _)| *id)
+        .collect();
+    if !deletable.is_empty() {
+        tx.execute(
+            "DELETE FROM tags WHERE id = ANY($1::bigint[])",
+            &[&deletable],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(ids
+        .iter()
+        .map(|id| match found.get(id) {
+            None => (*id, "not_found", 0),
+            Some(0) => (*id, "deleted", 0),
+            Some(n) => (*id, "in_use", *n),
+        })
+        .collect())
+}
+
+pub async fn delete(app: &App, req: Req) -> ApiResult {
+    let id = req.id("id")?;
+    let (_, status, count) = delete_unlinked(app, &[id]).await?[0];
+    match status {
+        "deleted" => Ok(ApiResponse::ok(json!({"id": id, "deleted": true}))),
+        "in_use" => Err(ApiError::conflict(
+            "TAG_IN_USE",
+            format!("tag is linked to {count} instance(s)"),
+        )
+        .with_details(json!({"instance_count": count}))),
+        _ => Err(ApiError::not_found("tag")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchDeleteBody {
+    tag_ids: Vec<i64>,
+}
+
+pub async fn batch_delete(app: &App, req: Req) -> ApiResult {
+    let body: BatchDeleteBody = req.json()?;
+    if body.tag_ids.is_empty() {
+        return Err(ApiError::validation("tag_ids", "tag_ids must not be empty"));
+    }
+    let ids = crate::instances::validate::ids("tag_ids", &body.tag_ids, 1000)?;
+    let results = delete_unlinked(app, &ids).await?;
+    let all_deleted = results.iter().all(|r| r.1 == "deleted");
+    let items: Vec<Value> = results
+        .iter()
+        .map(|(id, status, n)| {
+            if *status == "in_use" {
+                json!({"tag_id": id, "status": status, "instance_count": n})
+            } else {
+                json!({"tag_id": id, "status": status})
+            }
+        })
+        .collect();
+    let deleted = results.iter().filter(|r| r.1 == "deleted").count();
+    let data = json!({"results": items, "deleted_count": deleted});
+    Ok(if all_deleted {
+        ApiResponse::ok(data)
+    } else {
+        ApiResponse::multi_status(data)
+    })
+}
+
+pub async fn categories(app: &App, _req: Req) -> ApiResult {
+    let client = app.db.get().await?;
+    let rows = client
+        .query(
+            "SELECT DISTINCT category FROM tags WHERE category <> '' ORDER BY category",
+            &[],
+        )
+        .await?;
+    let cats: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    Ok(ApiResponse::ok(json!({"categories": cats})))
+}
