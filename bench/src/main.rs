@@ -1,1 +1,42 @@
-fn main() {}
+//! `cargo run --release -p tidemark-bench -- <scenario> [--json]`
+//!
+//! Each scenario builds its own data in a fresh database, drives the local stack over HTTP
+//! where a user would, and measures its naive baseline side by side in the same run.
+
+mod collect;
+mod export;
+mod ledger;
+mod measure;
+mod tags_bulk;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Scenario {
+    TagsBulk,
+    Ledger,
+    Export,
+    Collect,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "tidemark-bench")]
+struct Cli {
+    scenario: Scenario,
+    /// One JSON object per measure instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let measures = match cli.scenario {
+        Scenario::TagsBulk => tags_bulk::run().await?,
+        Scenario::Ledger => ledger::run().await?,
+        Scenario::Export => export::run().await?,
+        Scenario::Collect => collect::run().await?,
+    };
+    measure::report(&measures, cli.json);
+    Ok(())
+}

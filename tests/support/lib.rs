@@ -1,1 +1,258 @@
-pub fn _p() {}
+//! Test support: a fresh PostgreSQL database per stack, the local stack on ephemeral ports,
+//! and a small HTTP client that speaks the contract's envelope.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use reqwest::Method;
+use serde_json::Value;
+use tidemark::http::Role;
+use tidemark_local::{Options, Stack};
+
+pub const VIEWER: &str = "viewer-token-0123456789";
+pub const OPERATOR: &str = "operator-token-0123456789";
+pub const ADMIN: &str = "admin-token-0123456789";
+
+pub const ADMIN_URL: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
+
+pub fn token(role: Role) -> &'static str {
+    match role {
+        Role::Viewer => VIEWER,
+        Role::Operator => OPERATOR,
+        Role::Admin => ADMIN,
+    }
+}
+
+/// A database of its own, dropped when the value is.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        let name = format!("tidemark_t_{}", uuid::Uuid::new_v4().simple());
+        tidemark_local::postgres::ensure_database(ADMIN_URL, &name)
+            .await
+            .expect("create test database");
+        TestDb {
+            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            name,
+        }
+    }
+
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect test db");
+        tokio::spawn(conn);
+        client
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(ADMIN_URL, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The local stack on ephemeral ports over a fresh database.
+pub struct TestStack {
+    pub stack: Stack,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub db: TestDb,
+    pub data_dir: tempfile::TempDir,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for Resp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.body)
+    }
+}
+
+impl TestStack {
+    pub async fn start() -> TestStack {
+        Self::start_with(Vec::new()).await
+    }
+
+    /// With settings (e.g. `TIDEMARK_COLLECT_CONCURRENCY`) given as the environment would.
+    pub async fn start_with(settings: Vec<(&str, &str)>) -> TestStack {
+        init_logs();
+        let db = TestDb::create().await;
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let mut settings: Vec<(String, String)> = settings
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        settings.push((
+            "TIDEMARK_CREDENTIAL_KEY".into(),
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
+        ));
+        settings.push(("TIDEMARK_DB_POOL_SIZE".into(), "8".into()));
+        let stack = tidemark_local::start(Options {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            s3_listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: data_dir.path().to_path_buf(),
+            scheduler: false,
+            database_url: Some(db.url.clone()),
+            api_tokens: Some(format!("viewer:{VIEWER},operator:{OPERATOR},admin:{ADMIN}")),
+            settings,
+        })
+        .await
+        .expect("start local stack");
+        let base = format!("http://{}/api/v1", stack.api_addr);
+        TestStack {
+            stack,
+            base,
+            http: reqwest::Client::new(),
+            db,
+            data_dir,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
+        let mut rb = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(b).expect("json"));
+        }
+        let resp = rb.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, role: Role) -> Resp {
+        self.call(Method::GET, path, Some(token(role)), None).await
+    }
+    pub async fn post(&self, path: &str, role: Role, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(token(role)), Some(&body))
+            .await
+    }
+    pub async fn patch(&self, path: &str, role: Role, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(token(role)), Some(&body))
+            .await
+    }
+    pub async fn delete(&self, path: &str, role: Role) -> Resp {
+        self.call(Method::DELETE, path, Some(token(role)), None)
+            .await
+    }
+
+    /// Creates an instance and returns its id.
+    pub async fn instance(&self, name: &str, db_type: &str, host: &str, port: u16) -> i64 {
+        let r = self
+            .post(
+                "/instances",
+                Role::Operator,
+                serde_json::json!({"name": name, "db_type": db_type, "host": host, "port": port}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+        r.data()["id"].as_i64().expect("id")
+    }
+
+    /// Creates a tag and returns its id.
+    pub async fn tag(&self, name: &str) -> i64 {
+        let r = self
+            .post(
+                "/tags",
+                Role::Operator,
+                serde_json::json!({"name": name, "display_name": name, "category": "test"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+        r.data()["id"].as_i64().expect("id")
+    }
+}
+
+/// Everything the test binary's tracing writes, for "never in a log line" checks.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().map(|b| b.clone()).unwrap_or_default())
+        .into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUF.get_or_init(|| Arc::new(Mutex::new(Vec::new())))
+}
+
+struct BufWriter;
+
+impl std::io::Write for BufWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = log_buffer().lock() {
+            b.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                "debug,tokio_postgres=info,hyper=info,aws=info,s3s=info,h2=info,rustls=info",
+            )
+            .with_writer(|| BufWriter)
+            .with_ansi(false)
+            .try_init();
+    });
+}

@@ -29,6 +29,10 @@ pub struct Options {
     pub scheduler: bool,
     /// `DATABASE_URL`; `None`: the default port or a private cluster.
     pub database_url: Option<String>,
+    /// `TIDEMARK_API_TOKENS`; `None`: the environment, else generated into the data folder.
+    pub api_tokens: Option<String>,
+    /// Overrides for the environment's settings (tests use this instead of `std::env`).
+    pub settings: Vec<(String, String)>,
 }
 
 pub struct Stack {
@@ -43,17 +47,15 @@ pub struct Stack {
 /// A secret kept in the data folder so restarts keep it: from the environment when set,
 /// else read or generated once.
 fn persistent_secret(
-    data_dir: &std::path::Path,
+    opts: &Options,
     file: &str,
     env: &str,
     make: impl Fn() -> String,
 ) -> anyhow::Result<String> {
-    if let Ok(v) = std::env::var(env) {
-        if !v.trim().is_empty() {
-            return Ok(v);
-        }
+    if let Some(v) = setting(opts, env) {
+        return Ok(v);
     }
-    let path = data_dir.join(file);
+    let path = opts.data_dir.join(file);
     if let Ok(v) = std::fs::read_to_string(&path) {
         return Ok(v.trim().to_string());
     }
@@ -65,6 +67,21 @@ fn persistent_secret(
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
     }
     Ok(v)
+}
+
+/// A setting: the options' override, else the environment.
+fn setting(opts: &Options, key: &str) -> Option<String> {
+    if key == "TIDEMARK_API_TOKENS" {
+        if let Some(t) = &opts.api_tokens {
+            return Some(t.clone());
+        }
+    }
+    opts.settings
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var(key).ok())
+        .filter(|v| !v.trim().is_empty())
 }
 
 fn random_token() -> String {
@@ -88,45 +105,35 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
     let api_addr = api_listener.local_addr()?;
     let s3_addr = s3_listener.local_addr()?;
 
-    let s3_secret = persistent_secret(
-        &opts.data_dir,
-        "s3.secret",
-        "TIDEMARK_LOCAL_S3_SECRET",
-        random_token,
-    )?;
+    let s3_secret =
+        persistent_secret(&opts, "s3.secret", "TIDEMARK_LOCAL_S3_SECRET", random_token)?;
     let s3_access = "tidemark-local".to_string();
     let s3_root = opts.data_dir.join("s3");
     s3::serve(s3_listener, &s3_root, &s3_access, &s3_secret).await?;
 
-    let tokens_spec =
-        persistent_secret(&opts.data_dir, "api-tokens", "TIDEMARK_API_TOKENS", || {
-            format!(
-                "viewer:{},operator:{},admin:{}",
-                random_token(),
-                random_token(),
-                random_token()
-            )
-        })?;
+    let tokens_spec = persistent_secret(&opts, "api-tokens", "TIDEMARK_API_TOKENS", || {
+        format!(
+            "viewer:{},operator:{},admin:{}",
+            random_token(),
+            random_token(),
+            random_token()
+        )
+    })?;
     let auth = Authenticator::parse_tokens(&tokens_spec)
         .map_err(|e| anyhow::anyhow!("TIDEMARK_API_TOKENS: {e}"))?;
-    let key_b64 = persistent_secret(
-        &opts.data_dir,
-        "credential.key",
-        "TIDEMARK_CREDENTIAL_KEY",
-        || {
-            use rand::RngCore;
-            let mut k = [0u8; 32];
-            rand::thread_rng().fill_bytes(&mut k);
-            base64::engine::general_purpose::STANDARD.encode(k)
-        },
-    )?;
+    let key_b64 = persistent_secret(&opts, "credential.key", "TIDEMARK_CREDENTIAL_KEY", || {
+        use rand::RngCore;
+        let mut k = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut k);
+        base64::engine::general_purpose::STANDARD.encode(k)
+    })?;
     let key = tidemark::config::parse_credential_key(&key_b64).map_err(anyhow::Error::msg)?;
 
     let s3_endpoint = format!("http://{s3_addr}");
     let mut config = Config::from_lookup(|k| match k {
         "DATABASE_URL" => Some(database_url.clone()),
-        "TIDEMARK_S3_ENDPOINT" => Some(std::env::var(k).unwrap_or_else(|_| s3_endpoint.clone())),
-        _ => std::env::var(k).ok(),
+        "TIDEMARK_S3_ENDPOINT" => Some(s3_endpoint.clone()),
+        _ => setting(&opts, k),
     })
     .map_err(anyhow::Error::msg)?;
     config.s3_endpoint = Some(s3_endpoint.clone());

@@ -34,6 +34,8 @@ async fn main() -> anyhow::Result<()> {
         data_dir: cli.data_dir,
         scheduler: !cli.no_scheduler,
         database_url: std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty()),
+        api_tokens: None,
+        settings: Vec::new(),
     })
     .await?;
     let api = format!("http://{}", stack.api_addr);

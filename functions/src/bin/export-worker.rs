@@ -1,0 +1,9 @@
+//! `export-worker`: streams one export job into S3 multipart.
+
+#[tokio::main]
+async fn main() -> Result<(), tidemark_functions::Error> {
+    tidemark_functions::serve_sqs(|app, message: tidemark::queue::ExportMessage| async move {
+        tidemark::exports::process(&app, &message).await
+    })
+    .await
+}

@@ -1,0 +1,225 @@
+//! Wiring shared by the Lambda binaries: configuration and clients once per container, the
+//! API Gateway adapter, the SQS queue and batch handling. No domain logic lives here.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::BatchItemFailure;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_runtime::LambdaEvent;
+use tidemark::crypto::CredentialKey;
+use tidemark::http::auth::{Authenticator, JwtClaims};
+use tidemark::http::{router, RawRequest};
+use tidemark::queue::{CollectMessage, ExportMessage, Queue};
+use tidemark::storage::Storage;
+use tidemark::{App, Config};
+
+pub type Error = lambda_runtime::Error;
+
+fn required(name: &str) -> Result<String, Error> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| format!("{name} is required").into())
+}
+
+/// Cold start: configuration, pool and SDK clients, once per container. A missing setting
+/// fails here with its name.
+pub async fn app() -> Result<App, Error> {
+    tidemark::telemetry::init_json();
+    let config = Config::from_env()?;
+    let key = tidemark::config::parse_credential_key(&required("TIDEMARK_CREDENTIAL_KEY")?)?;
+    let db = tidemark::db::pool(&config.database_url, config.db_pool_size)?;
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        )
+        .load()
+        .await;
+    let s3 = tidemark::storage::s3_client(config.s3_endpoint.as_deref(), None).await;
+    let queue = SqsQueue {
+        client: aws_sdk_sqs::Client::new(&aws),
+        collect_url: std::env::var("TIDEMARK_COLLECT_QUEUE_URL").unwrap_or_default(),
+        export_url: std::env::var("TIDEMARK_EXPORT_QUEUE_URL").unwrap_or_default(),
+    };
+    Ok(App {
+        storage: Storage {
+            client: s3,
+            bucket: config.export_bucket.clone(),
+        },
+        config: Arc::new(config),
+        db,
+        auth: Authenticator::Jwt,
+        credential_key: CredentialKey::new(&key),
+        queue: Arc::new(queue),
+    })
+}
+
+/// SQS in AWS: the collection queue is FIFO (group = host:port, dedup = run:instance).
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    collect_url: String,
+    export_url: String,
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send_collect(&self, messages: Vec<CollectMessage>) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.collect_url.is_empty(),
+            "TIDEMARK_COLLECT_QUEUE_URL is required to dispatch collections"
+        );
+        for chunk in messages.chunks(10) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (i, m) in chunk.iter().enumerate() {
+                entries.push(
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(serde_json::to_string(m)?)
+                        .message_group_id(m.group())
+                        .message_deduplication_id(m.dedup_id())
+                        .build()?,
+                );
+            }
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.collect_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .context("sending collection messages")?;
+            anyhow::ensure!(
+                out.failed().is_empty(),
+                "SQS refused {} collection message(s)",
+                out.failed().len()
+            );
+        }
+        Ok(())
+    }
+
+    async fn send_export(&self, message: ExportMessage) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.export_url.is_empty(),
+            "TIDEMARK_EXPORT_QUEUE_URL is required to queue exports"
+        );
+        self.client
+            .send_message()
+            .queue_url(&self.export_url)
+            .message_body(serde_json::to_string(&message)?)
+            .send()
+            .await
+            .context("sending the export message")?;
+        Ok(())
+    }
+}
+
+/// API Gateway HTTP API (payload 2.0) -> the shared router, limited to this function's routes.
+pub async fn serve_http(function: &'static str) -> Result<(), Error> {
+    let app = app().await?;
+    let app = &app;
+    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
+        let raw = to_raw(req);
+        let resp = router::dispatch(app, raw, Some(function)).await;
+        let mut out = Response::builder().status(resp.status);
+        for (k, v) in &resp.headers {
+            out = out.header(k, v);
+        }
+        Ok::<_, Error>(out.body(Body::Binary(resp.body.to_vec()))?)
+    }))
+    .await
+}
+
+fn to_raw(req: Request) -> RawRequest {
+    let (jwt, request_id) = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            let jwt = ctx
+                .authorizer
+                .as_ref()
+                .and_then(|a| a.jwt.as_ref())
+                .map(|j| JwtClaims {
+                    subject: j.claims.get("sub").cloned().unwrap_or_default(),
+                    scopes: j.scopes.clone().unwrap_or_else(|| {
+                        j.claims
+                            .get("scope")
+                            .map(|s| s.split(' ').map(str::to_string).collect())
+                            .unwrap_or_default()
+                    }),
+                });
+            (jwt, ctx.request_id.clone())
+        }
+        _ => (None, None),
+    };
+    let (parts, body) = req.into_parts();
+    RawRequest {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts.headers,
+        body: body.to_vec().into(),
+        jwt,
+        request_id,
+    }
+}
+
+/// An SQS batch: each record handled on its own; failures reported per message
+/// (`ReportBatchItemFailures`) so only they are redelivered.
+pub async fn serve_sqs<M, F, Fut>(handle: F) -> Result<(), Error>
+where
+    M: serde::de::DeserializeOwned + Send,
+    F: Fn(App, M) -> Fut + Send + Sync + Copy + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let app = app().await?;
+    let app = &app;
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let mut failures = Vec::new();
+        for record in event.payload.records {
+            let id = record.message_id.clone().unwrap_or_default();
+            let parsed: Result<M, _> = serde_json::from_str(record.body.as_deref().unwrap_or(""));
+            let result = match parsed {
+                // A message that can never be parsed would loop forever: log and drop it.
+                Err(e) => {
+                    tracing::error!(message_id = %id, error = %e, "unreadable message dropped");
+                    Ok(())
+                }
+                Ok(m) => handle(app.clone(), m).await,
+            };
+            if let Err(e) = result {
+                tracing::error!(message_id = %id, error = %format!("{e:#}"), "message failed; SQS will redeliver it");
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = id;
+                failures.push(f);
+            }
+        }
+        let mut resp = SqsBatchResponse::default();
+        resp.batch_item_failures = failures;
+        Ok::<_, Error>(resp)
+    }))
+    .await
+}
+
+/// A scheduled or direct invocation running one job.
+pub async fn serve_job<F, Fut>(job: F) -> Result<(), Error>
+where
+    F: Fn(App) -> Fut + Send + Sync + Copy + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<serde_json::Value>> + Send,
+{
+    let app = app().await?;
+    let app = &app;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |_event: LambdaEvent<serde_json::Value>| async move {
+            job(app.clone())
+                .await
+                .map_err(|e| Error::from(format!("{e:#}")))
+        },
+    ))
+    .await
+}
