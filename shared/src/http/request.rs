@@ -281,3 +281,37 @@ where
 {
     serde::Deserialize::deserialize(d).map(Some)
 }
+
+impl Query {
+    /// A JSON object of filters (export bodies) as query parameters: arrays repeat the key.
+    pub fn from_json(filters: &serde_json::Value) -> Result<Query, ApiError> {
+        let Some(obj) = filters.as_object() else {
+            return Err(ApiError::validation("filters", "filters must be an object"));
+        };
+        let mut pairs = Vec::new();
+        for (k, v) in obj {
+            let mut push = |v: &serde_json::Value| -> Result<(), ApiError> {
+                let s =
+                    match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Number(n) => n.to_string(),
+                        serde_json::Value::Bool(b) => b.to_string(),
+                        serde_json::Value::Null => return Ok(()),
+                        _ => return Err(ApiError::validation(
+                            "filters",
+                            format!(
+                                "filter {k} must be a string, number, boolean or a list of them"
+                            ),
+                        )),
+                    };
+                pairs.push((k.clone(), s));
+                Ok(())
+            };
+            match v {
+                serde_json::Value::Array(items) => items.iter().try_for_each(&mut push)?,
+                other => push(other)?,
+            }
+        }
+        Ok(Query(pairs))
+    }
+}

@@ -144,10 +144,9 @@ pub fn tag_filter(
     Ok(())
 }
 
-pub async fn list(app: &App, req: Req) -> ApiResult {
-    let q = &req.query;
-    let params = ListParams::parse(q, &SORTS)?;
-    let mut sql = Sql::default();
+/// The list filters of `GET /instances` (also used by the `instances` export): `search`,
+/// `db_type`, `status`, `include_deleted`, `tag`/`tag_mode`. Alias `i`.
+pub fn filter_conditions(q: &Query, sql: &mut Sql) -> Result<Vec<String>, ApiError> {
     let mut conds = Vec::new();
     if let Some(s) = q.text("search") {
         let p = sql.bind(contains_pattern(s));
@@ -168,7 +167,15 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
         None if !include_deleted => conds.push("i.deleted_at IS NULL".into()),
         None => {}
     }
-    tag_filter(q, &mut sql, &mut conds, "i.id")?;
+    tag_filter(q, sql, &mut conds, "i.id")?;
+    Ok(conds)
+}
+
+pub async fn list(app: &App, req: Req) -> ApiResult {
+    let q = &req.query;
+    let params = ListParams::parse(q, &SORTS)?;
+    let mut sql = Sql::default();
+    let mut conds = filter_conditions(q, &mut sql)?;
 
     let client = app.db.get().await?;
     let total = if params.include_total {

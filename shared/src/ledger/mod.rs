@@ -1,5 +1,6 @@
 //! (ledger: see its issue.)
 
+pub mod filter;
 pub mod size;
 
 use crate::http::router::Route;
