@@ -1,6 +1,8 @@
 //! Test support: a fresh PostgreSQL database per stack, the local stack on ephemeral ports,
 //! and a small HTTP client that speaks the contract's envelope.
 
+pub mod private_pg;
+
 use std::sync::{Arc, Mutex, OnceLock};
 
 use reqwest::Method;
@@ -26,6 +28,8 @@ pub fn token(role: Role) -> &'static str {
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    /// Dropped with the value (false for a database the test does not own).
+    owned: bool,
 }
 
 impl TestDb {
@@ -37,6 +41,7 @@ impl TestDb {
         TestDb {
             url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
             name,
+            owned: true,
         }
     }
 
@@ -51,6 +56,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -111,8 +119,22 @@ impl TestStack {
 
     /// With settings (e.g. `TIDEMARK_COLLECT_CONCURRENCY`) given as the environment would.
     pub async fn start_with(settings: Vec<(&str, &str)>) -> TestStack {
-        init_logs();
         let db = TestDb::create().await;
+        Self::start_in(db, settings).await
+    }
+
+    /// Over a database the caller owns (e.g. a private server it will stop).
+    pub async fn start_on(url: &str) -> TestStack {
+        let db = TestDb {
+            name: String::new(),
+            url: url.to_string(),
+            owned: false,
+        };
+        Self::start_in(db, Vec::new()).await
+    }
+
+    async fn start_in(db: TestDb, settings: Vec<(&str, &str)>) -> TestStack {
+        init_logs();
         let data_dir = tempfile::tempdir().expect("tempdir");
         let mut settings: Vec<(String, String)> = settings
             .into_iter()

@@ -117,7 +117,7 @@ impl From<tokio_postgres::Error> for ApiError {
                 err.internal = Some(e.to_string());
                 err
             }
-            None if e.is_closed() || e.as_db_error().is_none() => {
+            None if e.is_closed() || is_io(&e) => {
                 let mut err = ApiError::unavailable("the database is unavailable");
                 err.internal = Some(e.to_string());
                 err
@@ -125,6 +125,18 @@ impl From<tokio_postgres::Error> for ApiError {
             _ => ApiError::internal(e),
         }
     }
+}
+
+/// A connection-level failure (server down, network), as opposed to a bug in a statement.
+fn is_io(e: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {

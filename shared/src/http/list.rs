@@ -163,7 +163,7 @@ impl ListParams {
             let v = sql.bind(c.v.clone());
             let id = sql.bind(c.id);
             conds.push(format!(
-                "({}, {}) {op} ({v}::{}, {id}::bigint)",
+                "({}, {}) {op} ({v}::text::{}, {id}::bigint)",
                 self.sort.expr, self.id_expr, self.sort.sql_type
             ));
         }
@@ -317,7 +317,7 @@ mod tests {
         p.keyset_condition(&mut sql, &mut conds);
         assert_eq!(
             conds,
-            vec!["(i.name, i.id) > ($1::text, $2::bigint)".to_string()]
+            vec!["(i.name, i.id) > ($1::text::text, $2::bigint)".to_string()]
         );
     }
 }

@@ -291,19 +291,20 @@ impl Query {
         let mut pairs = Vec::new();
         for (k, v) in obj {
             let mut push = |v: &serde_json::Value| -> Result<(), ApiError> {
-                let s =
-                    match v {
-                        serde_json::Value::String(s) => s.clone(),
-                        serde_json::Value::Number(n) => n.to_string(),
-                        serde_json::Value::Bool(b) => b.to_string(),
-                        serde_json::Value::Null => return Ok(()),
-                        _ => return Err(ApiError::validation(
+                let s = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    serde_json::Value::Bool(b) => b.to_string(),
+                    serde_json::Value::Null => return Ok(()),
+                    _ => {
+                        return Err(ApiError::validation(
                             "filters",
                             format!(
                                 "filter {k} must be a string, number, boolean or a list of them"
                             ),
-                        )),
-                    };
+                        ))
+                    }
+                };
                 pairs.push((k.clone(), s));
                 Ok(())
             };

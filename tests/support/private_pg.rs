@@ -1,0 +1,111 @@
+//! A PostgreSQL server of the test's own (initdb on a free port, as user `postgres` when
+//! running as root), for tests that stop or break the server.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+pub struct PrivatePg {
+    pub url: String,
+    dir: tempfile::TempDir,
+    pg_ctl: PathBuf,
+}
+
+fn find_bin(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        dirs.extend(entries.filter_map(|e| e.ok()).map(|e| e.path().join("bin")));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+fn as_postgres(bin: &PathBuf) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    }
+}
+
+impl PrivatePg {
+    /// `None` when the server binaries are not installed.
+    pub async fn start() -> Option<PrivatePg> {
+        let initdb = find_bin("initdb")?;
+        let pg_ctl = find_bin("pg_ctl")?;
+        let dir = tempfile::Builder::new()
+            .prefix("tidemark-pg-")
+            .tempdir()
+            .ok()?;
+        if is_root() {
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .ok()?;
+        }
+        let data = dir.path().join("data");
+        let ok = as_postgres(&initdb)
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?
+            .success();
+        assert!(ok, "initdb failed");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let ok = as_postgres(&pg_ctl)
+            .arg("-D")
+            .arg(&data)
+            .arg("-o")
+            .arg(format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+                dir.path().display()
+            ))
+            .arg("-l")
+            .arg(dir.path().join("log"))
+            .args(["-w", "start"])
+            .stdout(Stdio::null())
+            .status()
+            .ok()?
+            .success();
+        assert!(ok, "pg_ctl start failed");
+        Some(PrivatePg {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            dir,
+            pg_ctl,
+        })
+    }
+
+    pub fn stop(&self) {
+        let _ = as_postgres(&self.pg_ctl)
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
