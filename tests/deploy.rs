@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// `/instances/{id}` and `/instances/{instance_id}` are the same route.
@@ -30,7 +33,12 @@ fn normalise(path: &str) -> String {
 fn router_routes() -> BTreeMap<(String, String), String> {
     tidemark::http::router::routes()
         .iter()
-        .map(|r| ((r.method.to_string(), normalise(r.path)), r.function.to_string()))
+        .map(|r| {
+            (
+                (r.method.to_string(), normalise(r.path)),
+                r.function.to_string(),
+            )
+        })
         .collect()
 }
 
@@ -79,7 +87,9 @@ fn template_functions() -> BTreeMap<String, BTreeSet<(String, String)>> {
             method = Some(m.to_string());
         } else if let Some(p) = trimmed.strip_prefix("Path: ") {
             if let (Some(b), Some(m)) = (&binary, method.take()) {
-                let p = p.strip_prefix("/api/v1").expect("HttpApi paths start with /api/v1");
+                let p = p
+                    .strip_prefix("/api/v1")
+                    .expect("HttpApi paths start with /api/v1");
                 out.entry(b.clone()).or_default().insert((m, normalise(p)));
             }
         }
@@ -91,7 +101,12 @@ fn binaries() -> BTreeSet<String> {
     std::fs::read_dir(root().join("functions/src/bin"))
         .expect("functions/src/bin")
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".rs")).map(str::to_string))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".rs"))
+                .map(str::to_string)
+        })
         .collect()
 }
 
@@ -101,9 +116,19 @@ fn openapi_and_router_name_the_same_routes() {
     let openapi = openapi_routes();
     let missing_in_openapi: Vec<_> = router.difference(&openapi).collect();
     let missing_in_router: Vec<_> = openapi.difference(&router).collect();
-    assert!(missing_in_openapi.is_empty(), "routes missing from openapi.yaml: {missing_in_openapi:?}");
-    assert!(missing_in_router.is_empty(), "openapi.yaml routes the router does not serve: {missing_in_router:?}");
-    assert!(router.len() > 40, "the route table looks truncated: {}", router.len());
+    assert!(
+        missing_in_openapi.is_empty(),
+        "routes missing from openapi.yaml: {missing_in_openapi:?}"
+    );
+    assert!(
+        missing_in_router.is_empty(),
+        "openapi.yaml routes the router does not serve: {missing_in_router:?}"
+    );
+    assert!(
+        router.len() > 40,
+        "the route table looks truncated: {}",
+        router.len()
+    );
 }
 
 #[test]
@@ -112,25 +137,43 @@ fn template_wires_every_route_to_the_function_that_serves_it() {
     let mut wired = BTreeSet::new();
     for (binary, routes) in &template {
         for route in routes {
-            assert!(wired.insert(route.clone()), "{route:?} is wired twice in template.yaml");
+            assert!(
+                wired.insert(route.clone()),
+                "{route:?} is wired twice in template.yaml"
+            );
         }
         let _ = binary;
     }
     for ((method, path), function) in router_routes() {
-        let in_template = template.get(&function).is_some_and(|r| r.contains(&(method.clone(), path.clone())));
+        let in_template = template
+            .get(&function)
+            .is_some_and(|r| r.contains(&(method.clone(), path.clone())));
         assert!(in_template, "{method} {path} (function {function}) has no HttpApi event on that function in template.yaml");
     }
     let router: BTreeSet<(String, String)> = router_routes().into_keys().collect();
     let extra: Vec<_> = wired.difference(&router).collect();
-    assert!(extra.is_empty(), "template.yaml routes the router does not serve: {extra:?}");
+    assert!(
+        extra.is_empty(),
+        "template.yaml routes the router does not serve: {extra:?}"
+    );
 }
 
 #[test]
 fn every_function_has_a_binary_and_every_binary_a_function() {
     let in_template: BTreeSet<String> = template_functions().into_keys().collect();
     let bins = binaries();
-    assert_eq!(in_template, bins, "template.yaml functions vs functions/src/bin");
-    for f in ["collect-dispatch", "collect-instance", "export-worker", "aggregate", "maintenance", "migrate"] {
+    assert_eq!(
+        in_template, bins,
+        "template.yaml functions vs functions/src/bin"
+    );
+    for f in [
+        "collect-dispatch",
+        "collect-instance",
+        "export-worker",
+        "aggregate",
+        "maintenance",
+        "migrate",
+    ] {
         assert!(bins.contains(f), "{f}");
     }
 }

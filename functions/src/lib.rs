@@ -37,7 +37,10 @@ struct Secrets {
 
 async fn secrets(aws: &aws_config::SdkConfig) -> Result<Secrets, Error> {
     let Ok(arn) = std::env::var("TIDEMARK_SECRET_ARN") else {
-        return Ok(Secrets { database_url: required("DATABASE_URL")?, credential_key: required("TIDEMARK_CREDENTIAL_KEY")? });
+        return Ok(Secrets {
+            database_url: required("DATABASE_URL")?,
+            credential_key: required("TIDEMARK_CREDENTIAL_KEY")?,
+        });
     };
     let out = aws_sdk_secretsmanager::Client::new(aws)
         .get_secret_value()
@@ -45,9 +48,12 @@ async fn secrets(aws: &aws_config::SdkConfig) -> Result<Secrets, Error> {
         .send()
         .await
         .map_err(|e| format!("reading the secret TIDEMARK_SECRET_ARN: {e}"))?;
-    let text = out.secret_string().ok_or("the secret TIDEMARK_SECRET_ARN has no string value")?;
-    serde_json::from_str(text)
-        .map_err(|_| "the secret TIDEMARK_SECRET_ARN must be JSON with database_url and credential_key".into())
+    let text = out
+        .secret_string()
+        .ok_or("the secret TIDEMARK_SECRET_ARN has no string value")?;
+    serde_json::from_str(text).map_err(|_| {
+        "the secret TIDEMARK_SECRET_ARN must be JSON with database_url and credential_key".into()
+    })
 }
 
 /// Cold start: configuration, secrets, pool and SDK clients, once per container. A missing
