@@ -172,7 +172,9 @@ pub async fn serve_http(function: &'static str) -> Result<(), Error> {
     .await
 }
 
-fn to_raw(req: Request) -> RawRequest {
+/// API Gateway's request (payload 2.0) as the router's transport-free request; the JWT
+/// authorizer's claims become the caller's subject and scopes.
+pub fn to_raw(req: Request) -> RawRequest {
     let (jwt, request_id) = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => {
             let jwt = ctx
@@ -214,31 +216,43 @@ where
 {
     let app = app().await?;
     let app = &app;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let mut failures = Vec::new();
-        for record in event.payload.records {
-            let id = record.message_id.clone().unwrap_or_default();
-            let parsed: Result<M, _> = serde_json::from_str(record.body.as_deref().unwrap_or(""));
-            let result = match parsed {
-                // A message that can never be parsed would loop forever: log and drop it.
-                Err(e) => {
-                    tracing::error!(message_id = %id, error = %e, "unreadable message dropped");
-                    Ok(())
-                }
-                Ok(m) => handle(app.clone(), m).await,
-            };
-            if let Err(e) = result {
-                tracing::error!(message_id = %id, error = %format!("{e:#}"), "message failed; SQS will redeliver it");
-                let mut f = BatchItemFailure::default();
-                f.item_identifier = id;
-                failures.push(f);
-            }
-        }
-        let mut resp = SqsBatchResponse::default();
-        resp.batch_item_failures = failures;
-        Ok::<_, Error>(resp)
-    }))
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<SqsEvent>| async move {
+            Ok::<_, Error>(handle_batch(app, event.payload, handle).await)
+        },
+    ))
     .await
+}
+
+/// Handles each record of a batch on its own and lists the ones that failed, so SQS
+/// redelivers only those. A body that can never be parsed is logged and dropped (it would
+/// otherwise come back until the dead-letter queue).
+pub async fn handle_batch<M, F, Fut>(app: &App, event: SqsEvent, handle: F) -> SqsBatchResponse
+where
+    M: serde::de::DeserializeOwned,
+    F: Fn(App, M) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut failures = Vec::new();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let result = match serde_json::from_str::<M>(record.body.as_deref().unwrap_or("")) {
+            Err(e) => {
+                tracing::error!(message_id = %id, error = %e, "unreadable message dropped");
+                Ok(())
+            }
+            Ok(m) => handle(app.clone(), m).await,
+        };
+        if let Err(e) = result {
+            tracing::error!(message_id = %id, error = %format!("{e:#}"), "message failed; SQS will redeliver it");
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            failures.push(f);
+        }
+    }
+    let mut resp = SqsBatchResponse::default();
+    resp.batch_item_failures = failures;
+    resp
 }
 
 /// A scheduled or direct invocation running one job.

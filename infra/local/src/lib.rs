@@ -44,6 +44,16 @@ pub struct Stack {
     pub database_url: String,
 }
 
+impl Stack {
+    /// The same app authenticating as in AWS (JWT authorizer claims), for adapter tests.
+    pub fn app_with_jwt(&self) -> App {
+        App {
+            auth: Authenticator::Jwt,
+            ..self.app.clone()
+        }
+    }
+}
+
 /// A secret kept in the data folder so restarts keep it: from the environment when set,
 /// else read or generated once.
 fn persistent_secret(
