@@ -80,16 +80,17 @@ impl Adapter for Postgres {
                 )
                 .await
                 .context("reading pg_database_size")?;
+            // NULL: the database was dropped while we were reading; it is simply not there.
             let databases = rows
                 .iter()
-                .map(|r| {
-                    let size: i64 = r.get(1);
-                    DatabaseSize {
+                .filter_map(|r| {
+                    let size: i64 = r.get::<_, Option<i64>>(1)?;
+                    Some(DatabaseSize {
                         database_name: r.get(0),
                         size_bytes: size,
                         data_size_bytes: Some(size),
                         log_size_bytes: None,
-                    }
+                    })
                 })
                 .collect();
             anyhow::Ok(Collected { version, databases })
