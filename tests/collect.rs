@@ -119,7 +119,8 @@ impl Drop for Scratch {
                 return;
             };
             rt.block_on(async {
-                if let Ok((c, conn)) = tokio_postgres::connect(ADMIN_URL, tokio_postgres::NoTls).await
+                if let Ok((c, conn)) =
+                    tokio_postgres::connect(ADMIN_URL, tokio_postgres::NoTls).await
                 {
                     tokio::spawn(conn);
                     for n in &pgs {
@@ -201,7 +202,11 @@ async fn instance(
 
 async fn start_run(t: &TestStack, ids: &[i64]) -> String {
     let r = t
-        .post("/collections", Role::Operator, json!({ "instance_ids": ids }))
+        .post(
+            "/collections",
+            Role::Operator,
+            json!({ "instance_ids": ids }),
+        )
         .await;
     assert_eq!(r.status, 202, "{r:?}");
     r.data()["run_id"].as_str().unwrap().to_string()
@@ -223,7 +228,10 @@ async fn wait_run(t: &TestStack, run_id: &str) -> Value {
 
 async fn items(t: &TestStack, run_id: &str) -> Vec<Value> {
     let r = t
-        .get(&format!("/task-runs/{run_id}/items?limit=200"), Role::Viewer)
+        .get(
+            &format!("/task-runs/{run_id}/items?limit=200"),
+            Role::Viewer,
+        )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     r.data()["items"].as_array().unwrap().clone()
@@ -259,8 +267,24 @@ async fn sizes_agree_with_each_server_and_system_databases_are_excluded() {
 
     let pg_cred = credential(&t, "postgres").await;
     let my_cred = credential(&t, "root").await;
-    let pg_id = instance(&t, "postgresql", "127.0.0.1", PG_PORT, Some(pg_cred), &["tmc\\_skip\\_%"]).await;
-    let my_id = instance(&t, "mysql", "127.0.0.1", MY_PORT, Some(my_cred), &[&pg_skip.replace("pg", "x"), &my_skip]).await;
+    let pg_id = instance(
+        &t,
+        "postgresql",
+        "127.0.0.1",
+        PG_PORT,
+        Some(pg_cred),
+        &["tmc\\_skip\\_%"],
+    )
+    .await;
+    let my_id = instance(
+        &t,
+        "mysql",
+        "127.0.0.1",
+        MY_PORT,
+        Some(my_cred),
+        &[&pg_skip.replace("pg", "x"), &my_skip],
+    )
+    .await;
 
     let run_id = start_run(&t, &[pg_id, my_id]).await;
     let run = wait_run(&t, &run_id).await;
@@ -286,7 +310,13 @@ async fn sizes_agree_with_each_server_and_system_databases_are_excluded() {
     for system in ["postgres", "template0", "template1", pg_skip.as_str()] {
         assert!(!pg_inv.contains_key(system), "{system} collected");
     }
-    for system in ["mysql", "information_schema", "performance_schema", "sys", my_skip.as_str()] {
+    for system in [
+        "mysql",
+        "information_schema",
+        "performance_schema",
+        "sys",
+        my_skip.as_str(),
+    ] {
         assert!(!my_inv.contains_key(system), "{system} collected");
     }
 
@@ -309,23 +339,53 @@ async fn sizes_agree_with_each_server_and_system_databases_are_excluded() {
 
     // The synchronous action answers the same sizes.
     let r = t
-        .post(&format!("/instances/{pg_id}/actions/collect"), Role::Operator, json!({}))
+        .post(
+            &format!("/instances/{pg_id}/actions/collect"),
+            Role::Operator,
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     let got: HashMap<String, i64> = r.data()["databases"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["database_name"].as_str().unwrap().to_string(), d["size_bytes"].as_i64().unwrap()))
+        .map(|d| {
+            (
+                d["database_name"].as_str().unwrap().to_string(),
+                d["size_bytes"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(got.get(&pg_big), Some(&pg_size(&pg_big).await));
     assert!(!got.contains_key("template1"));
-    assert_eq!(r.data()["database_count"].as_u64().unwrap() as usize, got.len());
+    assert_eq!(
+        r.data()["database_count"].as_u64().unwrap() as usize,
+        got.len()
+    );
     for field in ["instance_id", "total_size_bytes", "duration_ms"] {
         assert!(r.data().get(field).is_some(), "{field}");
     }
-    assert_eq!(t.post("/instances/999999/actions/collect", Role::Operator, json!({})).await.status, 404);
-    assert_eq!(t.post(&format!("/instances/{pg_id}/actions/collect"), Role::Viewer, json!({})).await.status, 403);
+    assert_eq!(
+        t.post(
+            "/instances/999999/actions/collect",
+            Role::Operator,
+            json!({})
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        t.post(
+            &format!("/instances/{pg_id}/actions/collect"),
+            Role::Viewer,
+            json!({})
+        )
+        .await
+        .status,
+        403
+    );
 }
 
 /// A port nothing listens on.
@@ -350,8 +410,24 @@ async fn silent_server() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unreachable_instance_fails_fast_and_the_others_succeed() {
     let t = TestStack::start().await;
-    let pg_id = instance(&t, "postgresql", "127.0.0.1", PG_PORT, Some(credential(&t, "postgres").await), &[]).await;
-    let my_id = instance(&t, "mysql", "127.0.0.1", MY_PORT, Some(credential(&t, "root").await), &[]).await;
+    let pg_id = instance(
+        &t,
+        "postgresql",
+        "127.0.0.1",
+        PG_PORT,
+        Some(credential(&t, "postgres").await),
+        &[],
+    )
+    .await;
+    let my_id = instance(
+        &t,
+        "mysql",
+        "127.0.0.1",
+        MY_PORT,
+        Some(credential(&t, "root").await),
+        &[],
+    )
+    .await;
     let port = closed_port().await;
     let dead_id = instance(&t, "postgresql", "127.0.0.1", port, None, &[]).await;
 
@@ -368,24 +444,40 @@ async fn an_unreachable_instance_fails_fast_and_the_others_succeed() {
     assert!(run["duration_ms"].is_i64());
 
     let failed = t
-        .get(&format!("/task-runs/{run_id}/items?status=failed"), Role::Viewer)
+        .get(
+            &format!("/task-runs/{run_id}/items?status=failed"),
+            Role::Viewer,
+        )
         .await;
     let failed = failed.data()["items"].as_array().unwrap().clone();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["instance_id"], dead_id);
     let error = failed[0]["error"].as_str().unwrap();
-    assert!(error.contains(&format!("could not connect to 127.0.0.1:{port}")), "{error}");
+    assert!(
+        error.contains(&format!("could not connect to 127.0.0.1:{port}")),
+        "{error}"
+    );
     // Refused at once, well under the 10 s connect timeout.
     assert!(failed[0]["duration_ms"].as_i64().unwrap() < 10_000);
     let ok = items(&t, &run_id).await;
-    assert!(ok.iter().filter(|i| i["status"] == "completed").all(|i| i["metrics"]["database_count"].is_i64()));
+    assert!(ok
+        .iter()
+        .filter(|i| i["status"] == "completed")
+        .all(|i| i["metrics"]["database_count"].is_i64()));
 
     // The synchronous action reports the reason with 502.
     let r = t
-        .post(&format!("/instances/{dead_id}/actions/collect"), Role::Operator, json!({}))
+        .post(
+            &format!("/instances/{dead_id}/actions/collect"),
+            Role::Operator,
+            json!({}),
+        )
         .await;
     assert_eq!((r.status, r.code()), (502, "COLLECTION_FAILED"), "{r:?}");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("could not connect"));
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("could not connect"));
 
     // One event line for the finished run, with its metrics.
     let c = t.db.connect().await;
@@ -422,7 +514,15 @@ async fn a_message_delivered_twice_writes_once() {
     let mut s = Scratch::default();
     let name = unique("tmc_twice");
     s.my_db(&name, 1).await;
-    let my_id = instance(&t, "mysql", "127.0.0.1", MY_PORT, Some(credential(&t, "root").await), &[]).await;
+    let my_id = instance(
+        &t,
+        "mysql",
+        "127.0.0.1",
+        MY_PORT,
+        Some(credential(&t, "root").await),
+        &[],
+    )
+    .await;
     let run_id = start_run(&t, &[my_id]).await;
     assert_eq!(wait_run(&t, &run_id).await["status"], "completed");
 
@@ -437,7 +537,9 @@ async fn a_message_delivered_twice_writes_once() {
         collected_date: date,
     };
     // Redelivery of a finished item.
-    tidemark::collect::process(&t.stack.app, &message).await.unwrap();
+    tidemark::collect::process(&t.stack.app, &message)
+        .await
+        .unwrap();
     assert_eq!(latest(&c, my_id, &name).await, before);
 
     // Two deliveries of one message at the same moment, on a run of its own: one write,
@@ -456,7 +558,10 @@ async fn a_message_delivered_twice_writes_once() {
     )
     .await
     .unwrap();
-    let twice = CollectMessage { run_id: run2, ..message.clone() };
+    let twice = CollectMessage {
+        run_id: run2,
+        ..message.clone()
+    };
     let (a, b) = tokio::join!(
         tidemark::collect::process(&t.stack.app, &twice),
         tidemark::collect::process(&t.stack.app, &twice)
@@ -526,8 +631,10 @@ async fn collections_are_serial_per_host_and_bounded_in_total() {
         .await
         .unwrap();
     assert_eq!(rows.len(), 20);
-    let spans: Vec<(String, DateTime<Utc>, DateTime<Utc>)> =
-        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let spans: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
     for r in &rows {
         if let Some(e) = r.get::<_, Option<String>>(3) {
             assert!(e.contains("no answer within"), "{e}");
@@ -562,10 +669,22 @@ async fn a_dropped_database_goes_inactive_and_comes_back() {
     let mut s = Scratch::default();
     let name = unique("tmc_cycle");
     s.my_db(&name, 0).await;
-    let my_id = instance(&t, "mysql", "127.0.0.1", MY_PORT, Some(credential(&t, "root").await), &[]).await;
+    let my_id = instance(
+        &t,
+        "mysql",
+        "127.0.0.1",
+        MY_PORT,
+        Some(credential(&t, "root").await),
+        &[],
+    )
+    .await;
     let collect = || async {
         let r = t
-            .post(&format!("/instances/{my_id}/actions/collect"), Role::Operator, json!({}))
+            .post(
+                &format!("/instances/{my_id}/actions/collect"),
+                Role::Operator,
+                json!({}),
+            )
             .await;
         assert_eq!(r.status, 200, "{r:?}");
     };
@@ -588,7 +707,10 @@ async fn a_dropped_database_goes_inactive_and_comes_back() {
     collect().await;
     assert_eq!(state(t.db.connect().await).await, (false, true));
     let r = t
-        .get(&format!("/instances/{my_id}/actions/collect"), Role::Operator)
+        .get(
+            &format!("/instances/{my_id}/actions/collect"),
+            Role::Operator,
+        )
         .await;
     assert_eq!(r.status, 405);
     s.my_db(&name, 0).await;
@@ -602,7 +724,15 @@ async fn a_late_message_for_an_older_date_never_moves_latest_back() {
     let mut s = Scratch::default();
     let name = unique("tmc_late");
     s.my_db(&name, 1).await;
-    let my_id = instance(&t, "mysql", "127.0.0.1", MY_PORT, Some(credential(&t, "root").await), &[]).await;
+    let my_id = instance(
+        &t,
+        "mysql",
+        "127.0.0.1",
+        MY_PORT,
+        Some(credential(&t, "root").await),
+        &[],
+    )
+    .await;
     let run_id = start_run(&t, &[my_id]).await;
     assert_eq!(wait_run(&t, &run_id).await["status"], "completed");
 
@@ -611,7 +741,11 @@ async fn a_late_message_for_an_older_date_never_moves_latest_back() {
     let today = before.2.unwrap();
     // The database grows; then yesterday's message arrives late.
     let mut m = my().await;
-    m.query_drop(format!("CREATE TABLE `{name}`.more (id INT PRIMARY KEY, pad TEXT)")).await.unwrap();
+    m.query_drop(format!(
+        "CREATE TABLE `{name}`.more (id INT PRIMARY KEY, pad TEXT)"
+    ))
+    .await
+    .unwrap();
     let _ = m.disconnect().await;
     let late_run: Uuid = c
         .query_one(
@@ -651,7 +785,10 @@ async fn a_late_message_for_an_older_date_never_moves_latest_back() {
         )
         .await
         .unwrap();
-    assert!(r.get::<_, Option<i64>>(0).unwrap() > before.0.unwrap(), "the late row holds what it saw");
+    assert!(
+        r.get::<_, Option<i64>>(0).unwrap() > before.0.unwrap(),
+        "the late row holds what it saw"
+    );
     assert_eq!(r.get::<_, i64>(1), 1);
     assert_eq!(r.get::<_, String>(2), "completed");
     assert_eq!(r.get::<_, Option<NaiveDate>>(3), Some(today));
@@ -669,17 +806,38 @@ async fn one_collection_at_a_time_cancel_and_task_run_lists() {
     let run_id = start_run(&t, &slow).await;
     let r = t.post("/collections", Role::Operator, json!({})).await;
     assert_eq!((r.status, r.code()), (409, "CONFLICT"), "{r:?}");
-    assert_eq!(t.post("/collections", Role::Viewer, json!({})).await.status, 403);
-    assert_eq!(t.post("/collections", Role::Operator, json!({"instance_ids": []})).await.status, 400);
-    assert_eq!(t.post("/collections", Role::Operator, json!({"bogus": 1})).await.status, 400);
+    assert_eq!(
+        t.post("/collections", Role::Viewer, json!({})).await.status,
+        403
+    );
+    assert_eq!(
+        t.post("/collections", Role::Operator, json!({"instance_ids": []}))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        t.post("/collections", Role::Operator, json!({"bogus": 1}))
+            .await
+            .status,
+        400
+    );
 
     let r = t
-        .post(&format!("/task-runs/{run_id}/actions/cancel"), Role::Operator, json!({}))
+        .post(
+            &format!("/task-runs/{run_id}/actions/cancel"),
+            Role::Operator,
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.data()["status"], "cancelled");
     let r = t
-        .post(&format!("/task-runs/{run_id}/actions/cancel"), Role::Operator, json!({}))
+        .post(
+            &format!("/task-runs/{run_id}/actions/cancel"),
+            Role::Operator,
+            json!({}),
+        )
         .await;
     assert_eq!((r.status, r.code()), (409, "RUN_NOT_RUNNING"));
 
@@ -695,33 +853,95 @@ async fn one_collection_at_a_time_cancel_and_task_run_lists() {
     let count = |s: &str| final_items.iter().filter(|i| i["status"] == s).count();
     assert!(count("cancelled") >= 2, "{final_items:?}");
     assert_eq!(count("cancelled") + count("failed"), 4);
-    assert!(final_items.iter().filter(|i| i["status"] == "cancelled").all(|i| i["started_at"].is_null()));
+    assert!(final_items
+        .iter()
+        .filter(|i| i["status"] == "cancelled")
+        .all(|i| i["started_at"].is_null()));
 
     // The slot is free again.
-    let pg_id = instance(&t, "postgresql", "127.0.0.1", PG_PORT, Some(credential(&t, "postgres").await), &[]).await;
+    let pg_id = instance(
+        &t,
+        "postgresql",
+        "127.0.0.1",
+        PG_PORT,
+        Some(credential(&t, "postgres").await),
+        &[],
+    )
+    .await;
     let second = start_run(&t, &[pg_id]).await;
     let run = wait_run(&t, &second).await;
     assert_eq!(run["status"], "completed");
-    for k in ["duration_ms", "items_total", "items_succeeded", "items_failed", "failure_rate", "item_duration_ms", "progress"] {
+    for k in [
+        "duration_ms",
+        "items_total",
+        "items_succeeded",
+        "items_failed",
+        "failure_rate",
+        "item_duration_ms",
+        "progress",
+    ] {
         assert!(run.get(k).is_some(), "{k} missing: {run}");
     }
     assert_eq!(run["trigger"], "manual");
 
     // Lists: newest first, filters, validation.
-    let r = t.get("/task-runs?task_key=collect_databases", Role::Viewer).await;
-    let listed: Vec<&str> = r.data()["items"].as_array().unwrap().iter().map(|i| i["run_id"].as_str().unwrap()).collect();
+    let r = t
+        .get("/task-runs?task_key=collect_databases", Role::Viewer)
+        .await;
+    let listed: Vec<&str> = r.data()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["run_id"].as_str().unwrap())
+        .collect();
     assert_eq!(listed, vec![second.as_str(), run_id.as_str()]);
-    let r = t.get("/task-runs?status=cancelled&include_total=true", Role::Viewer).await;
+    let r = t
+        .get(
+            "/task-runs?status=cancelled&include_total=true",
+            Role::Viewer,
+        )
+        .await;
     assert_eq!(r.data()["total"], 1);
     assert_eq!(r.data()["items"][0]["run_id"], run_id.as_str());
     let r = t.get("/task-runs?limit=1", Role::Viewer).await;
     assert_eq!(r.data()["has_next"], true);
     let cursor = r.data()["next_cursor"].as_str().unwrap().to_string();
-    let r = t.get(&format!("/task-runs?limit=1&cursor={cursor}"), Role::Viewer).await;
+    let r = t
+        .get(&format!("/task-runs?limit=1&cursor={cursor}"), Role::Viewer)
+        .await;
     assert_eq!(r.data()["items"][0]["run_id"], run_id.as_str());
-    assert_eq!(t.get("/task-runs?status=bogus", Role::Viewer).await.status, 400);
-    assert_eq!(t.get("/task-runs?trigger=manual", Role::Viewer).await.data()["items"].as_array().unwrap().len(), 2);
-    assert_eq!(t.get(&format!("/task-runs/{}", Uuid::new_v4()), Role::Viewer).await.status, 404);
-    assert_eq!(t.get("/task-runs/not-a-uuid/items", Role::Viewer).await.status, 404);
-    assert_eq!(t.get(&format!("/task-runs/{run_id}/items?status=nope"), Role::Viewer).await.status, 400);
+    assert_eq!(
+        t.get("/task-runs?status=bogus", Role::Viewer).await.status,
+        400
+    );
+    assert_eq!(
+        t.get("/task-runs?trigger=manual", Role::Viewer)
+            .await
+            .data()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        t.get(&format!("/task-runs/{}", Uuid::new_v4()), Role::Viewer)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        t.get("/task-runs/not-a-uuid/items", Role::Viewer)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        t.get(
+            &format!("/task-runs/{run_id}/items?status=nope"),
+            Role::Viewer
+        )
+        .await
+        .status,
+        400
+    );
 }

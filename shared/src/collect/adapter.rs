@@ -57,11 +57,7 @@ pub trait Adapter: Send + Sync {
     /// Connects within `connect_timeout`, bounds every statement by `statement_timeout`, and
     /// returns the size of every database that `exclusions` does not exclude. The error is for people:
     /// it says what failed (connect, authenticate, query) and never carries a password.
-    async fn collect(
-        &self,
-        target: &Target,
-        exclusions: &Exclusions,
-    ) -> anyhow::Result<Collected>;
+    async fn collect(&self, target: &Target, exclusions: &Exclusions) -> anyhow::Result<Collected>;
 }
 
 static ADAPTERS: &[&dyn Adapter] = &[&super::postgres::Postgres, &super::mysql::MySql];

@@ -164,24 +164,20 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
     let Some(adapter) = adapter_for(&db_type) else {
         return Ok(Visit::Failed(format!("no collector for db_type {db_type}")));
     };
-    let credential = match crate::credentials::secret_for_instance(
-        app,
-        &client,
-        row.get("credential_id"),
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            // Decryption (wrong key) is about this instance; the app database is not at fault.
-            if e.downcast_ref::<tokio_postgres::Error>().is_some() {
-                return Err(e);
+    let credential =
+        match crate::credentials::secret_for_instance(app, &client, row.get("credential_id")).await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                // Decryption (wrong key) is about this instance; the app database is not at fault.
+                if e.downcast_ref::<tokio_postgres::Error>().is_some() {
+                    return Err(e);
+                }
+                return Ok(Visit::Failed(
+                    "the instance's credential could not be decrypted".into(),
+                ));
             }
-            return Ok(Visit::Failed(
-                "the instance's credential could not be decrypted".into(),
-            ));
-        }
-    };
+        };
     drop(client);
     let port: i32 = row.get("port");
     let (username, password) = credential.unzip();

@@ -89,11 +89,12 @@ pub async fn start(app: &App, req: Req) -> ApiResult {
         }
     };
     match dispatch(app, Trigger::Manual, ids).await? {
-        Some(run_id) => Ok(ApiResponse::accepted(json!({ "run_id": run_id }))
-            .with_header(
+        Some(run_id) => Ok(
+            ApiResponse::accepted(json!({ "run_id": run_id })).with_header(
                 http::header::LOCATION,
                 &format!("/api/v1/task-runs/{run_id}"),
-            )),
+            ),
+        ),
         None => Err(ApiError::conflict(
             "CONFLICT",
             "a collection is already running",

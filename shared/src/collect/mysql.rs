@@ -44,15 +44,13 @@ impl Adapter for MySql {
         ]
     }
 
-    async fn collect(
-        &self,
-        target: &Target,
-        exclusions: &Exclusions,
-    ) -> anyhow::Result<Collected> {
+    async fn collect(&self, target: &Target, exclusions: &Exclusions) -> anyhow::Result<Collected> {
         let opts = OptsBuilder::default()
             .ip_or_hostname(target.host.clone())
             .tcp_port(target.port)
-            .user(Some(target.username.clone().unwrap_or_else(|| "root".into())))
+            .user(Some(
+                target.username.clone().unwrap_or_else(|| "root".into()),
+            ))
             .pass(target.password.clone().filter(|p| !p.is_empty()))
             // Talk to the host:port we were given, never a local socket it may advertise.
             .prefer_socket(false);

@@ -59,7 +59,10 @@ pub async fn persist<C: GenericClient>(
         )
         .await?;
     let Some(row) = client
-        .query_opt(&stmt, &[&instance_id, &collected_date, &collected_at, &version])
+        .query_opt(
+            &stmt,
+            &[&instance_id, &collected_date, &collected_at, &version],
+        )
         .await?
     else {
         return Ok(None);

@@ -20,11 +20,7 @@ impl Adapter for Postgres {
         &["template0", "template1", "postgres", "pg\\_%"]
     }
 
-    async fn collect(
-        &self,
-        target: &Target,
-        exclusions: &Exclusions,
-    ) -> anyhow::Result<Collected> {
+    async fn collect(&self, target: &Target, exclusions: &Exclusions) -> anyhow::Result<Collected> {
         let mut cfg = tokio_postgres::Config::new();
         cfg.host(&target.host)
             .port(target.port)
@@ -42,16 +38,15 @@ impl Adapter for Postgres {
             cfg.password(p);
         }
         let where_ = format!("{}:{}", target.host, target.port);
-        let (client, connection) =
-            tokio::time::timeout(target.connect_timeout, cfg.connect(NoTls))
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "could not connect to {where_}: no answer within {:?}",
-                        target.connect_timeout
-                    )
-                })?
-                .with_context(|| format!("could not connect to {where_}"))?;
+        let (client, connection) = tokio::time::timeout(target.connect_timeout, cfg.connect(NoTls))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "could not connect to {where_}: no answer within {:?}",
+                    target.connect_timeout
+                )
+            })?
+            .with_context(|| format!("could not connect to {where_}"))?;
         let connection = tokio::spawn(async move {
             let _ = connection.await;
         });

@@ -118,7 +118,10 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
         None
     };
     params.keyset_condition(&mut sql, &mut conds);
-    sql.text = format!("SELECT {RUN_COLUMNS}, {} FROM task_runs r", params.key_select());
+    sql.text = format!(
+        "SELECT {RUN_COLUMNS}, {} FROM task_runs r",
+        params.key_select()
+    );
     sql.push_where(&conds);
     sql.push(&params.order_and_limit());
     let rows = client.query(&sql.text, &sql.params()).await?;
