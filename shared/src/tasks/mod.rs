@@ -106,26 +106,10 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
         conds.push(format!("r.trigger = {}", sql.bind(t.to_string())));
     }
     let client = app.db.get().await?;
-    let total = if params.include_total {
-        let mut count = Sql::default();
-        std::mem::swap(&mut count, &mut sql);
-        count.text = "SELECT count(*) FROM task_runs r".into();
-        count.push_where(&conds);
-        let n: i64 = client.query_one(&count.text, &count.params()).await?.get(0);
-        std::mem::swap(&mut count, &mut sql);
-        Some(n)
-    } else {
-        None
-    };
-    params.keyset_condition(&mut sql, &mut conds);
-    sql.text = format!(
-        "SELECT {RUN_COLUMNS}, {} FROM task_runs r",
-        params.key_select()
-    );
-    sql.push_where(&conds);
-    sql.push(&params.order_and_limit());
-    let rows = client.query(&sql.text, &sql.params()).await?;
-    Ok(ApiResponse::ok(params.finish(rows, total, run_json)))
+    let page = params
+        .fetch(&client, sql, conds, RUN_COLUMNS, "task_runs r", run_json)
+        .await?;
+    Ok(ApiResponse::ok(page))
 }
 
 /// Item counts and durations of one run, computed in SQL.
@@ -240,28 +224,18 @@ pub async fn items(app: &App, req: Req) -> ApiResult {
     if let Some(s) = status {
         conds.push(format!("it.status = {}", sql.bind(s.to_string())));
     }
-    let total = if params.include_total {
-        let mut count = Sql::default();
-        std::mem::swap(&mut count, &mut sql);
-        count.text = "SELECT count(*) FROM task_run_items it".into();
-        count.push_where(&conds);
-        let n: i64 = client.query_one(&count.text, &count.params()).await?.get(0);
-        std::mem::swap(&mut count, &mut sql);
-        Some(n)
-    } else {
-        None
-    };
-    params.keyset_condition(&mut sql, &mut conds);
-    sql.text = format!(
-        "SELECT it.item_key, it.instance_id, i.name AS instance_name, it.status, it.started_at, \
-         it.completed_at, it.duration_ms, it.metrics, it.error, {} \
-         FROM task_run_items it LEFT JOIN instances i ON i.id = it.instance_id",
-        params.key_select()
-    );
-    sql.push_where(&conds);
-    sql.push(&params.order_and_limit());
-    let rows = client.query(&sql.text, &sql.params()).await?;
-    Ok(ApiResponse::ok(params.finish(rows, total, item_json)))
+    let page = params
+        .fetch(
+            &client,
+            sql,
+            conds,
+            "it.item_key, it.instance_id, i.name AS instance_name, it.status, it.started_at, \
+             it.completed_at, it.duration_ms, it.metrics, it.error",
+            "task_run_items it LEFT JOIN instances i ON i.id = it.instance_id",
+            item_json,
+        )
+        .await?;
+    Ok(ApiResponse::ok(page))
 }
 
 /// `POST /task-runs/{run_id}/actions/cancel`: pending items are cancelled (their messages are
