@@ -1,0 +1,223 @@
+//! MySQL and MariaDB: the on-disk size of each schema, in bytes.
+//!
+//! Which catalog, on which server, and why:
+//! - InnoDB keeps each table in its own tablespace file by default (`innodb_file_per_table`),
+//!   and the server reports each file's real size: `information_schema.INNODB_TABLESPACES`
+//!   (MySQL 8.0+, column `FILE_SIZE`) or `information_schema.INNODB_SYS_TABLESPACES` (MariaDB
+//!   10.x and MySQL 5.7, same column). A tablespace named `schema/table` (partitions
+//!   `schema/table#P#p0`) belongs to `schema`; the name is in MySQL's file-name encoding, whose
+//!   `@XXXX` escapes we decode. This is the size on disk, free pages included.
+//! - Tables of other engines (MyISAM, Aria, ...) have no tablespace: their
+//!   `DATA_LENGTH + INDEX_LENGTH + DATA_FREE` from `information_schema.TABLES` is added.
+//! - Where no tablespace file can be attributed to a schema that has InnoDB tables (the view is
+//!   missing or needs the PROCESS privilege we lack, `innodb_file_per_table=OFF`, a name whose
+//!   encoding we do not decode), that schema's InnoDB tables count by the same
+//!   `DATA_LENGTH + INDEX_LENGTH + DATA_FREE` from `information_schema.TABLES`.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder};
+
+use super::adapter::{Adapter, Collected, DatabaseSize, Exclusions, Target};
+
+pub struct MySql;
+
+#[async_trait]
+impl Adapter for MySql {
+    fn db_type(&self) -> &'static str {
+        "mysql"
+    }
+
+    /// Underscores escaped: `tmp\_%` drops `tmp_orders`, not `tmpfs_stats`.
+    fn default_exclusions(&self) -> &'static [&'static str] {
+        &[
+            "information_schema",
+            "performance_schema",
+            "mysql",
+            "sys",
+            "tmp\\_%",
+            "temp\\_%",
+            "#sql%",
+        ]
+    }
+
+    async fn collect(&self, target: &Target, exclusions: &Exclusions) -> anyhow::Result<Collected> {
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(target.host.clone())
+            .tcp_port(target.port)
+            .user(Some(
+                target.username.clone().unwrap_or_else(|| "root".into()),
+            ))
+            .pass(target.password.clone().filter(|p| !p.is_empty()))
+            // Talk to the host:port we were given, never a local socket it may advertise.
+            .prefer_socket(false);
+        let where_ = format!("{}:{}", target.host, target.port);
+        let mut conn = tokio::time::timeout(target.connect_timeout, Conn::new(opts))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "could not connect to {where_}: no answer within {:?}",
+                    target.connect_timeout
+                )
+            })?
+            .with_context(|| format!("could not connect to {where_}"))?;
+        let result = tokio::time::timeout(
+            target.statement_timeout * 4,
+            sizes(&mut conn, target, exclusions),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("{where_} did not answer within the statement timeout"))
+        .and_then(|r| r);
+        let _ = conn.disconnect().await;
+        result
+    }
+}
+
+async fn sizes(
+    conn: &mut Conn,
+    target: &Target,
+    exclusions: &Exclusions,
+) -> anyhow::Result<Collected> {
+    let version: String = conn
+        .query_first("SELECT VERSION()")
+        .await
+        .context("reading the server version")?
+        .unwrap_or_default();
+    // The server stops a statement that runs too long (MariaDB seconds, MySQL milliseconds);
+    // servers too old for either only get the client-side bound.
+    let limit = if version.contains("MariaDB") {
+        format!(
+            "SET SESSION max_statement_time = {}",
+            target.statement_timeout.as_secs().max(1)
+        )
+    } else {
+        format!(
+            "SET SESSION max_execution_time = {}",
+            target.statement_timeout.as_millis()
+        )
+    };
+    if let Err(e) = conn.query_drop(limit).await {
+        tracing::debug!(error = %e, "server-side statement timeout not supported");
+    }
+
+    let schemas: Vec<String> = conn
+        .query::<String, _>("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+        .await
+        .context("listing schemas from information_schema.SCHEMATA")?
+        .into_iter()
+        .filter(|s| !exclusions.excludes(s))
+        .collect();
+
+    let mut files: HashMap<String, i64> = HashMap::new();
+    if let Some(view) = tablespace_view(conn).await? {
+        match conn
+            .query::<(String, Option<u64>), _>(format!(
+                "SELECT NAME, FILE_SIZE FROM information_schema.{view}"
+            ))
+            .await
+        {
+            Ok(rows) => {
+                for (name, size) in rows {
+                    if let Some(schema) = name.split_once('/').and_then(|(s, _)| decode(s)) {
+                        *files.entry(schema).or_default() += to_i64(size.unwrap_or(0));
+                    }
+                }
+            }
+            // Usually the PROCESS privilege: fall back to information_schema.TABLES.
+            Err(e) => tracing::info!(error = %e, view, "tablespace sizes not readable"),
+        }
+    }
+
+    let mut innodb: HashMap<String, i64> = HashMap::new();
+    let mut other: HashMap<String, i64> = HashMap::new();
+    let rows: Vec<(String, bool, Option<u64>)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, COALESCE(ENGINE, '') = 'InnoDB', \
+             CAST(SUM(COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) + COALESCE(DATA_FREE, 0)) AS UNSIGNED) \
+             FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+             GROUP BY TABLE_SCHEMA, COALESCE(ENGINE, '') = 'InnoDB'",
+        )
+        .await
+        .context("reading table sizes from information_schema.TABLES")?;
+    for (schema, is_innodb, bytes) in rows {
+        let target = if is_innodb { &mut innodb } else { &mut other };
+        *target.entry(schema).or_default() += to_i64(bytes.unwrap_or(0));
+    }
+
+    let databases = schemas
+        .into_iter()
+        .map(|schema| {
+            let innodb_bytes = match files.get(&schema) {
+                Some(f) => *f,
+                None => innodb.get(&schema).copied().unwrap_or(0),
+            };
+            let size = innodb_bytes.saturating_add(other.get(&schema).copied().unwrap_or(0));
+            DatabaseSize {
+                database_name: schema,
+                size_bytes: size,
+                data_size_bytes: Some(size),
+                log_size_bytes: None,
+            }
+        })
+        .collect();
+    Ok(Collected { version, databases })
+}
+
+/// MySQL 8 renamed `INNODB_SYS_TABLESPACES` to `INNODB_TABLESPACES`; MariaDB keeps the old name.
+async fn tablespace_view(conn: &mut Conn) -> anyhow::Result<Option<&'static str>> {
+    let names: Vec<String> = conn
+        .query(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'information_schema' \
+             AND TABLE_NAME IN ('INNODB_TABLESPACES', 'INNODB_SYS_TABLESPACES')",
+        )
+        .await
+        .context("looking for the tablespace view")?;
+    let has = |n: &str| names.iter().any(|x| x.eq_ignore_ascii_case(n));
+    Ok(if has("INNODB_TABLESPACES") {
+        Some("INNODB_TABLESPACES")
+    } else if has("INNODB_SYS_TABLESPACES") {
+        Some("INNODB_SYS_TABLESPACES")
+    } else {
+        None
+    })
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// MySQL's file-name encoding: letters, digits and `_` as they are, anything else as `@XXXX`
+/// (hex code point). Other escape forms (two-character codes used for some non-ASCII
+/// letters) are not decoded: `None`, and the schema falls back to `information_schema.TABLES`.
+fn decode(encoded: &str) -> Option<String> {
+    let mut out = String::with_capacity(encoded.len());
+    let mut chars = encoded.chars();
+    while let Some(c) = chars.next() {
+        if c != '@' {
+            out.push(c);
+            continue;
+        }
+        let hex: String = chars.by_ref().take(4).collect();
+        if hex.len() != 4 || !hex.chars().all(|h| h.is_ascii_hexdigit()) {
+            return None;
+        }
+        out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn file_name_encoding_is_decoded() {
+        assert_eq!(decode("orders").as_deref(), Some("orders"));
+        assert_eq!(decode("my@002ddb").as_deref(), Some("my-db"));
+        assert_eq!(decode("a@0024b@002e").as_deref(), Some("a$b."));
+        assert_eq!(decode("caf@0G"), None);
+    }
+}

@@ -1,0 +1,101 @@
+//! PostgreSQL: inventory from `pg_database`, size from `pg_database_size` (the files of the
+//! database's directory in every tablespace, i.e. its on-disk size), in bytes.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use tokio_postgres::NoTls;
+
+use super::adapter::{Adapter, Collected, DatabaseSize, Exclusions, Target};
+
+pub struct Postgres;
+
+#[async_trait]
+impl Adapter for Postgres {
+    fn db_type(&self) -> &'static str {
+        "postgresql"
+    }
+
+    /// `pg\_%`: the underscore is literal (`pg_%` as LIKE would also drop `pgbench`).
+    fn default_exclusions(&self) -> &'static [&'static str] {
+        &["template0", "template1", "postgres", "pg\\_%"]
+    }
+
+    async fn collect(&self, target: &Target, exclusions: &Exclusions) -> anyhow::Result<Collected> {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(&target.host)
+            .port(target.port)
+            .user(target.username.as_deref().unwrap_or("postgres"))
+            .dbname(target.database_name.as_deref().unwrap_or("postgres"))
+            .application_name("tidemark-collect")
+            .connect_timeout(target.connect_timeout)
+            // The server enforces the statement timeout itself, so nothing keeps running there
+            // after we give up.
+            .options(format!(
+                "-c statement_timeout={}",
+                target.statement_timeout.as_millis()
+            ));
+        if let Some(p) = target.password.as_deref().filter(|p| !p.is_empty()) {
+            cfg.password(p);
+        }
+        let where_ = format!("{}:{}", target.host, target.port);
+        let (client, connection) = tokio::time::timeout(target.connect_timeout, cfg.connect(NoTls))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "could not connect to {where_}: no answer within {:?}",
+                    target.connect_timeout
+                )
+            })?
+            .with_context(|| format!("could not connect to {where_}"))?;
+        let connection = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let result = async {
+            let version: String = client
+                .query_one("SHOW server_version", &[])
+                .await
+                .context("reading the server version")?
+                .get(0);
+            let names: Vec<String> = client
+                .query(
+                    "SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname",
+                    &[],
+                )
+                .await
+                .context("listing databases from pg_database")?
+                .iter()
+                .map(|r| r.get(0))
+                .filter(|n: &String| !exclusions.excludes(n))
+                .collect();
+            // Size only what is kept: pg_database_size walks the database's files.
+            let rows = client
+                .query(
+                    "SELECT datname, pg_database_size(oid) FROM pg_database WHERE datname = ANY($1) ORDER BY datname",
+                    &[&names],
+                )
+                .await
+                .context("reading pg_database_size")?;
+            // NULL: the database was dropped while we were reading; it is simply not there.
+            let databases = rows
+                .iter()
+                .filter_map(|r| {
+                    let size: i64 = r.get::<_, Option<i64>>(1)?;
+                    Some(DatabaseSize {
+                        database_name: r.get(0),
+                        size_bytes: size,
+                        data_size_bytes: Some(size),
+                        log_size_bytes: None,
+                    })
+                })
+                .collect();
+            anyhow::Ok(Collected { version, databases })
+        };
+        let result = tokio::time::timeout(target.statement_timeout * 3, result)
+            .await
+            .map_err(|_| anyhow::anyhow!("{where_} did not answer within the statement timeout"))
+            .and_then(|r| r);
+        drop(client);
+        connection.abort();
+        result
+    }
+}
