@@ -3,6 +3,8 @@
 //! Each scenario builds its own data in a fresh database, drives the local stack over HTTP
 //! where a user would, and measures its naive baseline side by side in the same run.
 
+mod api;
+mod cold_start;
 mod collect;
 mod export;
 mod ledger;
@@ -13,6 +15,8 @@ use clap::{Parser, ValueEnum};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Scenario {
+    Api,
+    ColdStart,
     TagsBulk,
     Ledger,
     Export,
@@ -32,6 +36,8 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let measures = match cli.scenario {
+        Scenario::Api => api::run().await?,
+        Scenario::ColdStart => cold_start::run().await?,
         Scenario::TagsBulk => tags_bulk::run().await?,
         Scenario::Ledger => ledger::run().await?,
         Scenario::Export => export::run().await?,

@@ -67,6 +67,16 @@ impl Measure {
     }
 }
 
+/// `TIDEMARK_BENCH_SCALE` (default 1.0) multiplies every scenario's data sizes, so a quick
+/// debug run can check a scenario end to end.
+pub fn scale() -> f64 {
+    std::env::var("TIDEMARK_BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|v: &f64| *v > 0.0)
+        .unwrap_or(1.0)
+}
+
 fn round(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }

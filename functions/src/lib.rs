@@ -26,13 +26,40 @@ fn required(name: &str) -> Result<String, Error> {
         .ok_or_else(|| format!("{name} is required").into())
 }
 
-/// Cold start: configuration, pool and SDK clients, once per container. A missing setting
-/// fails here with its name.
+/// The secrets: from the Secrets Manager secret named by `TIDEMARK_SECRET_ARN` (JSON with
+/// `database_url` and `credential_key`), else from `DATABASE_URL` and
+/// `TIDEMARK_CREDENTIAL_KEY` (running a binary outside AWS).
+#[derive(serde::Deserialize)]
+struct Secrets {
+    database_url: String,
+    credential_key: String,
+}
+
+async fn secrets(aws: &aws_config::SdkConfig) -> Result<Secrets, Error> {
+    let Ok(arn) = std::env::var("TIDEMARK_SECRET_ARN") else {
+        return Ok(Secrets {
+            database_url: required("DATABASE_URL")?,
+            credential_key: required("TIDEMARK_CREDENTIAL_KEY")?,
+        });
+    };
+    let out = aws_sdk_secretsmanager::Client::new(aws)
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .map_err(|e| format!("reading the secret TIDEMARK_SECRET_ARN: {e}"))?;
+    let text = out
+        .secret_string()
+        .ok_or("the secret TIDEMARK_SECRET_ARN has no string value")?;
+    serde_json::from_str(text).map_err(|_| {
+        "the secret TIDEMARK_SECRET_ARN must be JSON with database_url and credential_key".into()
+    })
+}
+
+/// Cold start: configuration, secrets, pool and SDK clients, once per container. A missing
+/// setting fails here with its name.
 pub async fn app() -> Result<App, Error> {
     tidemark::telemetry::init_json();
-    let config = Config::from_env()?;
-    let key = tidemark::config::parse_credential_key(&required("TIDEMARK_CREDENTIAL_KEY")?)?;
-    let db = tidemark::db::pool(&config.database_url, config.db_pool_size)?;
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(
             aws_smithy_http_client::Builder::new()
@@ -43,6 +70,14 @@ pub async fn app() -> Result<App, Error> {
         )
         .load()
         .await;
+    let secrets = secrets(&aws).await?;
+    let database_url = secrets.database_url;
+    let config = Config::from_lookup(|k| match k {
+        "DATABASE_URL" => Some(database_url.clone()),
+        _ => std::env::var(k).ok(),
+    })?;
+    let key = tidemark::config::parse_credential_key(&secrets.credential_key)?;
+    let db = tidemark::db::pool(&config.database_url, config.db_pool_size)?;
     let s3 = tidemark::storage::s3_client(config.s3_endpoint.as_deref(), None).await;
     let queue = SqsQueue {
         client: aws_sdk_sqs::Client::new(&aws),

@@ -3,15 +3,16 @@ use serde_json::{json, Value};
 
 /// An error in the contract's envelope. The message is for the caller; internal detail goes
 /// to the log with the request id and never into the body.
+/// Kept small (boxed rarely-set fields): it is the error type of every handler.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
     /// Logged (never returned) for 5xx errors.
-    pub internal: Option<String>,
+    pub internal: Option<Box<str>>,
 }
 
 pub type ApiResult = Result<super::ApiResponse, ApiError>;
@@ -77,7 +78,7 @@ impl ApiError {
             "INTERNAL",
             "internal error; see the log for this request id",
         );
-        e.internal = Some(detail.to_string());
+        e.internal = Some(detail.to_string().into());
         e
     }
     pub fn with_field(mut self, field: &str) -> Self {
@@ -85,7 +86,7 @@ impl ApiError {
         self
     }
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -96,7 +97,7 @@ impl ApiError {
             error["field"] = json!(f);
         }
         if let Some(d) = &self.details {
-            error["details"] = d.clone();
+            error["details"] = (**d).clone();
         }
         json!({"success": false, "error": error})
     }
@@ -114,12 +115,12 @@ impl From<tokio_postgres::Error> for ApiError {
             }
             Some(c) if *c == SqlState::QUERY_CANCELED => {
                 let mut err = ApiError::unavailable("the database took too long to answer");
-                err.internal = Some(e.to_string());
+                err.internal = Some(e.to_string().into());
                 err
             }
             None if e.is_closed() || is_io(&e) => {
                 let mut err = ApiError::unavailable("the database is unavailable");
-                err.internal = Some(e.to_string());
+                err.internal = Some(e.to_string().into());
                 err
             }
             _ => ApiError::internal(e),
@@ -142,7 +143,7 @@ fn is_io(e: &tokio_postgres::Error) -> bool {
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         let mut err = ApiError::unavailable("the database is unavailable");
-        err.internal = Some(e.to_string());
+        err.internal = Some(e.to_string().into());
         err
     }
 }

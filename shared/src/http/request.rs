@@ -241,38 +241,6 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_decodes_and_repeats() {
-        let q = Query::parse("tag=a&tag=b%20c&search=x+y&empty=");
-        assert_eq!(q.all("tag"), vec!["a", "b c"]);
-        assert_eq!(q.get("search"), Some("x y"));
-        assert_eq!(q.text("empty"), None);
-        assert!(q.int("search").is_err());
-    }
-
-    #[test]
-    fn json_errors_are_classified() {
-        #[derive(serde::Deserialize, Debug)]
-        #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
-        struct T {
-            a: i64,
-        }
-        assert_eq!(parse_json::<T>(b"{").unwrap_err().code, "MALFORMED_JSON");
-        let e = parse_json::<T>(br#"{"a":1,"b":2}"#).unwrap_err();
-        assert_eq!(e.code, "VALIDATION_ERROR");
-        assert_eq!(e.field.as_deref(), Some("b"));
-        assert_eq!(
-            parse_json::<T>(br#"{"a":"x"}"#).unwrap_err().code,
-            "VALIDATION_ERROR"
-        );
-    }
-}
-
 /// For PATCH bodies: absent -> `None`, `null` -> `Some(None)`, value -> `Some(Some(v))`.
 pub fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -314,5 +282,37 @@ impl Query {
             }
         }
         Ok(Query(pairs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decodes_and_repeats() {
+        let q = Query::parse("tag=a&tag=b%20c&search=x+y&empty=");
+        assert_eq!(q.all("tag"), vec!["a", "b c"]);
+        assert_eq!(q.get("search"), Some("x y"));
+        assert_eq!(q.text("empty"), None);
+        assert!(q.int("search").is_err());
+    }
+
+    #[test]
+    fn json_errors_are_classified() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct T {
+            a: i64,
+        }
+        assert_eq!(parse_json::<T>(b"{").unwrap_err().code, "MALFORMED_JSON");
+        let e = parse_json::<T>(br#"{"a":1,"b":2}"#).unwrap_err();
+        assert_eq!(e.code, "VALIDATION_ERROR");
+        assert_eq!(e.field.as_deref(), Some("b"));
+        assert_eq!(
+            parse_json::<T>(br#"{"a":"x"}"#).unwrap_err().code,
+            "VALIDATION_ERROR"
+        );
     }
 }

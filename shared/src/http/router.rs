@@ -73,10 +73,11 @@ pub fn routes() -> &'static [Route] {
     })
 }
 
-fn match_route(
-    pattern: &'static str,
-    segments: &[&str],
-) -> Option<(usize, Vec<(&'static str, String)>)> {
+/// Path parameters by name, e.g. `[("id", "3")]`.
+type Params = Vec<(&'static str, String)>;
+
+/// Matches a route pattern; the score is the number of literal segments (most specific wins).
+fn match_route(pattern: &'static str, segments: &[&str]) -> Option<(usize, Params)> {
     let pat: Vec<&'static str> = pattern.trim_matches('/').split('/').collect();
     if pat.len() != segments.len() {
         return None;
@@ -192,7 +193,7 @@ async fn route_and_run(
         .filter(|r| r.is_empty() || r.starts_with('/'))
         .ok_or_else(|| ApiError::not_found("route"))?;
     let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
-    let candidates: Vec<(&Route, usize, Vec<(&'static str, String)>)> = routes()
+    let candidates: Vec<(&Route, usize, Params)> = routes()
         .iter()
         .filter(|r| function.is_none_or(|f| r.function == f))
         .filter_map(|r| match_route(r.path, &segments).map(|(score, params)| (r, score, params)))
