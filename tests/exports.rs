@@ -618,7 +618,7 @@ async fn database_dropping_the_stream_fails_the_job_and_leaves_nothing() {
                 .query(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                      WHERE datname = current_database() AND pid <> pg_backend_pid() \
-                       AND state = 'active' AND query LIKE '%FROM instance_databases d JOIN instances i%'",
+                       AND state = 'active' AND query LIKE '%JOIN instance_databases d ON d.instance_id = i.id%'",
                     &[],
                 )
                 .await

@@ -128,7 +128,7 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
             .execute("DELETE FROM export_jobs WHERE id = $1", &[&id])
             .await?;
         let mut err = ApiError::unavailable("the export could not be queued; try again");
-        err.internal = Some(format!("{e:#}"));
+        err.internal = Some(format!("{e:#}").into());
         return Err(err);
     }
     Ok(ApiResponse::accepted(job_json(&row, None))
@@ -247,7 +247,7 @@ pub async fn delete(app: &App, req: Req) -> ApiResult {
     let row = fetch_visible(&tx, id, &req.principal, true).await?;
     let unavailable = |e: upload::StorageError| {
         let mut err = ApiError::unavailable("the export file could not be deleted; try again");
-        err.internal = Some(e.detail);
+        err.internal = Some(e.detail.into());
         err
     };
     let key: Option<String> = row.get("object_key");
