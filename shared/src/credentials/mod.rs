@@ -71,34 +71,17 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
         conds.push(format!("(c.name ILIKE {p} OR c.username ILIKE {p})"));
     }
     let client = app.db.get().await?;
-    let total = if params.include_total {
-        let mut count = Sql::default();
-        if let Some(s) = req.query.text("search") {
-            let p = count.bind(contains_pattern(s));
-            count.text = format!(
-                "SELECT count(*) FROM credentials c WHERE c.name ILIKE {p} OR c.username ILIKE {p}"
-            );
-        } else {
-            count.text = "SELECT count(*) FROM credentials c".into();
-        }
-        Some(
-            client
-                .query_one(&count.text, &count.params())
-                .await?
-                .get::<_, i64>(0),
+    let page = params
+        .fetch(
+            &client,
+            sql,
+            conds,
+            COLUMNS,
+            "credentials c",
+            credential_json,
         )
-    } else {
-        None
-    };
-    params.keyset_condition(&mut sql, &mut conds);
-    sql.text = format!(
-        "SELECT {COLUMNS}, {} FROM credentials c",
-        params.key_select()
-    );
-    sql.push_where(&conds);
-    sql.push(&params.order_and_limit());
-    let rows = client.query(&sql.text, &sql.params()).await?;
-    Ok(ApiResponse::ok(params.finish(rows, total, credential_json)))
+        .await?;
+    Ok(ApiResponse::ok(page))
 }
 
 async fn fetch(client: &impl deadpool_postgres::GenericClient, id: i64) -> Result<Row, ApiError> {

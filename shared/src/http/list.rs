@@ -181,6 +181,40 @@ impl ListParams {
         )
     }
 
+    /// Runs a list: the optional count (same filters, no keyset), then one page by offset or
+    /// cursor. `sql` holds the filters' parameters; `from` is e.g. `instances i`.
+    pub async fn fetch<T: Serialize>(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        mut sql: Sql,
+        mut conds: Vec<String>,
+        columns: &str,
+        from: &str,
+        map: impl Fn(&Row) -> T,
+    ) -> Result<Page<T>, ApiError> {
+        let total = if self.include_total {
+            let mut count = format!("SELECT count(*) FROM {from}");
+            if !conds.is_empty() {
+                count.push_str(" WHERE ");
+                count.push_str(&conds.join(" AND "));
+            }
+            Some(
+                client
+                    .query_one(&count, &sql.params())
+                    .await?
+                    .get::<_, i64>(0),
+            )
+        } else {
+            None
+        };
+        self.keyset_condition(&mut sql, &mut conds);
+        sql.text = format!("SELECT {columns}, {} FROM {from}", self.key_select());
+        sql.push_where(&conds);
+        sql.push(&self.order_and_limit());
+        let rows = client.query(&sql.text, &sql.params()).await?;
+        Ok(self.finish(rows, total, map))
+    }
+
     /// Trims the extra row, builds `has_next` and `next_cursor`.
     pub fn finish<T: Serialize>(
         &self,

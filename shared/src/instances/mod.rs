@@ -175,29 +175,19 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
     let params = ListParams::parse(q, &SORTS)?;
     let mut sql = Sql::default();
-    let mut conds = filter_conditions(q, &mut sql)?;
-
+    let conds = filter_conditions(q, &mut sql)?;
     let client = app.db.get().await?;
-    let total = if params.include_total {
-        let mut count = Sql::default();
-        std::mem::swap(&mut count, &mut sql);
-        count.text = "SELECT count(*) FROM instances i".into();
-        count.push_where(&conds);
-        let n: i64 = client.query_one(&count.text, &count.params()).await?.get(0);
-        std::mem::swap(&mut count, &mut sql);
-        Some(n)
-    } else {
-        None
-    };
-    params.keyset_condition(&mut sql, &mut conds);
-    sql.text = format!(
-        "SELECT {INSTANCE_COLUMNS}, {} FROM instances i",
-        params.key_select()
-    );
-    sql.push_where(&conds);
-    sql.push(&params.order_and_limit());
-    let rows = client.query(&sql.text, &sql.params()).await?;
-    Ok(ApiResponse::ok(params.finish(rows, total, instance_json)))
+    let page = params
+        .fetch(
+            &client,
+            sql,
+            conds,
+            INSTANCE_COLUMNS,
+            "instances i",
+            instance_json,
+        )
+        .await?;
+    Ok(ApiResponse::ok(page))
 }
 
 /// Fetches one instance (with tags and credential); deleted ones only when asked.
@@ -528,51 +518,26 @@ pub async fn databases(app: &App, req: Req) -> ApiResult {
     if !include_inactive {
         conds.push("d.is_active".into());
     }
-    let total = if params.include_total {
-        let mut c = Sql::default();
-        let p = c.bind(id);
-        c.text = format!(
-            "SELECT count(*) FROM instance_databases d WHERE d.instance_id = {p}{}",
-            if include_inactive {
-                ""
-            } else {
-                " AND d.is_active"
-            }
-        );
-        Some(
-            client
-                .query_one(&c.text, &c.params())
-                .await?
-                .get::<_, i64>(0),
-        )
-    } else {
-        None
-    };
-    params.keyset_condition(&mut sql, &mut conds);
-    sql.text = format!(
-        "SELECT d.id, d.database_name, d.is_active, d.first_seen_date, d.last_seen_date, d.deleted_at, \
-         d.latest_size_bytes, d.latest_collected_at, d.latest_collected_date, d.growth_bytes_per_day, {} \
-         FROM instance_databases d",
-        params.key_select()
-    );
-    sql.push_where(&conds);
-    sql.push(&params.order_and_limit());
-    let rows = client.query(&sql.text, &sql.params()).await?;
-    Ok(ApiResponse::ok(params.finish(rows, total, |r| {
-        let bytes: Option<i64> = r.get("latest_size_bytes");
-        json!({
-            "id": r.get::<_, i64>("id"),
-            "database_name": r.get::<_, String>("database_name"),
-            "is_active": r.get::<_, bool>("is_active"),
-            "first_seen_date": r.get::<_, chrono::NaiveDate>("first_seen_date"),
-            "last_seen_date": r.get::<_, chrono::NaiveDate>("last_seen_date"),
-            "deleted_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>("deleted_at"),
-            "size": bytes.map(|b| crate::ledger::size::size_json(
-                b,
-                r.get("latest_collected_at"),
-                r.get("latest_collected_date"),
-            )),
-            "growth_bytes_per_day": r.get::<_, Option<i64>>("growth_bytes_per_day"),
+    let columns = "d.id, d.database_name, d.is_active, d.first_seen_date, d.last_seen_date, d.deleted_at, \
+         d.latest_size_bytes, d.latest_collected_at, d.latest_collected_date, d.growth_bytes_per_day";
+    let page = params
+        .fetch(&client, sql, conds, columns, "instance_databases d", |r| {
+            let bytes: Option<i64> = r.get("latest_size_bytes");
+            json!({
+                "id": r.get::<_, i64>("id"),
+                "database_name": r.get::<_, String>("database_name"),
+                "is_active": r.get::<_, bool>("is_active"),
+                "first_seen_date": r.get::<_, chrono::NaiveDate>("first_seen_date"),
+                "last_seen_date": r.get::<_, chrono::NaiveDate>("last_seen_date"),
+                "deleted_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>("deleted_at"),
+                "size": bytes.map(|b| crate::ledger::size::size_json(
+                    b,
+                    r.get("latest_collected_at"),
+                    r.get("latest_collected_date"),
+                )),
+                "growth_bytes_per_day": r.get::<_, Option<i64>>("growth_bytes_per_day"),
+            })
         })
-    })))
+        .await?;
+    Ok(ApiResponse::ok(page))
 }

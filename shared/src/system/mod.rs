@@ -117,40 +117,22 @@ fn log_conditions(req: &Req, sql: &mut Sql) -> Result<Vec<String>, ApiError> {
 pub async fn logs(app: &App, req: Req) -> ApiResult {
     let params = ListParams::parse(&req.query, &LOG_SORTS)?;
     let mut sql = Sql::default();
-    let mut conds = log_conditions(&req, &mut sql)?;
+    let conds = log_conditions(&req, &mut sql)?;
     let client = app.db.get().await?;
-    let total = if params.include_total {
-        let mut c = Sql::default();
-        let cc = log_conditions(&req, &mut c)?;
-        c.text = "SELECT count(*) FROM event_logs e".into();
-        c.push_where(&cc);
-        Some(
-            client
-                .query_one(&c.text, &c.params())
-                .await?
-                .get::<_, i64>(0),
-        )
-    } else {
-        None
-    };
-    params.keyset_condition(&mut sql, &mut conds);
-    sql.text = format!(
-        "SELECT e.id, e.occurred_at, e.level, e.module, e.message, e.context, {} FROM event_logs e",
-        params.key_select()
-    );
-    sql.push_where(&conds);
-    sql.push(&params.order_and_limit());
-    let rows = client.query(&sql.text, &sql.params()).await?;
-    Ok(ApiResponse::ok(params.finish(rows, total, |r| {
-        json!({
-            "id": r.get::<_, i64>("id"),
-            "occurred_at": r.get::<_, chrono::DateTime<chrono::Utc>>("occurred_at"),
-            "level": r.get::<_, String>("level"),
-            "module": r.get::<_, String>("module"),
-            "message": r.get::<_, String>("message"),
-            "context": r.get::<_, serde_json::Value>("context"),
+    let columns = "e.id, e.occurred_at, e.level, e.module, e.message, e.context";
+    let page = params
+        .fetch(&client, sql, conds, columns, "event_logs e", |r| {
+            json!({
+                "id": r.get::<_, i64>("id"),
+                "occurred_at": r.get::<_, chrono::DateTime<chrono::Utc>>("occurred_at"),
+                "level": r.get::<_, String>("level"),
+                "module": r.get::<_, String>("module"),
+                "message": r.get::<_, String>("message"),
+                "context": r.get::<_, serde_json::Value>("context"),
+            })
         })
-    })))
+        .await?;
+    Ok(ApiResponse::ok(page))
 }
 
 pub async fn log_statistics(app: &App, req: Req) -> ApiResult {

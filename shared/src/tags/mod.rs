@@ -99,23 +99,10 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
         _ => {}
     }
     let client = app.db.get().await?;
-    let total = if params.include_total {
-        let mut count = Sql::default();
-        std::mem::swap(&mut count, &mut sql);
-        count.text = "SELECT count(*) FROM tags t".into();
-        count.push_where(&conds);
-        let n: i64 = client.query_one(&count.text, &count.params()).await?.get(0);
-        std::mem::swap(&mut count, &mut sql);
-        Some(n)
-    } else {
-        None
-    };
-    params.keyset_condition(&mut sql, &mut conds);
-    sql.text = format!("SELECT {COLUMNS}, {} FROM tags t", params.key_select());
-    sql.push_where(&conds);
-    sql.push(&params.order_and_limit());
-    let rows = client.query(&sql.text, &sql.params()).await?;
-    Ok(ApiResponse::ok(params.finish(rows, total, tag_json)))
+    let page = params
+        .fetch(&client, sql, conds, COLUMNS, "tags t", tag_json)
+        .await?;
+    Ok(ApiResponse::ok(page))
 }
 
 async fn fetch(client: &impl deadpool_postgres::GenericClient, id: i64) -> Result<Row, ApiError> {
