@@ -19,12 +19,7 @@ const MIB: usize = 1024 * 1024;
 
 /// `instances` x `databases` ledger rows with long names (about `name_len` + 200 bytes of
 /// CSV a row), sizes in every state (never collected, fresh, due, stale), some tags.
-async fn seed_ledger(
-    db: &tokio_postgres::Client,
-    instances: i32,
-    databases: i32,
-    name_len: i32,
-) {
+async fn seed_ledger(db: &tokio_postgres::Client, instances: i32, databases: i32, name_len: i32) {
     db.execute(
         "INSERT INTO instances (name, db_type, host, port) \
          SELECT 'inst-' || lpad(g::text, 4, '0') || '-' || repeat('i', 40), \
@@ -166,7 +161,12 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// Export objects in the bucket folder.
 fn objects(t: &TestStack) -> Vec<PathBuf> {
-    files_under(&t.data_dir.path().join("s3").join(&t.stack.app.storage.bucket))
+    files_under(
+        &t.data_dir
+            .path()
+            .join("s3")
+            .join(&t.stack.app.storage.bucket),
+    )
 }
 
 /// What s3s-fs keeps for multipart uploads in progress: `.upload-<id>.json` and
@@ -198,7 +198,11 @@ async fn large_ledger_export_streams_in_parts_and_matches_the_ledger() {
     // ~30,000 rows of ~450 bytes: ~13 MiB, so three parts of 5 MiB.
     seed_ledger(&db, 60, 500, 250).await;
 
-    let job = export(&t, json!({"kind": "database_ledger", "filters": {}, "format": "csv"})).await;
+    let job = export(
+        &t,
+        json!({"kind": "database_ledger", "filters": {}, "format": "csv"}),
+    )
+    .await;
     assert_eq!(job["status"], "completed", "{job}");
     assert!(job["error"].is_null());
     assert!(job["parts_uploaded"].as_i64().unwrap() >= 3, "{job}");
@@ -211,12 +215,12 @@ async fn large_ledger_export_streams_in_parts_and_matches_the_ledger() {
     assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
     let disposition = headers["content-disposition"].to_str().unwrap().to_string();
     let file_name = job["file_name"].as_str().unwrap();
-    assert_eq!(
-        disposition,
-        format!("attachment; filename=\"{file_name}\"")
-    );
+    assert_eq!(disposition, format!("attachment; filename=\"{file_name}\""));
     assert!(file_name.starts_with("database_ledger_") && file_name.ends_with("Z.csv"));
-    assert_eq!(file_name.len(), "database_ledger_20260101T000000Z.csv".len());
+    assert_eq!(
+        file_name.len(),
+        "database_ledger_20260101T000000Z.csv".len()
+    );
 
     let (header, rows) = parse_csv(&body);
     assert_eq!(header, LEDGER_HEADER);
@@ -294,15 +298,22 @@ async fn text_cells_are_neutralised_and_quoting_round_trips() {
         assert_eq!(r[13], "'=evil");
     }
     // Numbers are not text: a negative growth stays a number.
-    db.execute("UPDATE instance_databases SET growth_bytes_per_day = -5", &[])
-        .await
-        .unwrap();
+    db.execute(
+        "UPDATE instance_databases SET growth_bytes_per_day = -5",
+        &[],
+    )
+    .await
+    .unwrap();
     let job = export(&t, json!({"kind": "database_ledger"})).await;
     let (_, body) = download(job["download_url"].as_str().unwrap()).await;
     assert!(parse_csv(&body).1.iter().all(|r| r[11] == "-5"));
 
     // The instances kind neutralises too, and an empty result is a file with the header only.
-    let job = export(&t, json!({"kind": "instances", "filters": {"include_deleted": true}})).await;
+    let job = export(
+        &t,
+        json!({"kind": "instances", "filters": {"include_deleted": true}}),
+    )
+    .await;
     let (_, body) = download(job["download_url"].as_str().unwrap()).await;
     let (header, rows) = parse_csv(&body);
     assert_eq!(header[1], "name");
@@ -336,13 +347,34 @@ async fn requests_are_validated_owned_and_links_are_signed() {
 
     for (body, field) in [
         (json!({"kind": "everything"}), "kind"),
-        (json!({"kind": "database_ledger", "format": "xlsx"}), "format"),
-        (json!({"kind": "database_ledger", "filters": {"min_size_bytes": -1}}), "filters.min_size_bytes"),
-        (json!({"kind": "database_ledger", "filters": {"stale": "maybe"}}), "filters.stale"),
-        (json!({"kind": "database_ledger", "filters": {"limit": 5}}), "filters.limit"),
-        (json!({"kind": "instances", "filters": {"tag_mode": "some"}}), "filters.tag_mode"),
-        (json!({"kind": "database_sizes", "filters": {"start_date": "2025-01-01", "end_date": "2026-02-05"}}), "filters.end_date"),
-        (json!({"kind": "database_sizes", "filters": {"instance_id": 999, "start_date": "2026-01-01", "end_date": "2026-01-31"}}), "filters.instance_id"),
+        (
+            json!({"kind": "database_ledger", "format": "xlsx"}),
+            "format",
+        ),
+        (
+            json!({"kind": "database_ledger", "filters": {"min_size_bytes": -1}}),
+            "filters.min_size_bytes",
+        ),
+        (
+            json!({"kind": "database_ledger", "filters": {"stale": "maybe"}}),
+            "filters.stale",
+        ),
+        (
+            json!({"kind": "database_ledger", "filters": {"limit": 5}}),
+            "filters.limit",
+        ),
+        (
+            json!({"kind": "instances", "filters": {"tag_mode": "some"}}),
+            "filters.tag_mode",
+        ),
+        (
+            json!({"kind": "database_sizes", "filters": {"start_date": "2025-01-01", "end_date": "2026-02-05"}}),
+            "filters.end_date",
+        ),
+        (
+            json!({"kind": "database_sizes", "filters": {"instance_id": 999, "start_date": "2026-01-01", "end_date": "2026-01-31"}}),
+            "filters.instance_id",
+        ),
         (json!({"kind": "database_ledger", "extra": 1}), "extra"),
     ] {
         let r = t.post("/exports", Role::Viewer, body.clone()).await;
@@ -381,7 +413,10 @@ async fn requests_are_validated_owned_and_links_are_signed() {
         json!([])
     );
     assert_eq!(t.get("/exports/not-a-uuid", Role::Viewer).await.status, 404);
-    assert_eq!(t.get("/exports?status=done", Role::Viewer).await.status, 400);
+    assert_eq!(
+        t.get("/exports?status=done", Role::Viewer).await.status,
+        400
+    );
 
     // A tampered link is refused by S3.
     let url = job["download_url"].as_str().unwrap();
@@ -389,7 +424,11 @@ async fn requests_are_validated_owned_and_links_are_signed() {
     assert!(!body.is_empty());
     let sig_at = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
     let mut tampered = url.to_string();
-    let flipped = if &url[sig_at..sig_at + 1] == "0" { "1" } else { "0" };
+    let flipped = if &url[sig_at..sig_at + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
     tampered.replace_range(sig_at..sig_at + 1, flipped);
     assert_eq!(reqwest::get(&tampered).await.unwrap().status(), 403);
     let other_key = url.replace("/exports/", "/exports-other/");
@@ -551,7 +590,10 @@ fn app_via(t: &TestStack, proxy: SocketAddr) -> App {
     app
 }
 
-async fn job_state(db: &tokio_postgres::Client, id: uuid::Uuid) -> (String, Option<String>, i32, Option<String>) {
+async fn job_state(
+    db: &tokio_postgres::Client,
+    id: uuid::Uuid,
+) -> (String, Option<String>, i32, Option<String>) {
     let r = db
         .query_one(
             "SELECT status, error, attempt, upload_id FROM export_jobs WHERE id = $1",
@@ -599,7 +641,11 @@ async fn database_dropping_the_stream_fails_the_job_and_leaves_nothing() {
     let db = t.db.connect().await;
     // ~28 MiB: the server is still sending rows when the first part is recorded.
     seed_ledger(&db, 60, 700, 400).await;
-    let proxy = s3_proxy(t.stack.s3_addr, Fault::DelayParts(Duration::from_millis(1500))).await;
+    let proxy = s3_proxy(
+        t.stack.s3_addr,
+        Fault::DelayParts(Duration::from_millis(1500)),
+    )
+    .await;
     let app = app_via(&t, proxy);
     let id = job_row(&db, json!({})).await;
 
@@ -609,7 +655,10 @@ async fn database_dropping_the_stream_fails_the_job_and_leaves_nothing() {
     let mut terminated = false;
     for _ in 0..600 {
         let parts: i32 = db
-            .query_one("SELECT parts_uploaded FROM export_jobs WHERE id = $1", &[&id])
+            .query_one(
+                "SELECT parts_uploaded FROM export_jobs WHERE id = $1",
+                &[&id],
+            )
             .await
             .unwrap()
             .get(0);
@@ -668,7 +717,9 @@ async fn a_crashed_run_is_redone_once() {
         .key(&stale_key)
         .upload_id(&upload_id)
         .part_number(1)
-        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"id,partial\r\n"))
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"id,partial\r\n",
+        ))
         .send()
         .await
         .unwrap();
@@ -691,7 +742,10 @@ async fn a_crashed_run_is_redone_once() {
     a.unwrap();
     b.unwrap();
     let (status, error, attempt, left) = job_state(&db, id).await;
-    assert_eq!((status.as_str(), error, attempt, left), ("completed", None, 2, None));
+    assert_eq!(
+        (status.as_str(), error, attempt, left),
+        ("completed", None, 2, None)
+    );
     assert!(open_uploads(&t).is_empty(), "{:?}", open_uploads(&t));
     let objects_now = objects(&t);
     assert_eq!(objects_now.len(), 1, "{objects_now:?}");

@@ -79,7 +79,15 @@ async fn parent() -> anyhow::Result<Vec<Measure>> {
     for _ in 0..RUNS {
         let started = Instant::now();
         let status = tokio::process::Command::new("psql")
-            .args([db.url.as_str(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", &copy])
+            .args([
+                db.url.as_str(),
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                &copy,
+            ])
             .stdout(std::process::Stdio::null())
             .status()
             .await

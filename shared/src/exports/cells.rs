@@ -36,7 +36,7 @@ impl CsvBuffer {
     }
 
     /// Bytes in the buffer (the writer's own small buffer is flushed first).
-    pub fn len(&mut self) -> std::io::Result<usize> {
+    pub fn flushed_len(&mut self) -> std::io::Result<usize> {
         self.writer.flush()?;
         Ok(self.writer.get_ref().len())
     }
@@ -46,7 +46,6 @@ impl CsvBuffer {
     pub fn approx_len(&self) -> usize {
         self.writer.get_ref().len()
     }
-
 
     /// Takes everything written so far (between records) and starts a fresh buffer of
     /// `capacity`.
@@ -129,7 +128,9 @@ mod tests {
 
     #[test]
     fn formula_cells_are_neutralised() {
-        for bad in ["=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "  =cmd", "\n=x"] {
+        for bad in [
+            "=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "  =cmd", "\n=x",
+        ] {
             assert!(neutralise(bad).starts_with('\''), "{bad:?}");
         }
         for good in ["orders", "", "a=b", "1-2", " x", "'quoted"] {

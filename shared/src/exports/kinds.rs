@@ -19,7 +19,8 @@ pub enum Kind {
 }
 
 /// Tag names of each instance joined by `;`, computed once per instance (not per database).
-const INSTANCE_TAGS: &str = "LEFT JOIN LATERAL (SELECT string_agg(t.name, ';' ORDER BY t.name) AS tags \
+const INSTANCE_TAGS: &str =
+    "LEFT JOIN LATERAL (SELECT string_agg(t.name, ';' ORDER BY t.name) AS tags \
     FROM instance_tags it JOIN tags t ON t.id = it.tag_id WHERE it.instance_id = i.id) tg ON true";
 
 impl Kind {
@@ -152,7 +153,8 @@ impl Kind {
                 sql.push(" ORDER BY i.name, d.database_name, d.id");
             }
             Kind::Instances => {
-                let conds = crate::instances::filter_conditions(q, &mut sql).map_err(prefix_field)?;
+                let conds =
+                    crate::instances::filter_conditions(q, &mut sql).map_err(prefix_field)?;
                 sql.text = format!(
                     "SELECT i.id, i.name, i.db_type, i.host, i.port, i.database_name, i.description, \
                      i.is_active, i.version, tg.tags, i.last_collected_at, i.created_at, i.updated_at, \

@@ -34,7 +34,8 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-const JOB_COLUMNS: &str = "j.id, j.kind, j.format, j.filters, j.status, j.rows_written, j.bytes_written, \
+const JOB_COLUMNS: &str =
+    "j.id, j.kind, j.format, j.filters, j.status, j.rows_written, j.bytes_written, \
     j.parts_uploaded, j.object_key, j.error, j.created_at, j.started_at, j.completed_at";
 
 /// A job as the API shows it; `download` only for a completed job, presigned by the caller.

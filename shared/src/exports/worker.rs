@@ -52,11 +52,18 @@ impl From<StorageError> for Stop {
 fn database_stop(what: &str, e: &tokio_postgres::Error) -> Stop {
     use tokio_postgres::error::SqlState;
     let reason = match e.as_db_error() {
-        Some(db) if *db.code() == SqlState::ADMIN_SHUTDOWN || *db.code() == SqlState::QUERY_CANCELED => {
-            format!("{what} was interrupted by the database ({}); request the export again", db.message())
+        Some(db)
+            if *db.code() == SqlState::ADMIN_SHUTDOWN || *db.code() == SqlState::QUERY_CANCELED =>
+        {
+            format!(
+                "{what} was interrupted by the database ({}); request the export again",
+                db.message()
+            )
         }
         Some(db) => format!("{what} failed: {}", db.message()),
-        None => format!("{what} failed: the database connection was lost; request the export again"),
+        None => {
+            format!("{what} failed: the database connection was lost; request the export again")
+        }
     };
     Stop::Failed {
         reason,
@@ -66,7 +73,11 @@ fn database_stop(what: &str, e: &tokio_postgres::Error) -> Stop {
 
 /// `database_ledger_20261125T030000Z.csv`: kind-named, from the request time (UTC).
 pub fn file_name(kind: Kind, created_at: DateTime<Utc>) -> String {
-    format!("{}_{}.csv", kind.as_str(), created_at.format("%Y%m%dT%H%M%SZ"))
+    format!(
+        "{}_{}.csv",
+        kind.as_str(),
+        created_at.format("%Y%m%dT%H%M%SZ")
+    )
 }
 
 pub async fn process(app: &App, message: &ExportMessage) -> anyhow::Result<()> {
@@ -155,11 +166,7 @@ async fn clean_stale(
 }
 
 /// Runs a fenced update (`$1` id, `$2` attempt); no row means the claim was lost.
-async fn fenced(
-    control: &deadpool_postgres::Client,
-    sql: &str,
-    claim: &Claim,
-) -> Result<(), Stop> {
+async fn fenced(control: &deadpool_postgres::Client, sql: &str, claim: &Claim) -> Result<(), Stop> {
     match control.execute(sql, &[&claim.id, &claim.attempt]).await {
         Ok(0) => Err(Stop::Lost),
         Ok(_) => Ok(()),
@@ -167,11 +174,7 @@ async fn fenced(
     }
 }
 
-async fn run(
-    app: &App,
-    control: &deadpool_postgres::Client,
-    claim: &Claim,
-) -> Result<i64, Stop> {
+async fn run(app: &App, control: &deadpool_postgres::Client, claim: &Claim) -> Result<i64, Stop> {
     let query = Query::from_json(&claim.filters)
         .and_then(|q| claim.kind.select(&q))
         .map_err(|e| Stop::Failed {
@@ -300,7 +303,7 @@ async fn stream(
         written.rows += 1;
         // Cheap check first: the csv writer's own buffer lags by at most 8 KiB.
         if csv.approx_len() + 8192 >= target {
-            let len = csv.len().map_err(|e| csv_failed(e.into()))?;
+            let len = csv.flushed_len().map_err(|e| csv_failed(e.into()))?;
             if len >= target {
                 let number = upload.parts_started() + 1;
                 target = part_size(base, number + 1);
@@ -314,7 +317,7 @@ async fn stream(
         }
     }
     // The rest (always at least the header when nothing was sent yet).
-    let len = csv.len().map_err(|e| csv_failed(e.into()))?;
+    let len = csv.flushed_len().map_err(|e| csv_failed(e.into()))?;
     if len > 0 || upload.parts_started() == 0 {
         let body = csv.take(0).map_err(|e| csv_failed(e.into()))?;
         finish_part(control, claim, upload, &mut written, in_flight.take()).await?;
@@ -344,7 +347,13 @@ async fn finish_part(
         .execute(
             "UPDATE export_jobs SET rows_written = $3, bytes_written = $4, parts_uploaded = $5, \
              heartbeat_at = now() WHERE id = $1 AND attempt = $2 AND status = 'running'",
-            &[&claim.id, &claim.attempt, &rows, &written.bytes, &written.parts],
+            &[
+                &claim.id,
+                &claim.attempt,
+                &rows,
+                &written.bytes,
+                &written.parts,
+            ],
         )
         .await;
     match saved {
