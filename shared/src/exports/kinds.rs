@@ -1,0 +1,374 @@
+//! What can be exported: each kind validates its filters like the list it mirrors, builds one
+//! parameterised query, and turns each row into one CSV record.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use tokio_postgres::Row;
+
+use super::cells::CsvBuffer;
+use crate::http::sql::Sql;
+use crate::http::{ApiError, Query};
+
+/// The most days a `database_sizes` export covers (as `GET /databases/{id}/sizes`).
+pub const MAX_SIZE_HISTORY_DAYS: i64 = 400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    DatabaseLedger,
+    Instances,
+    DatabaseSizes,
+}
+
+/// Tag names of each instance joined by `;`, computed once per instance (not per database).
+const INSTANCE_TAGS: &str =
+    "LEFT JOIN LATERAL (SELECT string_agg(t.name, ';' ORDER BY t.name) AS tags \
+    FROM instance_tags it JOIN tags t ON t.id = it.tag_id WHERE it.instance_id = i.id) tg ON true";
+
+impl Kind {
+    pub const ALL: [&'static str; 3] = ["database_ledger", "instances", "database_sizes"];
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "database_ledger" => Some(Kind::DatabaseLedger),
+            "instances" => Some(Kind::Instances),
+            "database_sizes" => Some(Kind::DatabaseSizes),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::DatabaseLedger => "database_ledger",
+            Kind::Instances => "instances",
+            Kind::DatabaseSizes => "database_sizes",
+        }
+    }
+
+    /// The filters of the list this kind exports (paging and sorting do not apply).
+    fn filter_names(self) -> &'static [&'static str] {
+        match self {
+            Kind::DatabaseLedger => &[
+                "search",
+                "db_type",
+                "instance_id",
+                "tag",
+                "tag_mode",
+                "min_size_bytes",
+                "stale",
+            ],
+            Kind::Instances => &[
+                "search",
+                "db_type",
+                "status",
+                "include_deleted",
+                "tag",
+                "tag_mode",
+            ],
+            Kind::DatabaseSizes => &["instance_id", "database_name", "start_date", "end_date"],
+        }
+    }
+
+    pub fn header(self) -> &'static [&'static str] {
+        match self {
+            Kind::DatabaseLedger => &[
+                "id",
+                "instance_id",
+                "instance_name",
+                "host",
+                "port",
+                "db_type",
+                "database_name",
+                "size_bytes",
+                "size_mb",
+                "collected_at",
+                "collected_date",
+                "growth_bytes_per_day",
+                "sync_status",
+                "tags",
+            ],
+            Kind::Instances => &[
+                "id",
+                "name",
+                "db_type",
+                "host",
+                "port",
+                "database_name",
+                "description",
+                "status",
+                "version",
+                "tags",
+                "last_collected_at",
+                "created_at",
+                "updated_at",
+                "deleted_at",
+            ],
+            Kind::DatabaseSizes => &[
+                "instance_id",
+                "instance_name",
+                "host",
+                "db_type",
+                "database_name",
+                "collected_date",
+                "size_bytes",
+                "size_mb",
+                "data_size_bytes",
+                "log_size_bytes",
+                "collected_at",
+            ],
+        }
+    }
+
+    /// Validates the filters exactly as the list does and builds the export's query. Errors
+    /// are the list's 400s, with the field named `filters.<name>`.
+    pub fn select(self, q: &Query) -> Result<Sql, ApiError> {
+        let allowed = self.filter_names();
+        if let Some((name, _)) = q.0.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+            return Err(ApiError::validation(
+                &format!("filters.{name}"),
+                format!(
+                    "unknown filter {name:?} for a {} export; allowed: {}",
+                    self.as_str(),
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        let prefix_field = |mut e: ApiError| {
+            if let Some(f) = &e.field {
+                e.field = Some(format!("filters.{f}"));
+            }
+            e
+        };
+        let mut sql = Sql::default();
+        match self {
+            Kind::DatabaseLedger => {
+                let conds = crate::ledger::filter::conditions(q, &mut sql).map_err(prefix_field)?;
+                sql.text = format!(
+                    "SELECT d.id, i.id AS instance_id, i.name AS instance_name, i.host, i.port, i.db_type, \
+                     d.database_name, d.latest_size_bytes, d.latest_collected_at, d.latest_collected_date, \
+                     d.growth_bytes_per_day, tg.tags \
+                     FROM instances i {INSTANCE_TAGS} JOIN instance_databases d ON d.instance_id = i.id"
+                );
+                sql.push_where(&conds);
+                // Instances in name order, each one's databases from the (instance_id,
+                // database_name) index: rows stream from the first one, with no big sort.
+                sql.push(" ORDER BY i.name, d.database_name, d.id");
+            }
+            Kind::Instances => {
+                let conds =
+                    crate::instances::filter_conditions(q, &mut sql).map_err(prefix_field)?;
+                sql.text = format!(
+                    "SELECT i.id, i.name, i.db_type, i.host, i.port, i.database_name, i.description, \
+                     i.is_active, i.version, tg.tags, i.last_collected_at, i.created_at, i.updated_at, \
+                     i.deleted_at FROM instances i {INSTANCE_TAGS}"
+                );
+                sql.push_where(&conds);
+                sql.push(" ORDER BY i.id");
+            }
+            Kind::DatabaseSizes => {
+                let range = SizeRange::parse(q).map_err(prefix_field)?;
+                let mut conds = vec![format!(
+                    "s.collected_date BETWEEN {} AND {}",
+                    sql.bind(range.start),
+                    sql.bind(range.end)
+                )];
+                if let Some(id) = range.instance_id {
+                    conds.push(format!("s.instance_id = {}", sql.bind(id)));
+                }
+                if let Some(name) = range.database_name {
+                    conds.push(format!("s.database_name = {}", sql.bind(name)));
+                }
+                sql.text = "SELECT s.instance_id, i.name AS instance_name, i.host, i.db_type, s.database_name, \
+                     s.collected_date, s.size_bytes, s.data_size_bytes, s.log_size_bytes, s.collected_at \
+                     FROM database_size_stats s JOIN instances i ON i.id = s.instance_id"
+                    .to_string();
+                sql.push_where(&conds);
+                sql.push(" ORDER BY i.name, s.database_name, s.collected_date");
+            }
+        }
+        Ok(sql)
+    }
+
+    /// One CSV record from one row of [`Kind::select`]'s query. `now` fixes `sync_status`
+    /// for the whole file.
+    pub fn write_row(
+        self,
+        row: &Row,
+        out: &mut CsvBuffer,
+        now: DateTime<Utc>,
+    ) -> Result<(), RowError> {
+        match self {
+            Kind::DatabaseLedger => {
+                let size: Option<i64> = row.try_get(7)?;
+                let collected_at: Option<DateTime<Utc>> = row.try_get(8)?;
+                out.int(row.try_get(0)?)?;
+                out.int(row.try_get(1)?)?;
+                out.text(row.try_get(2)?)?;
+                out.text(row.try_get(3)?)?;
+                out.int(i64::from(row.try_get::<_, i32>(4)?))?;
+                out.text(row.try_get(5)?)?;
+                out.text(row.try_get(6)?)?;
+                out.opt_int(size)?;
+                out.mb(size)?;
+                out.time(collected_at)?;
+                out.date(row.try_get::<_, Option<NaiveDate>>(9)?)?;
+                out.opt_int(row.try_get(10)?)?;
+                out.text(crate::ledger::filter::sync_status(collected_at, now))?;
+                out.opt_text(row.try_get(11)?)?;
+            }
+            Kind::Instances => {
+                let is_active: bool = row.try_get(7)?;
+                let deleted_at: Option<DateTime<Utc>> = row.try_get(13)?;
+                let status = match (deleted_at, is_active) {
+                    (Some(_), _) => "deleted",
+                    (None, true) => "active",
+                    (None, false) => "inactive",
+                };
+                out.int(row.try_get(0)?)?;
+                out.text(row.try_get(1)?)?;
+                out.text(row.try_get(2)?)?;
+                out.text(row.try_get(3)?)?;
+                out.int(i64::from(row.try_get::<_, i32>(4)?))?;
+                out.opt_text(row.try_get(5)?)?;
+                out.opt_text(row.try_get(6)?)?;
+                out.text(status)?;
+                out.opt_text(row.try_get(8)?)?;
+                out.opt_text(row.try_get(9)?)?;
+                out.time(row.try_get(10)?)?;
+                out.time(Some(row.try_get(11)?))?;
+                out.time(Some(row.try_get(12)?))?;
+                out.time(deleted_at)?;
+            }
+            Kind::DatabaseSizes => {
+                let size: i64 = row.try_get(6)?;
+                out.int(row.try_get(0)?)?;
+                out.text(row.try_get(1)?)?;
+                out.text(row.try_get(2)?)?;
+                out.text(row.try_get(3)?)?;
+                out.text(row.try_get(4)?)?;
+                out.date(Some(row.try_get(5)?))?;
+                out.int(size)?;
+                out.mb(Some(size))?;
+                out.opt_int(row.try_get(7)?)?;
+                out.opt_int(row.try_get(8)?)?;
+                out.time(Some(row.try_get(9)?))?;
+            }
+        }
+        out.end_row()?;
+        Ok(())
+    }
+}
+
+/// A row could not be decoded or written (both mean a bug or a schema change, not bad input).
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    #[error("decoding a row: {0}")]
+    Decode(#[from] tokio_postgres::Error),
+    #[error("writing CSV: {0}")]
+    Csv(#[from] csv::Error),
+}
+
+/// The filters of a `database_sizes` export: one instance's or all history, in a date range
+/// of at most [`MAX_SIZE_HISTORY_DAYS`] days.
+#[derive(Debug)]
+pub struct SizeRange {
+    pub instance_id: Option<i64>,
+    pub database_name: Option<String>,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+impl SizeRange {
+    pub fn parse(q: &Query) -> Result<SizeRange, ApiError> {
+        let start = q
+            .date("start_date")?
+            .ok_or_else(|| ApiError::validation("start_date", "start_date is required"))?;
+        let end = q
+            .date("end_date")?
+            .ok_or_else(|| ApiError::validation("end_date", "end_date is required"))?;
+        if end < start {
+            return Err(ApiError::validation(
+                "end_date",
+                "end_date must not be before start_date",
+            ));
+        }
+        if (end - start).num_days() + 1 > MAX_SIZE_HISTORY_DAYS {
+            return Err(ApiError::validation(
+                "end_date",
+                format!("a size history export covers at most {MAX_SIZE_HISTORY_DAYS} days"),
+            ));
+        }
+        let instance_id = q.int("instance_id")?;
+        if instance_id.is_some_and(|id| id <= 0) {
+            return Err(ApiError::validation(
+                "instance_id",
+                "instance_id must be a positive integer",
+            ));
+        }
+        Ok(SizeRange {
+            instance_id,
+            database_name: q.text("database_name").map(str::to_string),
+            start,
+            end,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn filters(v: serde_json::Value) -> Query {
+        Query::from_json(&v).unwrap()
+    }
+
+    fn rejected_field(kind: Kind, v: serde_json::Value) -> Option<String> {
+        match kind.select(&filters(v)) {
+            Err(e) => e.field,
+            Ok(sql) => panic!("accepted: {}", sql.text),
+        }
+    }
+
+    #[test]
+    fn filters_are_validated_like_the_lists() {
+        let field = |k, v| rejected_field(k, v);
+        assert_eq!(
+            field(Kind::DatabaseLedger, json!({"min_size_bytes": -1})).as_deref(),
+            Some("filters.min_size_bytes")
+        );
+        assert_eq!(
+            field(Kind::DatabaseLedger, json!({"sort": "size"})).as_deref(),
+            Some("filters.sort")
+        );
+        assert_eq!(
+            field(Kind::Instances, json!({"status": "gone"})).as_deref(),
+            Some("filters.status")
+        );
+        let ok = Kind::DatabaseLedger
+            .select(&filters(
+                json!({"tag": ["a", "b"], "tag_mode": "all", "db_type": "pg"}),
+            ))
+            .unwrap();
+        assert_eq!(ok.params().len(), 2);
+    }
+
+    #[test]
+    fn size_history_needs_a_range_of_at_most_400_days() {
+        assert_eq!(
+            rejected_field(Kind::DatabaseSizes, json!({})).as_deref(),
+            Some("filters.start_date")
+        );
+        assert_eq!(
+            rejected_field(
+                Kind::DatabaseSizes,
+                json!({"start_date": "2025-01-01", "end_date": "2026-02-05"})
+            )
+            .as_deref(),
+            Some("filters.end_date")
+        );
+        assert!(Kind::DatabaseSizes
+            .select(&filters(json!({
+                "instance_id": 3, "start_date": "2025-01-01", "end_date": "2026-02-04"
+            })))
+            .is_ok());
+    }
+}
