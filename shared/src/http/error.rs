@@ -81,6 +81,20 @@ impl ApiError {
         e.internal = Some(detail.to_string().into());
         e
     }
+    /// A unique-name violation as `409 CONFLICT` on `name`, naming the resource; any other
+    /// database error as usual.
+    pub fn name_taken(e: tokio_postgres::Error, what: &str, name: &str) -> Self {
+        let err = ApiError::from(e);
+        if err.code == "CONFLICT" {
+            ApiError::conflict(
+                "CONFLICT",
+                format!("a {what} named {name:?} already exists"),
+            )
+            .with_field("name")
+        } else {
+            err
+        }
+    }
     pub fn with_field(mut self, field: &str) -> Self {
         self.field = Some(field.to_string());
         self

@@ -322,7 +322,7 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
             &[&name, &db_type, &host, &port, &body.credential_id, &database_name, &description, &body.is_active.unwrap_or(true), &exclude],
         )
         .await
-        .map_err(|e| conflict_on_name(e, &name))?
+        .map_err(|e| ApiError::name_taken(e, "instance", &name))?
         .get(0);
     if let Some(tag_ids) = &body.tag_ids {
         set_tags(&tx, id, tag_ids).await?;
@@ -331,19 +331,6 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
     tx.commit().await?;
     Ok(ApiResponse::created(instance_json(&row))
         .with_header(http::header::LOCATION, &format!("/api/v1/instances/{id}")))
-}
-
-fn conflict_on_name(e: tokio_postgres::Error, name: &str) -> ApiError {
-    let err = ApiError::from(e);
-    if err.code == "CONFLICT" {
-        ApiError::conflict(
-            "CONFLICT",
-            format!("an instance named {name:?} already exists"),
-        )
-        .with_field("name")
-    } else {
-        err
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -428,7 +415,7 @@ pub async fn update(app: &App, req: Req) -> ApiResult {
     let n = tx
         .execute(&sql.text, &sql.params())
         .await
-        .map_err(|e| conflict_on_name(e, new_name.as_deref().unwrap_or("")))?;
+        .map_err(|e| ApiError::name_taken(e, "instance", new_name.as_deref().unwrap_or("")))?;
     if n == 0 {
         return Err(ApiError::not_found("instance"));
     }

@@ -169,21 +169,11 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
             &[&name, &display_name, &category, &body.is_active.unwrap_or(true)],
         )
         .await
-        .map_err(|e| name_conflict(e, &name))?
+        .map_err(|e| ApiError::name_taken(e, "tag", &name))?
         .get(0);
     let row = fetch(&client, id).await?;
     Ok(ApiResponse::created(tag_json(&row))
         .with_header(http::header::LOCATION, &format!("/api/v1/tags/{id}")))
-}
-
-fn name_conflict(e: tokio_postgres::Error, name: &str) -> ApiError {
-    let err = ApiError::from(e);
-    if err.code == "CONFLICT" {
-        ApiError::conflict("CONFLICT", format!("a tag named {name:?} already exists"))
-            .with_field("name")
-    } else {
-        err
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,7 +215,7 @@ pub async fn update(app: &App, req: Req) -> ApiResult {
     let n = client
         .execute(&sql.text, &sql.params())
         .await
-        .map_err(|e| name_conflict(e, name.as_deref().unwrap_or("")))?;
+        .map_err(|e| ApiError::name_taken(e, "tag", name.as_deref().unwrap_or("")))?;
     if n == 0 {
         return Err(ApiError::not_found("tag"));
     }
