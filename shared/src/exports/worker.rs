@@ -80,7 +80,25 @@ pub fn file_name(kind: Kind, created_at: DateTime<Utc>) -> String {
     )
 }
 
+/// Part buffers are a few MiB each and freed after every part. glibc's malloc raises its
+/// mmap threshold after the first such free, so later buffers come from per-thread arenas and
+/// stay resident: measured, the peak grew from 36 to 66 MiB between 100k and 1M rows. A fixed
+/// threshold keeps every buffer of 1 MiB or more in its own mapping, returned on free, so the
+/// peak stays flat (about two parts) whatever the row count.
+fn return_part_buffers_to_the_os() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only changes an allocator tuning parameter; it is called once,
+        // and M_MMAP_THRESHOLD with a positive size is a documented, valid request.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+        }
+    });
+}
+
 pub async fn process(app: &App, message: &ExportMessage) -> anyhow::Result<()> {
+    return_part_buffers_to_the_os();
     let control = app.db.get().await?;
     let Some(claim) = claim(&control, message.export_id).await? else {
         tracing::info!(export_id = %message.export_id, "export already finished, deleted or running elsewhere; nothing to do");
