@@ -27,8 +27,8 @@ pub fn routes() -> Vec<Route> {
 /// `instance_count` counts links to non-deleted instances.
 const COLUMNS: &str =
     "t.id, t.name, t.display_name, t.category, t.is_active, t.created_at, t.updated_at, \
-    (SELECT count(*) FROM instance_tags it JOIN instances i ON i.id = it.instance_id \
-      WHERE it.tag_id = t.id AND i.deleted_at IS NULL) AS instance_count";
+    (SELECT count(*) FROM instance_tags it WHERE it.tag_id = t.id AND NOT EXISTS \
+      (SELECT 1 FROM instances i WHERE i.id = it.instance_id AND i.deleted_at IS NOT NULL)) AS instance_count";
 
 fn tag_json(r: &Row) -> Value {
     json!({
