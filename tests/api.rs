@@ -856,6 +856,43 @@ async fn maintenance_moves_default_rows_into_new_partitions() {
 }
 
 #[tokio::test]
+async fn stale_runs_are_failed_with_their_unfinished_items() {
+    let t = TestStack::start().await;
+    let pg = t.db.connect().await;
+    pg.batch_execute(
+        "INSERT INTO task_runs (run_id, task_key, status, started_at) VALUES \
+           ('00000000-0000-0000-0000-000000000001', 'collect_databases', 'running', now() - interval '7 hours'), \
+           ('00000000-0000-0000-0000-000000000002', 'other', 'running', now()); \
+         INSERT INTO task_run_items (run_id, item_key, status) VALUES \
+           ('00000000-0000-0000-0000-000000000001', 'a', 'running'), \
+           ('00000000-0000-0000-0000-000000000001', 'b', 'completed'), \
+           ('00000000-0000-0000-0000-000000000002', 'c', 'running');",
+    )
+    .await
+    .unwrap();
+    let client = t.stack.app.db.get().await.unwrap();
+    assert_eq!(tidemark::tasks::fail_stale_runs(&client).await.unwrap(), 1);
+    let rows = pg
+        .query("SELECT r.status, i.item_key, i.status FROM task_run_items i JOIN task_runs r USING (run_id) ORDER BY i.item_key", &[])
+        .await
+        .unwrap();
+    let got: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let want = [
+        ("failed", "a", "failed"),
+        ("failed", "b", "completed"),
+        ("running", "c", "running"),
+    ];
+    let want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
 async fn health_is_503_when_postgres_is_down() {
     let Some(pg) = tidemark_tests::private_pg::PrivatePg::start().await else {
         eprintln!("skipping: no PostgreSQL server binaries");

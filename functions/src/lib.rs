@@ -61,13 +61,7 @@ async fn secrets(aws: &aws_config::SdkConfig) -> Result<Secrets, Error> {
 pub async fn app() -> Result<App, Error> {
     tidemark::telemetry::init_json();
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
+        .http_client(tidemark::storage::https_client())
         .load()
         .await;
     let secrets = secrets(&aws).await?;
@@ -78,7 +72,7 @@ pub async fn app() -> Result<App, Error> {
     })?;
     let key = tidemark::config::parse_credential_key(&secrets.credential_key)?;
     let db = tidemark::db::pool(&config.database_url, config.db_pool_size)?;
-    let s3 = tidemark::storage::s3_client(config.s3_endpoint.as_deref(), None).await;
+    let s3 = tidemark::storage::s3_client_from(&aws, config.s3_endpoint.as_deref());
     let queue = SqsQueue {
         client: aws_sdk_sqs::Client::new(&aws),
         collect_url: std::env::var("TIDEMARK_COLLECT_QUEUE_URL").unwrap_or_default(),

@@ -153,8 +153,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "migrations applied");
     }
-    let client =
-        tidemark::storage::s3_client(Some(&s3_endpoint), Some((s3_access, s3_secret))).await;
+    let client = tidemark::storage::s3_client(&s3_endpoint, s3_access, s3_secret).await;
     // s3s-fs keeps a bucket as a folder.
     std::fs::create_dir_all(s3_root.join(&config.export_bucket))?;
 

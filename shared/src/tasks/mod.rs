@@ -34,17 +34,25 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// Runs still unfinished long after they started (a lost worker) are failed.
+/// Runs still unfinished long after they started (a lost worker) are failed, with their
+/// unfinished items, in one statement.
 pub async fn fail_stale_runs(
     client: &impl deadpool_postgres::GenericClient,
 ) -> Result<u64, tokio_postgres::Error> {
-    client
-        .execute(
-            "UPDATE task_runs SET status = 'failed', completed_at = now(), error = 'run did not finish within 6 hours' \
-             WHERE status IN ('pending', 'running') AND started_at < now() - interval '6 hours'",
+    let stale: i64 = client
+        .query_one(
+            "WITH stale AS (UPDATE task_runs SET status = 'failed', completed_at = now(), \
+                 error = 'run did not finish within 6 hours' \
+               WHERE status IN ('pending', 'running') AND started_at < now() - interval '6 hours' RETURNING run_id), \
+             items AS (UPDATE task_run_items it SET status = 'failed', completed_at = now(), \
+                 error = COALESCE(it.error, 'run did not finish within 6 hours') \
+               FROM stale WHERE it.run_id = stale.run_id AND it.status IN ('pending', 'running')) \
+             SELECT count(*) FROM stale",
             &[],
         )
-        .await
+        .await?
+        .get(0);
+    Ok(stale as u64)
 }
 
 const RUN_COLUMNS: &str = "r.run_id, r.task_key, r.trigger, r.status, r.started_at, r.completed_at, \
