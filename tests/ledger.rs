@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tidemark::http::Role;
+use tidemark::web::Role;
 use tidemark_tests::TestStack;
 
 fn items(r: &tidemark_tests::Resp) -> Vec<Value> {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tidemark::collect::DatabaseSize;
-use tidemark::http::Role;
+use tidemark::web::Role;
 use tidemark_tests::TestStack;
 
 use crate::measure::Measure;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{json, Value};
-use tidemark::http::Query;
+use tidemark::web::Query;
 use tidemark_tests::TestDb;
 
 use crate::measure::{percentile, Measure};

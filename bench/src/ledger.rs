@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tidemark::http::Role;
+use tidemark::web::Role;
 use tidemark_tests::TestStack;
 
 use crate::measure::{percentile, time_n, Measure};

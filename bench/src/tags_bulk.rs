@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use tidemark::http::Role;
+use tidemark::web::Role;
 use tidemark_tests::TestStack;
 use tokio::io::AsyncWriteExt;
 

@@ -11,10 +11,10 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use lambda_runtime::LambdaEvent;
 use tidemark::crypto::CredentialKey;
-use tidemark::http::auth::{Authenticator, JwtClaims};
-use tidemark::http::{router, RawRequest};
 use tidemark::queue::{CollectMessage, ExportMessage, Queue};
 use tidemark::storage::Storage;
+use tidemark::web::auth::{Authenticator, JwtClaims};
+use tidemark::web::RawRequest;
 use tidemark::{App, Config};
 
 pub type Error = lambda_runtime::Error;
@@ -156,7 +156,7 @@ pub async fn serve_http(function: &'static str) -> Result<(), Error> {
     let app = &app;
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
         let raw = to_raw(req);
-        let resp = router::dispatch(app, raw, Some(function)).await;
+        let resp = tidemark::api::dispatch(app, raw, Some(function)).await;
         let mut out = Response::builder().status(resp.status);
         for (k, v) in &resp.headers {
             out = out.header(k, v);

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::json;
-use tidemark::http::router;
+
 use tidemark_tests::TestStack;
 
 fn apigw_event(
@@ -43,7 +43,7 @@ async fn call(
 ) -> (u16, serde_json::Value, Option<String>) {
     let req = lambda_http::request::from_str(&event).expect("API Gateway v2 event");
     let raw = tidemark_functions::to_raw(req);
-    let resp = router::dispatch(&t.stack.app_with_jwt(), raw, Some(function)).await;
+    let resp = tidemark::api::dispatch(&t.stack.app_with_jwt(), raw, Some(function)).await;
     let rid = resp
         .headers
         .get("x-request-id")

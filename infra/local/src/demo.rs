@@ -2,7 +2,7 @@
 //! credential and a few tags, then collect at once.
 
 use serde_json::json;
-use tidemark::http::{router, RawRequest, Role};
+use tidemark::web::{RawRequest, Role};
 use tidemark::App;
 
 async fn call(
@@ -18,7 +18,7 @@ async fn call(
         format!("Bearer {token}").parse().expect("header"),
     );
     raw.body = serde_json::to_vec(&body).unwrap_or_default().into();
-    let resp = router::dispatch(app, raw, None).await;
+    let resp = tidemark::api::dispatch(app, raw, None).await;
     serde_json::from_slice(&resp.body).unwrap_or(serde_json::Value::Null)
 }
 

@@ -9,19 +9,10 @@ use chrono::{Datelike, Days, Months, NaiveDate};
 use serde_json::{json, Value};
 use tokio_postgres::Row;
 
-use crate::http::list::{Order, SortField, SortSpec};
-use crate::http::router::Route;
-use crate::http::sql::Sql;
-use crate::http::{ApiError, ApiResponse, ApiResult, ListParams, Query, Req};
-use crate::{route, App};
-
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(GET "/capacity/databases", Viewer, "api-capacity", databases),
-        route!(GET "/capacity/instances", Viewer, "api-capacity", instances),
-        route!(GET "/capacity/forecast", Viewer, "api-capacity", forecast),
-    ]
-}
+use crate::web::list::{Order, SortField, SortSpec};
+use crate::web::sql::Sql;
+use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Query, Req};
+use crate::App;
 
 pub const PERIOD_TYPES: [&str; 4] = ["daily", "weekly", "monthly", "quarterly"];
 
@@ -429,17 +420,17 @@ pub async fn forecast(app: &App, req: Req) -> ApiResult {
         .one_of("scope", &["instances", "databases"])?
         .unwrap_or("instances");
     let limit = match q.text("limit") {
-        None => crate::http::list::DEFAULT_LIMIT,
+        None => crate::web::list::DEFAULT_LIMIT,
         Some(v) => v
             .parse::<i64>()
             .ok()
-            .filter(|l| (1..=crate::http::list::MAX_LIMIT).contains(l))
+            .filter(|l| (1..=crate::web::list::MAX_LIMIT).contains(l))
             .ok_or_else(|| {
                 ApiError::validation(
                     "limit",
                     format!(
                         "limit must be between 1 and {}",
-                        crate::http::list::MAX_LIMIT
+                        crate::web::list::MAX_LIMIT
                     ),
                 )
             })?,

@@ -17,20 +17,12 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::router::Route;
-use crate::http::{ApiError, ApiResponse, ApiResult, Req};
-use crate::{route, App};
+use crate::web::{ApiError, ApiResponse, ApiResult, Req};
+use crate::App;
 
 pub use adapter::{Collected, DatabaseSize};
 pub use fanout::{dispatch, process, TASK_KEY};
 pub use persist::{persist, Persisted};
-
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(POST "/collections", Operator, "api-tasks", start),
-        route!(POST "/instances/{id}/actions/collect", Operator, "api-instances", collect_now),
-    ]
-}
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,21 +5,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_postgres::Row;
 
-use crate::http::list::{Order, SortField, SortSpec};
-use crate::http::router::Route;
-use crate::http::sql::{contains_pattern, Sql};
-use crate::http::{ApiError, ApiResponse, ApiResult, ListParams, Req};
-use crate::{route, App};
-
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(GET "/credentials", Admin, "api-instances", list),
-        route!(POST "/credentials", Admin, "api-instances", create),
-        route!(GET "/credentials/{id}", Admin, "api-instances", get),
-        route!(PATCH "/credentials/{id}", Admin, "api-instances", update),
-        route!(DELETE "/credentials/{id}", Admin, "api-instances", delete),
-    ]
-}
+use crate::web::list::{Order, SortField, SortSpec};
+use crate::web::sql::{contains_pattern, Sql};
+use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
+use crate::App;
 
 const COLUMNS: &str =
     "c.id, c.name, c.username, c.password_ciphertext IS NOT NULL AS has_password, \

@@ -5,8 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::Row;
 
 use super::cells::CsvBuffer;
-use crate::http::sql::Sql;
-use crate::http::{ApiError, Query};
+use crate::web::sql::Sql;
+use crate::web::{ApiError, Query};
 
 /// The most days a `database_sizes` export covers (as `GET /databases/{id}/sizes`).
 pub const MAX_SIZE_HISTORY_DAYS: i64 = 400;

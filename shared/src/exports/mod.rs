@@ -14,25 +14,15 @@ use serde_json::{json, Value};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::http::list::{Order, SortField, SortSpec};
-use crate::http::router::Route;
-use crate::http::{ApiError, ApiResponse, ApiResult, ListParams, Principal, Query, Req, Role};
 use crate::queue::ExportMessage;
-use crate::{route, App};
+use crate::web::list::{Order, SortField, SortSpec};
+use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Principal, Query, Req, Role};
+use crate::App;
 pub use kinds::Kind;
 pub use worker::process;
 
 /// Export objects and their jobs are kept this long (the S3 lifecycle rule says the same).
 pub const RETENTION_DAYS: i32 = 7;
-
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(POST "/exports", Viewer, "api-exports", create),
-        route!(GET "/exports", Viewer, "api-exports", list),
-        route!(GET "/exports/{id}", Viewer, "api-exports", get),
-        route!(DELETE "/exports/{id}", Viewer, "api-exports", delete),
-    ]
-}
 
 const JOB_COLUMNS: &str =
     "j.id, j.kind, j.format, j.filters, j.status, j.rows_written, j.bytes_written, \
@@ -203,7 +193,7 @@ static SORTS: SortSpec = SortSpec {
 pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
     let params = ListParams::parse(q, &SORTS)?;
-    let mut sql = crate::http::sql::Sql::default();
+    let mut sql = crate::web::sql::Sql::default();
     let mut conds = vec![format!(
         "j.requested_by = {}",
         sql.bind(req.principal.subject.clone())
@@ -216,7 +206,7 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     }
     let client = app.db.get().await?;
     let total = if params.include_total {
-        let mut count = crate::http::sql::Sql::default();
+        let mut count = crate::web::sql::Sql::default();
         std::mem::swap(&mut count, &mut sql);
         count.text = "SELECT count(*) FROM export_jobs j".into();
         count.push_where(&conds);

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::cells::CsvBuffer;
 use super::kinds::Kind;
 use super::upload::{self, part_size, StorageError, Upload};
-use crate::http::Query;
 use crate::queue::ExportMessage;
+use crate::web::Query;
 use crate::App;
 
 /// A run that has not renewed its lease (at every part) for this long is presumed dead.
@@ -281,7 +281,7 @@ async fn stream(
     control: &deadpool_postgres::Client,
     claim: &Claim,
     reader: &deadpool_postgres::Client,
-    query: &crate::http::sql::Sql,
+    query: &crate::web::sql::Sql,
     upload: &mut Upload,
 ) -> Result<Totals, Stop> {
     let base = app.config.export_part_size;

@@ -7,24 +7,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_postgres::Row;
 
-use crate::http::list::{Order, SortField, SortSpec};
-use crate::http::request::double_option;
-use crate::http::router::Route;
-use crate::http::sql::{contains_pattern, Sql};
-use crate::http::{ApiError, ApiResponse, ApiResult, ListParams, Query, Req, Role};
-use crate::{route, App};
-
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(GET "/instances", Viewer, "api-instances", list),
-        route!(POST "/instances", Operator, "api-instances", create),
-        route!(GET "/instances/{id}", Viewer, "api-instances", get),
-        route!(PATCH "/instances/{id}", Operator, "api-instances", update),
-        route!(DELETE "/instances/{id}", Operator, "api-instances", delete),
-        route!(POST "/instances/{id}/actions/restore", Operator, "api-instances", restore),
-        route!(GET "/instances/{id}/databases", Viewer, "api-instances", databases),
-    ]
-}
+use crate::web::list::{Order, SortField, SortSpec};
+use crate::web::request::double_option;
+use crate::web::sql::{contains_pattern, Sql};
+use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Query, Req, Role};
+use crate::App;
 
 /// Columns every instance response carries (alias `i`), with its tags and credential.
 const INSTANCE_COLUMNS: &str = "i.id, i.name, i.db_type, i.host, i.port, i.database_name, i.description, \

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::http::ApiError;
+use crate::web::ApiError;
 
 pub const DB_TYPES: &[&str] = &["mysql", "postgresql"];
 

@@ -1,7 +1,7 @@
 //! The ledger's filters, shared by `GET /databases/ledger` and the `database_ledger` export.
 
-use crate::http::sql::{contains_pattern, Sql};
-use crate::http::{ApiError, Query};
+use crate::web::sql::{contains_pattern, Sql};
+use crate::web::{ApiError, Query};
 
 /// Conditions over `instance_databases d JOIN instances i`: every active database of every
 /// active, non-deleted instance, narrowed by `search`, `db_type`, `instance_id`,

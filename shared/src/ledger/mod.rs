@@ -12,18 +12,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Value};
 use tokio_postgres::Row;
 
-use crate::http::list::{Order, SortField, SortSpec};
-use crate::http::router::Route;
-use crate::http::sql::Sql;
-use crate::http::{ApiError, ApiResponse, ApiResult, ListParams, Query, Req};
-use crate::{route, App};
-
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(GET "/databases/ledger", Viewer, "api-databases", list),
-        route!(GET "/databases/{id}/sizes", Viewer, "api-databases", sizes),
-    ]
-}
+use crate::web::list::{Order, SortField, SortSpec};
+use crate::web::sql::Sql;
+use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Query, Req};
+use crate::App;
 
 /// Each expression is the exact expression of one V4 index, so the planner walks that index.
 static SORTS: SortSpec = SortSpec {

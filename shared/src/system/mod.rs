@@ -9,22 +9,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::http::list::{Order, SortField, SortSpec};
-use crate::http::router::Route;
-use crate::http::sql::{contains_pattern, Sql};
-use crate::http::{ApiError, ApiResponse, ApiResult, ListParams, Req};
-use crate::{route, App};
-
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(GET "/health", public, "api-system", health),
-        route!(GET "/partitions", Admin, "api-system", partitions::list),
-        route!(POST "/partitions/actions/ensure", Admin, "api-system", partitions::ensure),
-        route!(GET "/schedules", Viewer, "api-system", list_schedules),
-        route!(GET "/logs", Admin, "api-logs", logs),
-        route!(GET "/logs/statistics", Admin, "api-logs", log_statistics),
-    ]
-}
+use crate::web::list::{Order, SortField, SortSpec};
+use crate::web::sql::{contains_pattern, Sql};
+use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
+use crate::App;
 
 pub async fn health(app: &App, _req: Req) -> ApiResult {
     let probe = async {

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::http::{ApiResponse, ApiResult, Req};
+use crate::web::{ApiResponse, ApiResult, Req};
 use crate::App;
 
 pub const PARTITIONED: &[&str] = &["database_size_stats", "instance_size_stats", "event_logs"];

@@ -20,18 +20,8 @@ use serde_json::{json, Value};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use crate::http::router::Route;
-use crate::http::{ApiError, ApiResponse, ApiResult, Req};
-use crate::{route, App};
-
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(POST "/tags/bulk/assign", Operator, "tags-bulk", assign_route),
-        route!(POST "/tags/bulk/remove", Operator, "tags-bulk", remove_route),
-        route!(POST "/tags/bulk/remove-all", Operator, "tags-bulk", remove_all_route),
-        route!(POST "/tags/bulk/instance-tags", Viewer, "tags-bulk", instance_tags_route),
-    ]
-}
+use crate::web::{ApiError, ApiResponse, ApiResult, Req};
+use crate::App;
 
 /// api.md: up to 10,000 instance ids and 100 tag ids per call (413 above).
 pub const MAX_INSTANCE_IDS: usize = 10_000;

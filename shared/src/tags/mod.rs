@@ -6,23 +6,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_postgres::Row;
 
-use crate::http::list::{Order, SortField, SortSpec};
-use crate::http::router::Route;
-use crate::http::sql::{contains_pattern, Sql};
-use crate::http::{ApiError, ApiResponse, ApiResult, ListParams, Req};
-use crate::{route, App};
-
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(GET "/tags", Viewer, "api-tags", list),
-        route!(POST "/tags", Operator, "api-tags", create),
-        route!(GET "/tags/categories", Viewer, "api-tags", categories),
-        route!(POST "/tags/actions/batch-delete", Admin, "api-tags", batch_delete),
-        route!(GET "/tags/{id}", Viewer, "api-tags", get),
-        route!(PATCH "/tags/{id}", Operator, "api-tags", update),
-        route!(DELETE "/tags/{id}", Admin, "api-tags", delete),
-    ]
-}
+use crate::web::list::{Order, SortField, SortSpec};
+use crate::web::sql::{contains_pattern, Sql};
+use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
+use crate::App;
 
 /// `instance_count` counts links to non-deleted instances.
 const COLUMNS: &str =

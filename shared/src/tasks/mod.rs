@@ -8,11 +8,10 @@ use serde_json::{json, Value};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::http::list::{Order, SortField, SortSpec};
-use crate::http::router::Route;
-use crate::http::sql::Sql;
-use crate::http::{ApiError, ApiResponse, ApiResult, ListParams, Req};
-use crate::{route, App};
+use crate::web::list::{Order, SortField, SortSpec};
+use crate::web::sql::Sql;
+use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
+use crate::App;
 
 pub const STATUSES: &[&str] = &[
     "pending",
@@ -24,15 +23,6 @@ pub const STATUSES: &[&str] = &[
 ];
 const ITEM_STATUSES: &[&str] = &["pending", "running", "completed", "failed", "cancelled"];
 const TRIGGERS: &[&str] = &["scheduled", "manual", "api"];
-
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(GET "/task-runs", Viewer, "api-tasks", list),
-        route!(GET "/task-runs/{run_id}", Viewer, "api-tasks", get),
-        route!(GET "/task-runs/{run_id}/items", Viewer, "api-tasks", items),
-        route!(POST "/task-runs/{run_id}/actions/cancel", Operator, "api-tasks", cancel),
-    ]
-}
 
 /// Runs still unfinished long after they started (a lost worker) are failed, with their
 /// unfinished items, in one statement.
