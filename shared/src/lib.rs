@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod db;
 pub mod events;
 pub mod exports;
+pub mod filters;
 pub mod instances;
 pub mod ledger;
 pub mod queue;
@@ -21,6 +22,7 @@ pub mod system;
 pub mod tags;
 pub mod tasks;
 pub mod telemetry;
+pub mod values;
 pub mod web;
 
 pub use app::App;

@@ -63,7 +63,8 @@ macro_rules! text_enum {
 /// Reads a text column as a [`TextEnum`]; an unknown text is a schema drift (500).
 pub fn enum_column<T: TextEnum>(row: &tokio_postgres::Row, col: &str) -> Result<T, ApiError> {
     let text: &str = row.try_get(col)?;
-    T::from_text(text).ok_or_else(|| ApiError::internal(format!("{col} has unknown value {text:?}")))
+    T::from_text(text)
+        .ok_or_else(|| ApiError::internal(format!("{col} has unknown value {text:?}")))
 }
 
 /// Validates an id list: at most `max` (413), positive (400); sorted and deduplicated.

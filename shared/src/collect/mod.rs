@@ -20,25 +20,10 @@ use serde_json::json;
 use crate::web::{ApiError, ApiResponse, ApiResult, Req};
 use crate::App;
 
+pub use crate::tasks::Trigger;
 pub use adapter::{Collected, DatabaseSize};
 pub use fanout::{dispatch, process, TASK_KEY};
 pub use persist::{persist, Persisted};
-
-/// What started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    Scheduled,
-    Manual,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Scheduled => "scheduled",
-            Trigger::Manual => "manual",
-        }
-    }
-}
 
 /// The most instance ids one `POST /collections` may name.
 const MAX_INSTANCE_IDS: usize = 10_000;
@@ -65,7 +50,7 @@ pub async fn start(app: &App, req: Req) -> ApiResult {
             ))
         }
         Some(ids) => {
-            let ids = crate::instances::validate::ids("instance_ids", ids, MAX_INSTANCE_IDS)?;
+            let ids = crate::values::ids("instance_ids", ids, MAX_INSTANCE_IDS)?;
             let client = app.db.get().await?;
             let active: i64 = client
                 .query_one(
@@ -73,7 +58,7 @@ pub async fn start(app: &App, req: Req) -> ApiResult {
                     &[&ids],
                 )
                 .await?
-                .get(0);
+                .try_get(0)?;
             if active == 0 {
                 return Err(ApiError::not_found("active instance"));
             }
@@ -81,12 +66,10 @@ pub async fn start(app: &App, req: Req) -> ApiResult {
         }
     };
     match dispatch(app, Trigger::Manual, ids).await? {
-        Some(run_id) => Ok(
-            ApiResponse::accepted(json!({ "run_id": run_id })).with_header(
-                http::header::LOCATION,
-                &format!("/api/v1/task-runs/{run_id}"),
-            ),
-        ),
+        Some(run_id) => {
+            Ok(ApiResponse::accepted(json!({ "run_id": run_id }))
+                .with_location("/task-runs", run_id))
+        }
         None => Err(ApiError::conflict(
             "CONFLICT",
             "a collection is already running",

@@ -1,12 +1,13 @@
 //! Credentials for managed databases (admin only). The password is write-only: encrypted
 //! with AES-256-GCM on the way in, never in a response or a log line.
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use tokio_postgres::Row;
 
-use crate::web::list::{Order, SortField, SortSpec};
-use crate::web::sql::{contains_pattern, Sql};
+use crate::web::list::{SortField, SortSpec, Source};
+use crate::web::sql::{contains_pattern, insert_named, Sql, Update};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
 use crate::App;
 
@@ -15,38 +16,37 @@ const COLUMNS: &str =
     c.created_at, c.updated_at, \
     (SELECT count(*) FROM instances i WHERE i.credential_id = c.id) AS instance_count";
 
-fn credential_json(r: &Row) -> Value {
-    json!({
-        "id": r.get::<_, i64>("id"),
-        "name": r.get::<_, String>("name"),
-        "username": r.get::<_, String>("username"),
-        "has_password": r.get::<_, bool>("has_password"),
-        "instance_count": r.get::<_, i64>("instance_count"),
-        "created_at": r.get::<_, chrono::DateTime<chrono::Utc>>("created_at"),
-        "updated_at": r.get::<_, chrono::DateTime<chrono::Utc>>("updated_at"),
-    })
+/// A credential as the API shows it: never the password, only whether it has one.
+#[derive(Debug, Serialize)]
+struct Credential {
+    id: i64,
+    name: String,
+    username: String,
+    has_password: bool,
+    instance_count: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl Credential {
+    fn from_row(r: &Row) -> Result<Self, ApiError> {
+        Ok(Credential {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            username: r.try_get("username")?,
+            has_password: r.try_get("has_password")?,
+            instance_count: r.try_get("instance_count")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    }
 }
 
 static SORTS: SortSpec = SortSpec {
     fields: &[
-        SortField {
-            name: "name",
-            expr: "c.name",
-            sql_type: "text",
-            default_order: Order::Asc,
-        },
-        SortField {
-            name: "id",
-            expr: "c.id",
-            sql_type: "bigint",
-            default_order: Order::Desc,
-        },
-        SortField {
-            name: "created_at",
-            expr: "c.created_at",
-            sql_type: "timestamptz",
-            default_order: Order::Desc,
-        },
+        SortField::asc("name", "c.name", "text"),
+        SortField::desc("id", "c.id", "bigint"),
+        SortField::desc("created_at", "c.created_at", "timestamptz"),
     ],
     id_expr: "c.id",
 };
@@ -65,28 +65,31 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
             &client,
             sql,
             conds,
-            COLUMNS,
-            "credentials c",
-            credential_json,
+            Source::new(COLUMNS, "credentials c"),
+            Credential::from_row,
         )
         .await?;
     Ok(ApiResponse::ok(page))
 }
 
-async fn fetch(client: &impl deadpool_postgres::GenericClient, id: i64) -> Result<Row, ApiError> {
-    client
+async fn fetch(
+    client: &impl deadpool_postgres::GenericClient,
+    id: i64,
+) -> Result<Credential, ApiError> {
+    let row = client
         .query_opt(
             &format!("SELECT {COLUMNS} FROM credentials c WHERE c.id = $1"),
             &[&id],
         )
         .await?
-        .ok_or_else(|| ApiError::not_found("credential"))
+        .ok_or_else(|| ApiError::not_found("credential"))?;
+    Credential::from_row(&row)
 }
 
 pub async fn get(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
     let client = app.db.get().await?;
-    Ok(ApiResponse::ok(credential_json(&fetch(&client, id).await?)))
+    Ok(ApiResponse::ok(fetch(&client, id).await?))
 }
 
 fn valid_name(v: &str) -> Result<String, ApiError> {
@@ -140,17 +143,16 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
         .credential_key
         .encrypt(valid_password(&body.password)?)?;
     let client = app.db.get().await?;
-    let id: i64 = client
-        .query_one(
-            "INSERT INTO credentials (name, username, password_ciphertext) VALUES ($1, $2, $3) RETURNING id",
-            &[&name, &username, &cipher],
-        )
-        .await
-        .map_err(|e| ApiError::name_taken(e, "credential", &name))?
-        .get(0);
-    let row = fetch(&client, id).await?;
-    Ok(ApiResponse::created(credential_json(&row))
-        .with_header(http::header::LOCATION, &format!("/api/v1/credentials/{id}")))
+    let id = insert_named(
+        &client,
+        "INSERT INTO credentials (name, username, password_ciphertext) VALUES ($1, $2, $3) RETURNING id",
+        &[&name, &username, &cipher],
+        "credential",
+        &name,
+    )
+    .await?;
+    let credential = fetch(&client, id).await?;
+    Ok(ApiResponse::created_at("/credentials", id, credential))
 }
 
 #[derive(Deserialize)]
@@ -164,35 +166,32 @@ struct PatchBody {
 pub async fn update(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
     let body: PatchBody = req.json()?;
-    let mut sql = Sql::default();
-    let mut sets = vec!["updated_at = now()".to_string()];
+    let mut update = Update::default();
     let name = body.name.as_deref().map(valid_name).transpose()?;
     if let Some(n) = &name {
-        sets.push(format!("name = {}", sql.bind(n.clone())));
+        update.set("name", n.clone());
     }
     if let Some(u) = &body.username {
-        sets.push(format!("username = {}", sql.bind(valid_username(u)?)));
+        update.set("username", valid_username(u)?);
     }
     if let Some(p) = &body.password {
-        sets.push(format!(
-            "password_ciphertext = {}",
-            sql.bind(app.credential_key.encrypt(valid_password(p)?)?)
-        ));
+        update.set(
+            "password_ciphertext",
+            app.credential_key.encrypt(valid_password(p)?)?,
+        );
     }
-    let idp = sql.bind(id);
-    sql.text = format!(
-        "UPDATE credentials SET {} WHERE id = {idp}",
-        sets.join(", ")
-    );
     let client = app.db.get().await?;
-    let n = client
-        .execute(&sql.text, &sql.params())
-        .await
-        .map_err(|e| ApiError::name_taken(e, "credential", name.as_deref().unwrap_or("")))?;
-    if n == 0 {
-        return Err(ApiError::not_found("credential"));
-    }
-    Ok(ApiResponse::ok(credential_json(&fetch(&client, id).await?)))
+    update
+        .run(
+            &client,
+            "credentials",
+            id,
+            "",
+            "credential",
+            name.as_deref(),
+        )
+        .await?;
+    Ok(ApiResponse::ok(fetch(&client, id).await?))
 }
 
 pub async fn delete(app: &App, req: Req) -> ApiResult {
@@ -208,7 +207,7 @@ pub async fn delete(app: &App, req: Req) -> ApiResult {
             &[&id],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     if used > 0 {
         return Err(ApiError::conflict(
             "CONFLICT",
@@ -238,8 +237,8 @@ pub async fn secret_for_instance(
         )
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let username: String = row.get(0);
-    let cipher: Option<Vec<u8>> = row.get(1);
+    let username: String = row.try_get(0)?;
+    let cipher: Option<Vec<u8>> = row.try_get(1)?;
     let password = match cipher {
         Some(c) => app.credential_key.decrypt(&c)?,
         None => String::new(),

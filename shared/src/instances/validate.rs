@@ -1,4 +1,4 @@
-//! Field rules of api.md for instances (as the original system had them).
+//! Field rules for instances.
 
 use std::net::IpAddr;
 
@@ -142,24 +142,6 @@ pub fn exclude_databases(v: &[String]) -> Result<Vec<String>, ApiError> {
         out.push(p.to_string());
     }
     Ok(out)
-}
-
-pub fn ids(field: &str, v: &[i64], max: usize) -> Result<Vec<i64>, ApiError> {
-    if v.len() > max {
-        return Err(
-            ApiError::too_large(format!("{field} has more than {max} ids")).with_field(field),
-        );
-    }
-    if v.iter().any(|id| *id <= 0) {
-        return Err(ApiError::validation(
-            field,
-            format!("{field} must hold positive integers"),
-        ));
-    }
-    let mut ids = v.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
 }
 
 #[cfg(test)]

@@ -9,7 +9,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::web::list::{Order, SortField, SortSpec};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::web::list::{SortField, SortSpec, Source};
 use crate::web::sql::{contains_pattern, Sql};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
 use crate::App;
@@ -59,14 +63,24 @@ pub async fn list_schedules(app: &App, _req: Req) -> ApiResult {
 }
 
 static LOG_SORTS: SortSpec = SortSpec {
-    fields: &[SortField {
-        name: "occurred_at",
-        expr: "e.occurred_at",
-        sql_type: "timestamptz",
-        default_order: Order::Desc,
-    }],
+    fields: &[SortField::desc(
+        "occurred_at",
+        "e.occurred_at",
+        "timestamptz",
+    )],
     id_expr: "e.id",
 };
+
+/// One line of the event log.
+#[derive(Debug, Serialize)]
+struct Event {
+    id: i64,
+    occurred_at: DateTime<Utc>,
+    level: String,
+    module: String,
+    message: String,
+    context: Value,
+}
 
 /// Window and filters shared by the log list and its statistics; default the last 24 h.
 fn log_conditions(req: &Req, sql: &mut Sql) -> Result<Vec<String>, ApiError> {
@@ -107,16 +121,19 @@ pub async fn logs(app: &App, req: Req) -> ApiResult {
     let mut sql = Sql::default();
     let conds = log_conditions(&req, &mut sql)?;
     let client = app.db.get().await?;
-    let columns = "e.id, e.occurred_at, e.level, e.module, e.message, e.context";
+    let source = Source::new(
+        "e.id, e.occurred_at, e.level, e.module, e.message, e.context",
+        "event_logs e",
+    );
     let page = params
-        .fetch(&client, sql, conds, columns, "event_logs e", |r| {
-            json!({
-                "id": r.get::<_, i64>("id"),
-                "occurred_at": r.get::<_, chrono::DateTime<chrono::Utc>>("occurred_at"),
-                "level": r.get::<_, String>("level"),
-                "module": r.get::<_, String>("module"),
-                "message": r.get::<_, String>("message"),
-                "context": r.get::<_, serde_json::Value>("context"),
+        .fetch(&client, sql, conds, source, |r| {
+            Ok(Event {
+                id: r.try_get("id")?,
+                occurred_at: r.try_get("occurred_at")?,
+                level: r.try_get("level")?,
+                module: r.try_get("module")?,
+                message: r.try_get("message")?,
+                context: r.try_get("context")?,
             })
         })
         .await?;
@@ -144,18 +161,20 @@ pub async fn log_statistics(app: &App, req: Req) -> ApiResult {
     let mut total = 0i64;
     let mut errors = 0i64;
     for r in &by_level {
-        let level: String = r.get(0);
-        let n: i64 = r.get(1);
+        let level: String = r.try_get(0)?;
+        let n: i64 = r.try_get(1)?;
         total += n;
         if level == "ERROR" || level == "CRITICAL" {
             errors += n;
         }
         levels.insert(level, json!(n));
     }
-    let top: Vec<_> = top
+    let top = top
         .iter()
-        .map(|r| json!({"module": r.get::<_, String>(0), "count": r.get::<_, i64>(1)}))
-        .collect();
+        .map(|r| {
+            Ok(json!({"module": r.try_get::<_, String>(0)?, "count": r.try_get::<_, i64>(1)?}))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let error_rate = if total > 0 {
         (errors as f64 / total as f64 * 10000.0).round() / 100.0
     } else {

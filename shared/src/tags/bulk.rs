@@ -1,4 +1,4 @@
-//! Tag bulk actions (function `tags-bulk`), the answer to audit finding P0-1.
+//! Tag bulk actions (function `tags-bulk`).
 //!
 //! Each action is one transaction with a constant number of set-based statements whatever
 //! the number of instances and tags: one statement resolves (and, for writes, locks) the
@@ -23,7 +23,7 @@ use tokio_postgres::Row;
 use crate::web::{ApiError, ApiResponse, ApiResult, Req};
 use crate::App;
 
-/// api.md: up to 10,000 instance ids and 100 tag ids per call (413 above).
+/// Up to 10,000 instance ids and 100 tag ids per call (413 above).
 pub const MAX_INSTANCE_IDS: usize = 10_000;
 pub const MAX_TAG_IDS: usize = 100;
 
@@ -93,7 +93,7 @@ fn id_list(field: &str, ids: &[i64], max: usize) -> Result<Vec<i64>, ApiError> {
             format!("{field} must not be empty"),
         ));
     }
-    crate::instances::validate::ids(field, ids, max)
+    crate::values::ids(field, ids, max)
 }
 
 /// `wanted` minus `found`, both sorted ascending.
@@ -189,7 +189,7 @@ async fn lock_both<C: GenericClient>(
     let row = db
         .query_one(LOCK_INSTANCES_AND_TAGS, &[&instance_ids, &tag_ids])
         .await?;
-    let (instances, tags): (Vec<i64>, Vec<i64>) = (row.get(0), row.get(1));
+    let (instances, tags): (Vec<i64>, Vec<i64>) = (row.try_get(0)?, row.try_get(1)?);
     if instances.is_empty() {
         return Err(none_exist("instance_ids", "instances"));
     }
@@ -266,7 +266,10 @@ pub async fn remove_all<C: GenericClient>(
     instance_ids: &[i64],
 ) -> Result<RemovedAll, ApiError> {
     let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
-    let instances: Vec<i64> = db.query_one(LOCK_INSTANCES, &[&instance_ids]).await?.get(0);
+    let instances: Vec<i64> = db
+        .query_one(LOCK_INSTANCES, &[&instance_ids])
+        .await?
+        .try_get(0)?;
     if instances.is_empty() {
         return Err(none_exist("instance_ids", "instances"));
     }
@@ -294,11 +297,11 @@ pub async fn instance_tags<C: GenericClient>(
 ) -> Result<InstanceTags, ApiError> {
     let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
     let row = db.query_one(INSTANCE_TAGS, &[&instance_ids]).await?;
-    let instances: Vec<i64> = row.get(0);
+    let instances: Vec<i64> = row.try_get(0)?;
     if instances.is_empty() {
         return Err(none_exist("instance_ids", "instances"));
     }
-    let tags: Value = row.get(1);
+    let tags: Value = row.try_get(1)?;
     let out = InstanceTags {
         missing_instance_ids: missing(&instance_ids, &instances),
         tags,

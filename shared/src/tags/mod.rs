@@ -2,12 +2,13 @@
 
 pub mod bulk;
 
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_postgres::Row;
 
-use crate::web::list::{Order, SortField, SortSpec};
-use crate::web::sql::{contains_pattern, Sql};
+use crate::web::list::{SortField, SortSpec, Source};
+use crate::web::sql::{contains_pattern, insert_named, Sql, Update};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
 use crate::App;
 
@@ -17,51 +18,40 @@ const COLUMNS: &str =
     (SELECT count(*) FROM instance_tags it WHERE it.tag_id = t.id AND NOT EXISTS \
       (SELECT 1 FROM instances i WHERE i.id = it.instance_id AND i.deleted_at IS NOT NULL)) AS instance_count";
 
-fn tag_json(r: &Row) -> Value {
-    json!({
-        "id": r.get::<_, i64>("id"),
-        "name": r.get::<_, String>("name"),
-        "display_name": r.get::<_, String>("display_name"),
-        "category": r.get::<_, String>("category"),
-        "is_active": r.get::<_, bool>("is_active"),
-        "instance_count": r.get::<_, i64>("instance_count"),
-        "created_at": r.get::<_, chrono::DateTime<chrono::Utc>>("created_at"),
-        "updated_at": r.get::<_, chrono::DateTime<chrono::Utc>>("updated_at"),
-    })
+#[derive(Debug, Serialize)]
+struct Tag {
+    id: i64,
+    name: String,
+    display_name: String,
+    category: String,
+    is_active: bool,
+    instance_count: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl Tag {
+    fn from_row(r: &Row) -> Result<Self, ApiError> {
+        Ok(Tag {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            display_name: r.try_get("display_name")?,
+            category: r.try_get("category")?,
+            is_active: r.try_get("is_active")?,
+            instance_count: r.try_get("instance_count")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    }
 }
 
 static SORTS: SortSpec = SortSpec {
     fields: &[
-        SortField {
-            name: "name",
-            expr: "t.name",
-            sql_type: "text",
-            default_order: Order::Asc,
-        },
-        SortField {
-            name: "id",
-            expr: "t.id",
-            sql_type: "bigint",
-            default_order: Order::Desc,
-        },
-        SortField {
-            name: "display_name",
-            expr: "t.display_name",
-            sql_type: "text",
-            default_order: Order::Asc,
-        },
-        SortField {
-            name: "category",
-            expr: "t.category",
-            sql_type: "text",
-            default_order: Order::Asc,
-        },
-        SortField {
-            name: "created_at",
-            expr: "t.created_at",
-            sql_type: "timestamptz",
-            default_order: Order::Desc,
-        },
+        SortField::asc("name", "t.name", "text"),
+        SortField::desc("id", "t.id", "bigint"),
+        SortField::asc("display_name", "t.display_name", "text"),
+        SortField::asc("category", "t.category", "text"),
+        SortField::desc("created_at", "t.created_at", "timestamptz"),
     ],
     id_expr: "t.id",
 };
@@ -87,25 +77,32 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     }
     let client = app.db.get().await?;
     let page = params
-        .fetch(&client, sql, conds, COLUMNS, "tags t", tag_json)
+        .fetch(
+            &client,
+            sql,
+            conds,
+            Source::new(COLUMNS, "tags t"),
+            Tag::from_row,
+        )
         .await?;
     Ok(ApiResponse::ok(page))
 }
 
-async fn fetch(client: &impl deadpool_postgres::GenericClient, id: i64) -> Result<Row, ApiError> {
-    client
+async fn fetch(client: &impl deadpool_postgres::GenericClient, id: i64) -> Result<Tag, ApiError> {
+    let row = client
         .query_opt(
             &format!("SELECT {COLUMNS} FROM tags t WHERE t.id = $1"),
             &[&id],
         )
         .await?
-        .ok_or_else(|| ApiError::not_found("tag"))
+        .ok_or_else(|| ApiError::not_found("tag"))?;
+    Tag::from_row(&row)
 }
 
 pub async fn get(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
     let client = app.db.get().await?;
-    Ok(ApiResponse::ok(tag_json(&fetch(&client, id).await?)))
+    Ok(ApiResponse::ok(fetch(&client, id).await?))
 }
 
 fn valid_name(v: &str) -> Result<String, ApiError> {
@@ -150,17 +147,16 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
     let display_name = valid_text("display_name", &body.display_name, 100)?;
     let category = valid_text("category", &body.category, 50)?;
     let client = app.db.get().await?;
-    let id: i64 = client
-        .query_one(
-            "INSERT INTO tags (name, display_name, category, is_active) VALUES ($1, $2, $3, $4) RETURNING id",
-            &[&name, &display_name, &category, &body.is_active.unwrap_or(true)],
-        )
-        .await
-        .map_err(|e| ApiError::name_taken(e, "tag", &name))?
-        .get(0);
-    let row = fetch(&client, id).await?;
-    Ok(ApiResponse::created(tag_json(&row))
-        .with_header(http::header::LOCATION, &format!("/api/v1/tags/{id}")))
+    let id = insert_named(
+        &client,
+        "INSERT INTO tags (name, display_name, category, is_active) VALUES ($1, $2, $3, $4) RETURNING id",
+        &[&name, &display_name, &category, &body.is_active.unwrap_or(true)],
+        "tag",
+        &name,
+    )
+    .await?;
+    let tag = fetch(&client, id).await?;
+    Ok(ApiResponse::created_at("/tags", id, tag))
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,38 +171,25 @@ struct PatchBody {
 pub async fn update(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
     let body: PatchBody = req.json()?;
-    let mut sql = Sql::default();
-    let mut sets = vec!["updated_at = now()".to_string()];
+    let mut update = Update::default();
     let name = body.name.as_deref().map(valid_name).transpose()?;
     if let Some(n) = &name {
-        sets.push(format!("name = {}", sql.bind(n.clone())));
+        update.set("name", n.clone());
     }
     if let Some(v) = &body.display_name {
-        sets.push(format!(
-            "display_name = {}",
-            sql.bind(valid_text("display_name", v, 100)?)
-        ));
+        update.set("display_name", valid_text("display_name", v, 100)?);
     }
     if let Some(v) = &body.category {
-        sets.push(format!(
-            "category = {}",
-            sql.bind(valid_text("category", v, 50)?)
-        ));
+        update.set("category", valid_text("category", v, 50)?);
     }
     if let Some(v) = body.is_active {
-        sets.push(format!("is_active = {}", sql.bind(v)));
+        update.set("is_active", v);
     }
-    let idp = sql.bind(id);
-    sql.text = format!("UPDATE tags SET {} WHERE id = {idp}", sets.join(", "));
     let client = app.db.get().await?;
-    let n = client
-        .execute(&sql.text, &sql.params())
-        .await
-        .map_err(|e| ApiError::name_taken(e, "tag", name.as_deref().unwrap_or("")))?;
-    if n == 0 {
-        return Err(ApiError::not_found("tag"));
-    }
-    Ok(ApiResponse::ok(tag_json(&fetch(&client, id).await?)))
+    update
+        .run(&client, "tags", id, "", "tag", name.as_deref())
+        .await?;
+    Ok(ApiResponse::ok(fetch(&client, id).await?))
 }
 
 /// Deletes the given tags that have no links, in one transaction; the rows are locked first
@@ -225,8 +208,10 @@ async fn delete_unlinked(
             &[&ids],
         )
         .await?;
-    let found: std::collections::HashMap<i64, i64> =
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let found = rows
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<std::collections::HashMap<i64, i64>, ApiError>>()?;
     let deletable: Vec<i64> = found
         .iter()
         .filter(|(_, n)| **n == 0)
@@ -275,7 +260,7 @@ pub async fn batch_delete(app: &App, req: Req) -> ApiResult {
     if body.tag_ids.is_empty() {
         return Err(ApiError::validation("tag_ids", "tag_ids must not be empty"));
     }
-    let ids = crate::instances::validate::ids("tag_ids", &body.tag_ids, 1000)?;
+    let ids = crate::values::ids("tag_ids", &body.tag_ids, 1000)?;
     let results = delete_unlinked(app, &ids).await?;
     let all_deleted = results.iter().all(|r| r.1 == "deleted");
     let items: Vec<Value> = results
@@ -305,6 +290,9 @@ pub async fn categories(app: &App, _req: Req) -> ApiResult {
             &[],
         )
         .await?;
-    let cats: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let cats = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<Vec<String>, _>>()?;
     Ok(ApiResponse::ok(json!({"categories": cats})))
 }

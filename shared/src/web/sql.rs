@@ -3,6 +3,8 @@
 
 use tokio_postgres::types::ToSql;
 
+use super::ApiError;
+
 #[derive(Default)]
 pub struct Sql {
     pub text: String,
@@ -53,4 +55,70 @@ pub fn contains_pattern(s: &str) -> String {
     }
     out.push('%');
     out
+}
+
+/// The `SET` list of a PATCH: only the fields the body has, each value bound, `updated_at`
+/// always refreshed.
+pub struct Update {
+    sql: Sql,
+    sets: Vec<String>,
+}
+
+impl Default for Update {
+    fn default() -> Self {
+        Update {
+            sql: Sql::default(),
+            sets: vec!["updated_at = now()".to_string()],
+        }
+    }
+}
+
+impl Update {
+    pub fn set<T: ToSql + Sync + Send + 'static>(&mut self, column: &str, value: T) -> &mut Self {
+        let p = self.sql.bind(value);
+        self.sets.push(format!("{column} = {p}"));
+        self
+    }
+
+    /// `UPDATE {table} SET ... WHERE id = $n{and}` on one row; a unique-name violation is a
+    /// 409 naming `name`; no row updated is a 404 for `what`.
+    pub async fn run(
+        mut self,
+        client: &impl deadpool_postgres::GenericClient,
+        table: &str,
+        id: i64,
+        and: &str,
+        what: &str,
+        name: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let idp = self.sql.bind(id);
+        self.sql.text = format!(
+            "UPDATE {table} SET {} WHERE id = {idp}{and}",
+            self.sets.join(", ")
+        );
+        let n = client
+            .execute(&self.sql.text, &self.sql.params())
+            .await
+            .map_err(|e| ApiError::name_taken(e, what, name.unwrap_or("")))?;
+        if n == 0 {
+            return Err(ApiError::not_found(what));
+        }
+        Ok(())
+    }
+}
+
+/// The create path: runs an `INSERT ... RETURNING id`; a unique-name violation is a 409 on
+/// `name` naming the resource.
+pub async fn insert_named(
+    client: &impl deadpool_postgres::GenericClient,
+    statement: &str,
+    params: &[&(dyn ToSql + Sync)],
+    what: &str,
+    name: &str,
+) -> Result<i64, ApiError> {
+    let row = client
+        .query_one(statement, params)
+        .await
+        .map_err(|e| ApiError::name_taken(e, what, name))?;
+    Ok(row.try_get(0)?)
 }

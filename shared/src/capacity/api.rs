@@ -1,0 +1,167 @@
+//! The aggregate lists (function `api-capacity`): `GET /capacity/databases` and
+//! `GET /capacity/instances`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use tokio_postgres::Row;
+
+use super::periods::PeriodKind;
+use crate::values::{enum_column, DateRange};
+use crate::web::list::{SortField, SortSpec, Source};
+use crate::web::sql::Sql;
+use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Query, Req};
+use crate::App;
+
+static DATABASE_SORTS: SortSpec = SortSpec {
+    fields: &[
+        SortField::desc("period_start", "a.period_start", "date"),
+        SortField::asc("instance_name", "i.name", "text"),
+        SortField::asc("database_name", "a.database_name", "text"),
+        SortField::desc("avg_bytes", "a.avg_bytes", "bigint"),
+        SortField::desc("change_bytes", "a.change_bytes", "bigint"),
+        SortField::desc("change_percent", "a.change_percent", "float8"),
+    ],
+    id_expr: "a.id",
+};
+
+static INSTANCE_SORTS: SortSpec = SortSpec {
+    fields: &[
+        SortField::desc("period_start", "a.period_start", "date"),
+        SortField::asc("instance_name", "i.name", "text"),
+        SortField::desc("avg_bytes", "a.avg_bytes", "bigint"),
+        SortField::desc("change_bytes", "a.change_bytes", "bigint"),
+        SortField::desc("change_percent", "a.change_percent", "float8"),
+    ],
+    id_expr: "a.id",
+};
+
+const AGGREGATION_COLUMNS: &str = "i.id AS instance_id, i.name AS instance_name, a.period_type, \
+    a.period_start, a.period_end, a.avg_bytes, a.max_bytes, a.min_bytes, a.sample_count, \
+    a.change_bytes, a.change_percent, a.trend, a.calculated_at";
+
+#[derive(Debug, Serialize)]
+struct InstanceRef {
+    id: i64,
+    name: String,
+}
+
+/// One aggregate row: an instance's (or one of its databases') period.
+#[derive(Debug, Serialize)]
+struct Aggregation {
+    instance: InstanceRef,
+    period_type: PeriodKind,
+    period_start: NaiveDate,
+    period_end: NaiveDate,
+    avg_bytes: i64,
+    max_bytes: i64,
+    min_bytes: i64,
+    sample_count: i32,
+    change_bytes: i64,
+    change_percent: f64,
+    trend: String,
+    calculated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_count: Option<i32>,
+}
+
+impl Aggregation {
+    fn from_row(r: &Row) -> Result<Self, ApiError> {
+        Ok(Aggregation {
+            instance: InstanceRef {
+                id: r.try_get("instance_id")?,
+                name: r.try_get("instance_name")?,
+            },
+            period_type: enum_column(r, "period_type")?,
+            period_start: r.try_get("period_start")?,
+            period_end: r.try_get("period_end")?,
+            avg_bytes: r.try_get("avg_bytes")?,
+            max_bytes: r.try_get("max_bytes")?,
+            min_bytes: r.try_get("min_bytes")?,
+            sample_count: r.try_get("sample_count")?,
+            change_bytes: r.try_get("change_bytes")?,
+            change_percent: r.try_get("change_percent")?,
+            trend: r.try_get("trend")?,
+            calculated_at: r.try_get("calculated_at")?,
+            database_name: None,
+            database_count: None,
+        })
+    }
+}
+
+/// Filters shared by both lists: `period_type` (default daily), `start_date`/`end_date`
+/// (periods overlapping that range), `instance_id`. Alias `a` (aggregation), `i` (instance).
+fn aggregation_filters(q: &Query, sql: &mut Sql) -> Result<Vec<String>, ApiError> {
+    let period_type = q
+        .pick::<PeriodKind>("period_type")?
+        .unwrap_or(PeriodKind::Daily);
+    let mut conds = vec![
+        "i.deleted_at IS NULL".to_string(),
+        format!("a.period_type = {}", sql.bind(period_type.as_str())),
+    ];
+    let start = q.date("start_date")?;
+    let end = q.date("end_date")?;
+    DateRange::ordered(start, end)?;
+    if let Some(s) = start {
+        conds.push(format!("a.period_end >= {}", sql.bind(s)));
+    }
+    if let Some(e) = end {
+        conds.push(format!("a.period_start <= {}", sql.bind(e)));
+    }
+    if let Some(id) = q.int("instance_id")? {
+        if id <= 0 {
+            return Err(ApiError::validation(
+                "instance_id",
+                "instance_id must be a positive integer",
+            ));
+        }
+        conds.push(format!("a.instance_id = {}", sql.bind(id)));
+    }
+    Ok(conds)
+}
+
+pub async fn databases(app: &App, req: Req) -> ApiResult {
+    let q = &req.query;
+    let params = ListParams::parse(q, &DATABASE_SORTS)?;
+    let mut sql = Sql::default();
+    let mut conds = aggregation_filters(q, &mut sql)?;
+    if let Some(name) = q.text("database_name") {
+        conds.push(format!("a.database_name = {}", sql.bind(name.to_string())));
+    }
+    let client = app.db.get().await?;
+    let columns = format!("{AGGREGATION_COLUMNS}, a.database_name");
+    let source = Source::new(
+        &columns,
+        "database_size_aggregations a JOIN instances i ON i.id = a.instance_id",
+    );
+    let page = params
+        .fetch(&client, sql, conds, source, |r| {
+            let mut a = Aggregation::from_row(r)?;
+            a.database_name = Some(r.try_get("database_name")?);
+            Ok(a)
+        })
+        .await?;
+    Ok(ApiResponse::ok(page))
+}
+
+pub async fn instances(app: &App, req: Req) -> ApiResult {
+    let q = &req.query;
+    let params = ListParams::parse(q, &INSTANCE_SORTS)?;
+    let mut sql = Sql::default();
+    let conds = aggregation_filters(q, &mut sql)?;
+    let client = app.db.get().await?;
+    let columns = format!("{AGGREGATION_COLUMNS}, a.database_count");
+    let source = Source::new(
+        &columns,
+        "instance_size_aggregations a JOIN instances i ON i.id = a.instance_id",
+    );
+    let page = params
+        .fetch(&client, sql, conds, source, |r| {
+            let mut a = Aggregation::from_row(r)?;
+            a.database_count = Some(r.try_get("database_count")?);
+            Ok(a)
+        })
+        .await?;
+    Ok(ApiResponse::ok(page))
+}

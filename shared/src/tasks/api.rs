@@ -1,0 +1,266 @@
+//! The task-run handlers (function `api-tasks`): runs and their items, progress, and
+//! cancellation.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::run::{close, emit_metrics, failure_rate, Durations, ITEM_STATS};
+use super::{ItemStatus, RunStatus, Trigger};
+use crate::values::enum_column;
+use crate::web::list::{SortField, SortSpec, Source};
+use crate::web::sql::Sql;
+use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
+use crate::App;
+
+const RUN_COLUMNS: &str = "r.run_id, r.task_key, r.trigger, r.status, r.started_at, r.completed_at, \
+    r.items_total, r.items_succeeded, r.items_failed, r.summary, r.error, \
+    (EXTRACT(EPOCH FROM (COALESCE(r.completed_at, now()) - r.started_at)) * 1000)::bigint AS duration_ms";
+
+/// A run as the API shows it.
+#[derive(Debug, Serialize)]
+struct Run {
+    run_id: Uuid,
+    task_key: String,
+    trigger: Trigger,
+    status: RunStatus,
+    started_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+    duration_ms: i64,
+    items_total: i32,
+    items_succeeded: i64,
+    items_failed: i64,
+    failure_rate: f64,
+    summary: Value,
+    error: Option<String>,
+}
+
+impl Run {
+    fn from_row(r: &Row) -> Result<Self, ApiError> {
+        let succeeded = i64::from(r.try_get::<_, i32>("items_succeeded")?);
+        let failed = i64::from(r.try_get::<_, i32>("items_failed")?);
+        Ok(Run {
+            run_id: r.try_get("run_id")?,
+            task_key: r.try_get("task_key")?,
+            trigger: enum_column(r, "trigger")?,
+            status: enum_column(r, "status")?,
+            started_at: r.try_get("started_at")?,
+            completed_at: r.try_get("completed_at")?,
+            duration_ms: r.try_get("duration_ms")?,
+            items_total: r.try_get("items_total")?,
+            items_succeeded: succeeded,
+            items_failed: failed,
+            failure_rate: failure_rate(succeeded, failed),
+            summary: r.try_get("summary")?,
+            error: r.try_get("error")?,
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ItemCounts {
+    pending: i64,
+    running: i64,
+    completed: i64,
+    failed: i64,
+    cancelled: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct Progress {
+    items: ItemCounts,
+    percent: f64,
+}
+
+/// A run with its live progress and item duration percentiles.
+#[derive(Debug, Serialize)]
+struct RunDetail {
+    #[serde(flatten)]
+    run: Run,
+    progress: Progress,
+    item_duration_ms: Durations,
+}
+
+static RUN_SORTS: SortSpec = SortSpec {
+    fields: &[SortField::desc("started_at", "r.started_at", "timestamptz")],
+    id_expr: "r.seq",
+};
+
+/// `GET /task-runs`: newest first; filters `task_key`, `status`, `trigger`.
+pub async fn list(app: &App, req: Req) -> ApiResult {
+    let q = &req.query;
+    let params = ListParams::parse(q, &RUN_SORTS)?;
+    let mut sql = Sql::default();
+    let mut conds = Vec::new();
+    if let Some(k) = q.text("task_key") {
+        conds.push(format!("r.task_key = {}", sql.bind(k.to_string())));
+    }
+    if let Some(s) = q.pick::<RunStatus>("status")? {
+        conds.push(format!("r.status = {}", sql.bind(s.as_str())));
+    }
+    if let Some(t) = q.pick::<Trigger>("trigger")? {
+        conds.push(format!("r.trigger = {}", sql.bind(t.as_str())));
+    }
+    let client = app.db.get().await?;
+    let page = params
+        .fetch(
+            &client,
+            sql,
+            conds,
+            Source::new(RUN_COLUMNS, "task_runs r"),
+            Run::from_row,
+        )
+        .await?;
+    Ok(ApiResponse::ok(page))
+}
+
+/// `GET /task-runs/{run_id}`: the run with live progress and item duration percentiles.
+pub async fn get(app: &App, req: Req) -> ApiResult {
+    let run_id = req.uuid("run_id", "task run")?;
+    let client = app.db.get().await?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {RUN_COLUMNS} FROM task_runs r WHERE r.run_id = $1"),
+            &[&run_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("task run"))?;
+    let s = client.query_one(ITEM_STATS, &[&run_id]).await?;
+    let items = ItemCounts {
+        pending: s.try_get("pending")?,
+        running: s.try_get("running")?,
+        completed: s.try_get("succeeded")?,
+        failed: s.try_get("failed")?,
+        cancelled: s.try_get("cancelled")?,
+    };
+    let total: i64 = s.try_get("total")?;
+    let done = items.completed + items.failed + items.cancelled;
+    let percent = if total == 0 {
+        100.0
+    } else {
+        ((done as f64 / total as f64) * 1000.0).round() / 10.0
+    };
+    Ok(ApiResponse::ok(RunDetail {
+        run: Run::from_row(&row)?,
+        progress: Progress { items, percent },
+        item_duration_ms: Durations::from_row(&s)?,
+    }))
+}
+
+static ITEM_SORTS: SortSpec = SortSpec {
+    fields: &[
+        SortField::asc("id", "it.seq", "bigint"),
+        SortField::asc(
+            "started_at",
+            "COALESCE(it.started_at, 'infinity'::timestamptz)",
+            "timestamptz",
+        ),
+        SortField::desc("duration_ms", "COALESCE(it.duration_ms, -1)", "bigint"),
+    ],
+    id_expr: "it.seq",
+};
+
+/// One item of a run.
+#[derive(Debug, Serialize)]
+struct Item {
+    item_key: String,
+    instance_id: Option<i64>,
+    instance_name: Option<String>,
+    status: ItemStatus,
+    started_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    duration_ms: Option<i64>,
+    metrics: Value,
+    error: Option<String>,
+}
+
+impl Item {
+    fn from_row(r: &Row) -> Result<Self, ApiError> {
+        Ok(Item {
+            item_key: r.try_get("item_key")?,
+            instance_id: r.try_get("instance_id")?,
+            instance_name: r.try_get("instance_name")?,
+            status: enum_column(r, "status")?,
+            started_at: r.try_get("started_at")?,
+            completed_at: r.try_get("completed_at")?,
+            duration_ms: r.try_get("duration_ms")?,
+            metrics: r.try_get("metrics")?,
+            error: r.try_get("error")?,
+        })
+    }
+}
+
+/// `GET /task-runs/{run_id}/items`: filter `status`.
+pub async fn items(app: &App, req: Req) -> ApiResult {
+    let run_id = req.uuid("run_id", "task run")?;
+    let q = &req.query;
+    let params = ListParams::parse(q, &ITEM_SORTS)?;
+    let status = q.pick::<ItemStatus>("status")?;
+    let client = app.db.get().await?;
+    if client
+        .query_opt("SELECT 1 FROM task_runs WHERE run_id = $1", &[&run_id])
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found("task run"));
+    }
+    let mut sql = Sql::default();
+    let mut conds = vec![format!("it.run_id = {}", sql.bind(run_id))];
+    if let Some(s) = status {
+        conds.push(format!("it.status = {}", sql.bind(s.as_str())));
+    }
+    let page = params
+        .fetch(
+            &client,
+            sql,
+            conds,
+            Source::new(
+                "it.item_key, it.instance_id, i.name AS instance_name, it.status, it.started_at, \
+                 it.completed_at, it.duration_ms, it.metrics, it.error",
+                "task_run_items it LEFT JOIN instances i ON i.id = it.instance_id",
+            ),
+            Item::from_row,
+        )
+        .await?;
+    Ok(ApiResponse::ok(page))
+}
+
+/// `POST /task-runs/{run_id}/actions/cancel`: pending items are cancelled (their messages are
+/// skipped when delivered), running ones finish; the run is closed now.
+pub async fn cancel(app: &App, req: Req) -> ApiResult {
+    let run_id = req.uuid("run_id", "task run")?;
+    let mut client = app.db.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "SELECT status FROM task_runs WHERE run_id = $1 FOR UPDATE",
+            &[&run_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("task run"))?;
+    let status: RunStatus = enum_column(&row, "status")?;
+    if !matches!(status, RunStatus::Pending | RunStatus::Running) {
+        return Err(ApiError::conflict(
+            "RUN_NOT_RUNNING",
+            format!("the run is {status}; only a pending or running run can be cancelled"),
+        ));
+    }
+    tx.execute(
+        "UPDATE task_run_items SET status = 'cancelled', completed_at = now(), error = 'cancelled' \
+         WHERE run_id = $1 AND status = 'pending'",
+        &[&run_id],
+    )
+    .await?;
+    let closed = close(&tx, run_id, Some(RunStatus::Cancelled)).await?;
+    tx.commit().await?;
+    emit_metrics(&closed);
+    let row = client
+        .query_one(
+            &format!("SELECT {RUN_COLUMNS} FROM task_runs r WHERE r.run_id = $1"),
+            &[&run_id],
+        )
+        .await?;
+    Ok(ApiResponse::ok(Run::from_row(&row)?))
+}
