@@ -1,5 +1,5 @@
-//! Scenario `collect` (see spec/performance.md): 200 instances on this machine's PostgreSQL
-//! and MariaDB, one collection run through the local queue, against the original's shape
+//! Scenario `collect`: 200 instances on this machine's PostgreSQL
+//! and MariaDB, one collection run through the local queue, against the sequential shape
 //! (the same instances collected one after another) in the same run; and the persistence
 //! step alone for an instance with 200 databases.
 
@@ -113,7 +113,7 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
         per_host.insert(g.clone(), json!(peak(&of_group)));
     }
 
-    // The original's shape: the same instances, one after another.
+    // The sequential shape: the same instances, one after another.
     let started = Instant::now();
     for id in &ids {
         ok(

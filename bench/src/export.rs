@@ -1,4 +1,4 @@
-//! Scenario `export` (see spec/performance.md): a ledger of 1,000,000 rows (5,000 instances x
+//! Scenario `export`: a ledger of 1,000,000 rows (5,000 instances x
 //! 200 databases, x `TIDEMARK_BENCH_SCALE`) exported as CSV to the embedded S3 endpoint
 //! through the local stack, against `psql -c "COPY (same rows) TO STDOUT WITH CSV"`.
 //!

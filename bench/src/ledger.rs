@@ -1,7 +1,7 @@
-//! Scenario `ledger` (see spec/performance.md): 200 instances x 200 databases x 365 days of
+//! Scenario `ledger`: 200 instances x 200 databases x 365 days of
 //! history (14.6 M `database_size_stats` rows at scale 1), generated in SQL. Over HTTP against
 //! the local stack: the first page, a filtered page, the page at row 30,000 by offset and by
-//! cursor, and `include_total`. Side by side, timed in SQL: the audit's 'before' shape (latest
+//! cursor, and `include_total`. Side by side, timed in SQL: the naive 'before' shape (latest
 //! size by `max(collected_at)` over all history, joined back, plus its count). Then the first
 //! page again over a fresh database holding only 30 days: history must not change it.
 
@@ -137,7 +137,7 @@ fn ids(page: &Value) -> Vec<i64> {
         .unwrap_or_default()
 }
 
-/// The audit's 'before' shape: the latest row per database found by grouping all history,
+/// The naive 'before' shape: the latest row per database found by grouping all history,
 /// joined back to history, then the page; plus its count.
 const BEFORE_PAGE: &str =
     "SELECT d.id, d.database_name, i.db_type, i.id, i.name, i.host, s.size_bytes, s.collected_at

@@ -13,8 +13,9 @@ pub trait TextEnum: Sized + Copy + 'static {
     fn from_text(s: &str) -> Option<Self>;
 }
 
-/// Defines a [`TextEnum`] with `FromStr`, `Display` and `Serialize` through its text: the one
-/// place where the enum meets its SQL (and JSON) spelling.
+/// Defines a [`TextEnum`] with `FromStr`, `Display`, `Serialize` and `FromSql` through its
+/// text: the one place where the enum meets its SQL (and JSON) spelling. An unknown text in a
+/// row is a decoding error (the 500 envelope).
 #[macro_export]
 macro_rules! text_enum {
     ($(#[$meta:meta])* $vis:vis enum $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
@@ -57,14 +58,55 @@ macro_rules! text_enum {
                 s.serialize_str(self.as_str())
             }
         }
+
+        impl<'a> ::tokio_postgres::types::FromSql<'a> for $name {
+            fn from_sql(
+                ty: &::tokio_postgres::types::Type,
+                raw: &'a [u8],
+            ) -> Result<Self, Box<dyn ::std::error::Error + Sync + Send>> {
+                let text = <&str as ::tokio_postgres::types::FromSql>::from_sql(ty, raw)?;
+                Ok(text.parse::<$name>()?)
+            }
+            fn accepts(ty: &::tokio_postgres::types::Type) -> bool {
+                <&str as ::tokio_postgres::types::FromSql>::accepts(ty)
+            }
+        }
     };
 }
 
-/// Reads a text column as a [`TextEnum`]; an unknown text is a schema drift (500).
-pub fn enum_column<T: TextEnum>(row: &tokio_postgres::Row, col: &str) -> Result<T, ApiError> {
-    let text: &str = row.try_get(col)?;
-    T::from_text(text)
-        .ok_or_else(|| ApiError::internal(format!("{col} has unknown value {text:?}")))
+/// A response decoded from one row, column by column.
+pub trait FromRow: Sized {
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, ApiError>;
+}
+
+/// Defines a response struct whose fields are the row's columns of the same names, read
+/// with `try_get` (a column that is missing or of another type is the 500 envelope).
+#[macro_export]
+macro_rules! row_struct {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident {
+        $($(#[$fmeta:meta])* $fvis:vis $field:ident: $ty:ty),+ $(,)?
+    }) => {
+        $(#[$meta])*
+        $vis struct $name { $($(#[$fmeta])* $fvis $field: $ty),+ }
+
+        impl $crate::values::FromRow for $name {
+            fn from_row(row: &::tokio_postgres::Row) -> Result<Self, $crate::web::ApiError> {
+                Ok($name { $($field: row.try_get(stringify!($field))?),+ })
+            }
+        }
+    };
+}
+
+/// A required text field, trimmed, of 1 to `max` characters.
+pub fn text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
+    let v = v.trim();
+    if v.is_empty() || v.chars().count() > max {
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must have 1 to {max} characters"),
+        ));
+    }
+    Ok(v.to_string())
 }
 
 /// Validates an id list: at most `max` (413), positive (400); sorted and deduplicated.

@@ -3,13 +3,13 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use tokio_postgres::Row;
+use serde_json::Value;
 
 use super::periods::PeriodKind;
-use crate::values::{enum_column, DateRange};
+use crate::values::DateRange;
 use crate::web::list::{SortField, SortSpec, Source};
 use crate::web::sql::Sql;
-use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Query, Req};
+use crate::web::{ApiError, ApiResult, ListParams, Query, Req};
 use crate::App;
 
 static DATABASE_SORTS: SortSpec = SortSpec {
@@ -35,58 +35,30 @@ static INSTANCE_SORTS: SortSpec = SortSpec {
     id_expr: "a.id",
 };
 
-const AGGREGATION_COLUMNS: &str = "i.id AS instance_id, i.name AS instance_name, a.period_type, \
+const AGGREGATION_COLUMNS: &str =
+    "json_build_object('id', i.id, 'name', i.name) AS instance, a.period_type, \
     a.period_start, a.period_end, a.avg_bytes, a.max_bytes, a.min_bytes, a.sample_count, \
     a.change_bytes, a.change_percent, a.trend, a.calculated_at";
 
-#[derive(Debug, Serialize)]
-struct InstanceRef {
-    id: i64,
-    name: String,
-}
-
-/// One aggregate row: an instance's (or one of its databases') period.
-#[derive(Debug, Serialize)]
-struct Aggregation {
-    instance: InstanceRef,
-    period_type: PeriodKind,
-    period_start: NaiveDate,
-    period_end: NaiveDate,
-    avg_bytes: i64,
-    max_bytes: i64,
-    min_bytes: i64,
-    sample_count: i32,
-    change_bytes: i64,
-    change_percent: f64,
-    trend: String,
-    calculated_at: DateTime<Utc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    database_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    database_count: Option<i32>,
-}
-
-impl Aggregation {
-    fn from_row(r: &Row) -> Result<Self, ApiError> {
-        Ok(Aggregation {
-            instance: InstanceRef {
-                id: r.try_get("instance_id")?,
-                name: r.try_get("instance_name")?,
-            },
-            period_type: enum_column(r, "period_type")?,
-            period_start: r.try_get("period_start")?,
-            period_end: r.try_get("period_end")?,
-            avg_bytes: r.try_get("avg_bytes")?,
-            max_bytes: r.try_get("max_bytes")?,
-            min_bytes: r.try_get("min_bytes")?,
-            sample_count: r.try_get("sample_count")?,
-            change_bytes: r.try_get("change_bytes")?,
-            change_percent: r.try_get("change_percent")?,
-            trend: r.try_get("trend")?,
-            calculated_at: r.try_get("calculated_at")?,
-            database_name: None,
-            database_count: None,
-        })
+crate::row_struct! {
+    /// One aggregate row: an instance's (or one of its databases') period; `extra` holds
+    /// what only one of the two lists has.
+    #[derive(Debug, Serialize)]
+    struct Aggregation {
+        instance: Value,
+        #[serde(flatten)]
+        extra: Value,
+        period_type: PeriodKind,
+        period_start: NaiveDate,
+        period_end: NaiveDate,
+        avg_bytes: i64,
+        max_bytes: i64,
+        min_bytes: i64,
+        sample_count: i32,
+        change_bytes: i64,
+        change_percent: f64,
+        trend: String,
+        calculated_at: DateTime<Utc>,
     }
 }
 
@@ -129,20 +101,13 @@ pub async fn databases(app: &App, req: Req) -> ApiResult {
     if let Some(name) = q.text("database_name") {
         conds.push(format!("a.database_name = {}", sql.bind(name.to_string())));
     }
-    let client = app.db.get().await?;
-    let columns = format!("{AGGREGATION_COLUMNS}, a.database_name");
-    let source = Source::new(
-        &columns,
-        "database_size_aggregations a JOIN instances i ON i.id = a.instance_id",
+    let columns = format!(
+        "{AGGREGATION_COLUMNS}, json_build_object('database_name', a.database_name) AS extra"
     );
-    let page = params
-        .fetch(&client, sql, conds, source, |r| {
-            let mut a = Aggregation::from_row(r)?;
-            a.database_name = Some(r.try_get("database_name")?);
-            Ok(a)
-        })
-        .await?;
-    Ok(ApiResponse::ok(page))
+    let from = "database_size_aggregations a JOIN instances i ON i.id = a.instance_id";
+    params
+        .respond::<Aggregation>(app, sql, conds, Source::new(&columns, from))
+        .await
 }
 
 pub async fn instances(app: &App, req: Req) -> ApiResult {
@@ -150,18 +115,11 @@ pub async fn instances(app: &App, req: Req) -> ApiResult {
     let params = ListParams::parse(q, &INSTANCE_SORTS)?;
     let mut sql = Sql::default();
     let conds = aggregation_filters(q, &mut sql)?;
-    let client = app.db.get().await?;
-    let columns = format!("{AGGREGATION_COLUMNS}, a.database_count");
-    let source = Source::new(
-        &columns,
-        "instance_size_aggregations a JOIN instances i ON i.id = a.instance_id",
+    let columns = format!(
+        "{AGGREGATION_COLUMNS}, json_build_object('database_count', a.database_count) AS extra"
     );
-    let page = params
-        .fetch(&client, sql, conds, source, |r| {
-            let mut a = Aggregation::from_row(r)?;
-            a.database_count = Some(r.try_get("database_count")?);
-            Ok(a)
-        })
-        .await?;
-    Ok(ApiResponse::ok(page))
+    let from = "instance_size_aggregations a JOIN instances i ON i.id = a.instance_id";
+    params
+        .respond::<Aggregation>(app, sql, conds, Source::new(&columns, from))
+        .await
 }

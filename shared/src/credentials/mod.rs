@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio_postgres::Row;
 
+use crate::values::{self, FromRow};
 use crate::web::list::{SortField, SortSpec, Source};
 use crate::web::sql::{contains_pattern, insert_named, Sql, Update};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
@@ -16,29 +16,17 @@ const COLUMNS: &str =
     c.created_at, c.updated_at, \
     (SELECT count(*) FROM instances i WHERE i.credential_id = c.id) AS instance_count";
 
-/// A credential as the API shows it: never the password, only whether it has one.
-#[derive(Debug, Serialize)]
-struct Credential {
-    id: i64,
-    name: String,
-    username: String,
-    has_password: bool,
-    instance_count: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl Credential {
-    fn from_row(r: &Row) -> Result<Self, ApiError> {
-        Ok(Credential {
-            id: r.try_get("id")?,
-            name: r.try_get("name")?,
-            username: r.try_get("username")?,
-            has_password: r.try_get("has_password")?,
-            instance_count: r.try_get("instance_count")?,
-            created_at: r.try_get("created_at")?,
-            updated_at: r.try_get("updated_at")?,
-        })
+crate::row_struct! {
+    /// A credential as the API shows it: never the password, only whether it has one.
+    #[derive(Debug, Serialize)]
+    struct Credential {
+        id: i64,
+        name: String,
+        username: String,
+        has_password: bool,
+        instance_count: i64,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
     }
 }
 
@@ -59,17 +47,9 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
         let p = sql.bind(contains_pattern(s));
         conds.push(format!("(c.name ILIKE {p} OR c.username ILIKE {p})"));
     }
-    let client = app.db.get().await?;
-    let page = params
-        .fetch(
-            &client,
-            sql,
-            conds,
-            Source::new(COLUMNS, "credentials c"),
-            Credential::from_row,
-        )
-        .await?;
-    Ok(ApiResponse::ok(page))
+    params
+        .respond::<Credential>(app, sql, conds, Source::new(COLUMNS, "credentials c"))
+        .await
 }
 
 async fn fetch(
@@ -93,25 +73,11 @@ pub async fn get(app: &App, req: Req) -> ApiResult {
 }
 
 fn valid_name(v: &str) -> Result<String, ApiError> {
-    let v = v.trim();
-    if v.is_empty() || v.chars().count() > 100 {
-        return Err(ApiError::validation(
-            "name",
-            "name must have 1 to 100 characters",
-        ));
-    }
-    Ok(v.to_string())
+    values::text("name", v, 100)
 }
 
 fn valid_username(v: &str) -> Result<String, ApiError> {
-    let v = v.trim();
-    if v.is_empty() || v.chars().count() > 128 {
-        return Err(ApiError::validation(
-            "username",
-            "username must have 1 to 128 characters",
-        ));
-    }
-    Ok(v.to_string())
+    values::text("username", v, 128)
 }
 
 fn valid_password(v: &str) -> Result<&str, ApiError> {

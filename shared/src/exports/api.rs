@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{upload, worker, Kind, Status};
 use crate::queue::ExportMessage;
-use crate::values::{enum_column, TextEnum};
+use crate::values::{FromRow, TextEnum};
 use crate::web::list::{SortField, SortSpec, Source};
 use crate::web::sql::Sql;
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Principal, Query, Req, Role};
@@ -20,49 +20,45 @@ const JOB_COLUMNS: &str =
     "j.id, j.kind, j.format, j.filters, j.status, j.rows_written, j.bytes_written, \
     j.parts_uploaded, j.object_key, j.error, j.created_at, j.started_at, j.completed_at";
 
+crate::row_struct! {
+    /// A job's own columns.
+    #[derive(Debug, Serialize)]
+    struct JobRow {
+        id: Uuid,
+        kind: Kind,
+        format: String,
+        status: Status,
+        filters: Value,
+        rows_written: i64,
+        bytes_written: i64,
+        parts_uploaded: i32,
+        created_at: DateTime<Utc>,
+        started_at: Option<DateTime<Utc>>,
+        completed_at: Option<DateTime<Utc>>,
+        error: Option<String>,
+        #[serde(skip)]
+        object_key: Option<String>,
+    }
+}
+
 /// A job as the API shows it; the download link only for a completed job.
 #[derive(Debug, Serialize)]
 struct Job {
-    id: Uuid,
-    kind: Kind,
-    format: String,
-    status: Status,
-    filters: Value,
+    #[serde(flatten)]
+    row: JobRow,
     file_name: String,
-    rows_written: i64,
-    bytes_written: i64,
-    parts_uploaded: i32,
-    created_at: DateTime<Utc>,
-    started_at: Option<DateTime<Utc>>,
-    completed_at: Option<DateTime<Utc>>,
-    error: Option<String>,
     download_url: Option<String>,
     download_expires_at: Option<DateTime<Utc>>,
-    #[serde(skip)]
-    object_key: Option<String>,
 }
 
-impl Job {
+impl FromRow for Job {
     fn from_row(row: &Row) -> Result<Self, ApiError> {
-        let kind: Kind = enum_column(row, "kind")?;
-        let created_at = row.try_get("created_at")?;
+        let row = JobRow::from_row(row)?;
         Ok(Job {
-            id: row.try_get("id")?,
-            kind,
-            format: row.try_get("format")?,
-            status: enum_column(row, "status")?,
-            filters: row.try_get("filters")?,
-            file_name: worker::file_name(kind, created_at),
-            rows_written: row.try_get("rows_written")?,
-            bytes_written: row.try_get("bytes_written")?,
-            parts_uploaded: row.try_get("parts_uploaded")?,
-            created_at,
-            started_at: row.try_get("started_at")?,
-            completed_at: row.try_get("completed_at")?,
-            error: row.try_get("error")?,
+            file_name: worker::file_name(row.kind, row.created_at),
+            row,
             download_url: None,
             download_expires_at: None,
-            object_key: row.try_get("object_key")?,
         })
     }
 }
@@ -185,7 +181,7 @@ pub async fn get(app: &App, req: Req) -> ApiResult {
     let client = app.db.get().await?;
     let row = fetch_visible(&client, id, &req.principal, false).await?;
     let mut job = Job::from_row(&row)?;
-    if let (Status::Completed, Some(key)) = (job.status, &job.object_key) {
+    if let (Status::Completed, Some(key)) = (job.row.status, &job.row.object_key) {
         let (url, expires_at) = presign(app, key).await?;
         job.download_url = Some(url);
         job.download_expires_at = Some(expires_at);
@@ -213,12 +209,8 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     if let Some(k) = q.pick::<Kind>("kind")? {
         conds.push(format!("j.kind = {}", sql.bind(k.as_str())));
     }
-    let client = app.db.get().await?;
     let source = Source::new(JOB_COLUMNS, "export_jobs j");
-    let page = params
-        .fetch(&client, sql, conds, source, Job::from_row)
-        .await?;
-    Ok(ApiResponse::ok(page))
+    params.respond::<Job>(app, sql, conds, source).await
 }
 
 /// Deletes the export's object (or aborts its upload) and then the job. If storage refuses,

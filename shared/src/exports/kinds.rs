@@ -137,8 +137,9 @@ impl Kind {
                 let conds = crate::filters::instances(q, &mut sql).map_err(prefix_field)?;
                 sql.text = format!(
                     "SELECT i.id, i.name, i.db_type, i.host, i.port, i.database_name, i.description, \
-                     i.is_active, i.version, tg.tags, i.last_collected_at, i.created_at, i.updated_at, \
-                     i.deleted_at FROM instances i {INSTANCE_TAGS}"
+                     {} AS status, i.version, tg.tags, i.last_collected_at, i.created_at, i.updated_at, \
+                     i.deleted_at FROM instances i {INSTANCE_TAGS}",
+                    crate::instances::STATUS
                 );
                 sql.push_where(&conds);
                 sql.push(" ORDER BY i.id");
@@ -195,9 +196,7 @@ impl Kind {
                 out.opt_text(row.try_get(11)?)?;
             }
             Kind::Instances => {
-                let is_active: bool = row.try_get(7)?;
-                let deleted_at: Option<DateTime<Utc>> = row.try_get(13)?;
-                let status = crate::instances::status(is_active, deleted_at);
+                let status: &str = row.try_get(7)?;
                 out.int(row.try_get(0)?)?;
                 out.text(row.try_get(1)?)?;
                 out.text(row.try_get(2)?)?;
@@ -211,7 +210,7 @@ impl Kind {
                 out.time(row.try_get(10)?)?;
                 out.time(Some(row.try_get(11)?))?;
                 out.time(Some(row.try_get(12)?))?;
-                out.time(deleted_at)?;
+                out.time(row.try_get(13)?)?;
             }
             Kind::DatabaseSizes => {
                 let size: i64 = row.try_get(6)?;

@@ -35,12 +35,9 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     let params = ListParams::parse(q, &SORTS)?;
     let mut sql = Sql::default();
     let conds = crate::filters::instances(q, &mut sql)?;
-    let client = app.db.get().await?;
-    let source = Source::new(COLUMNS, "instances i");
-    let page = params
-        .fetch(&client, sql, conds, source, Instance::from_row)
-        .await?;
-    Ok(ApiResponse::ok(page))
+    params
+        .respond::<Instance>(app, sql, conds, Source::new(COLUMNS, "instances i"))
+        .await
 }
 
 /// The latest day's total of an instance.

@@ -71,15 +71,17 @@ static LOG_SORTS: SortSpec = SortSpec {
     id_expr: "e.id",
 };
 
-/// One line of the event log.
-#[derive(Debug, Serialize)]
-struct Event {
-    id: i64,
-    occurred_at: DateTime<Utc>,
-    level: String,
-    module: String,
-    message: String,
-    context: Value,
+crate::row_struct! {
+    /// One line of the event log.
+    #[derive(Debug, Serialize)]
+    struct Event {
+        id: i64,
+        occurred_at: DateTime<Utc>,
+        level: String,
+        module: String,
+        message: String,
+        context: Value,
+    }
 }
 
 /// Window and filters shared by the log list and its statistics; default the last 24 h.
@@ -120,24 +122,11 @@ pub async fn logs(app: &App, req: Req) -> ApiResult {
     let params = ListParams::parse(&req.query, &LOG_SORTS)?;
     let mut sql = Sql::default();
     let conds = log_conditions(&req, &mut sql)?;
-    let client = app.db.get().await?;
     let source = Source::new(
         "e.id, e.occurred_at, e.level, e.module, e.message, e.context",
         "event_logs e",
     );
-    let page = params
-        .fetch(&client, sql, conds, source, |r| {
-            Ok(Event {
-                id: r.try_get("id")?,
-                occurred_at: r.try_get("occurred_at")?,
-                level: r.try_get("level")?,
-                module: r.try_get("module")?,
-                message: r.try_get("message")?,
-                context: r.try_get("context")?,
-            })
-        })
-        .await?;
-    Ok(ApiResponse::ok(page))
+    params.respond::<Event>(app, sql, conds, source).await
 }
 
 pub async fn log_statistics(app: &App, req: Req) -> ApiResult {

@@ -5,18 +5,23 @@ use chrono::Datelike;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::web::{ApiResponse, ApiResult, Req};
+use crate::values::FromRow;
+use crate::web::{ApiError, ApiResponse, ApiResult, Req};
 use crate::App;
 
 pub const PARTITIONED: &[&str] = &["database_size_stats", "instance_size_stats", "event_logs"];
 pub const MONTHS_AHEAD: i32 = 3;
 
-#[derive(Debug, Serialize)]
-struct Partition {
-    name: String,
-    range: String,
-    estimated_rows: i64,
-    bytes: i64,
+crate::row_struct! {
+    #[derive(Debug, Serialize)]
+    struct Partition {
+        #[serde(skip)]
+        table_name: String,
+        name: String,
+        range: String,
+        estimated_rows: i64,
+        bytes: i64,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -31,8 +36,8 @@ pub async fn list(app: &App, _req: Req) -> ApiResult {
     let client = app.db.get().await?;
     let rows = client
         .query(
-            "SELECT parent.relname AS table_name, child.relname AS partition, \
-                    pg_get_expr(child.relpartbound, child.oid) AS bound, \
+            "SELECT parent.relname::text AS table_name, child.relname::text AS name, \
+                    pg_get_expr(child.relpartbound, child.oid) AS range, \
                     GREATEST(child.reltuples, 0)::bigint AS estimated_rows, \
                     pg_total_relation_size(child.oid) AS bytes \
              FROM pg_inherits inh \
@@ -43,21 +48,15 @@ pub async fn list(app: &App, _req: Req) -> ApiResult {
             &[&PARTITIONED],
         )
         .await?;
+    let mut all = rows
+        .iter()
+        .map(Partition::from_row)
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let today = app.config.business_date(chrono::Utc::now());
     let mut tables = Vec::new();
     for table in PARTITIONED {
-        let mut parts = Vec::new();
-        for r in &rows {
-            if r.try_get::<_, &str>("table_name")? != *table {
-                continue;
-            }
-            parts.push(Partition {
-                name: r.try_get("partition")?,
-                range: r.try_get("bound")?,
-                estimated_rows: r.try_get("estimated_rows")?,
-                bytes: r.try_get("bytes")?,
-            });
-        }
+        let parts: Vec<Partition>;
+        (parts, all) = all.into_iter().partition(|p| p.table_name == *table);
         let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
         let missing: Vec<String> = (0..=MONTHS_AHEAD)
             .map(|m| {

@@ -5,8 +5,8 @@ pub mod bulk;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio_postgres::Row;
 
+use crate::values::{self, FromRow};
 use crate::web::list::{SortField, SortSpec, Source};
 use crate::web::sql::{contains_pattern, insert_named, Sql, Update};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
@@ -18,30 +18,17 @@ const COLUMNS: &str =
     (SELECT count(*) FROM instance_tags it WHERE it.tag_id = t.id AND NOT EXISTS \
       (SELECT 1 FROM instances i WHERE i.id = it.instance_id AND i.deleted_at IS NOT NULL)) AS instance_count";
 
-#[derive(Debug, Serialize)]
-struct Tag {
-    id: i64,
-    name: String,
-    display_name: String,
-    category: String,
-    is_active: bool,
-    instance_count: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl Tag {
-    fn from_row(r: &Row) -> Result<Self, ApiError> {
-        Ok(Tag {
-            id: r.try_get("id")?,
-            name: r.try_get("name")?,
-            display_name: r.try_get("display_name")?,
-            category: r.try_get("category")?,
-            is_active: r.try_get("is_active")?,
-            instance_count: r.try_get("instance_count")?,
-            created_at: r.try_get("created_at")?,
-            updated_at: r.try_get("updated_at")?,
-        })
+crate::row_struct! {
+    #[derive(Debug, Serialize)]
+    struct Tag {
+        id: i64,
+        name: String,
+        display_name: String,
+        category: String,
+        is_active: bool,
+        instance_count: i64,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
     }
 }
 
@@ -75,17 +62,9 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
         Some("inactive") => conds.push("NOT t.is_active".into()),
         _ => {}
     }
-    let client = app.db.get().await?;
-    let page = params
-        .fetch(
-            &client,
-            sql,
-            conds,
-            Source::new(COLUMNS, "tags t"),
-            Tag::from_row,
-        )
-        .await?;
-    Ok(ApiResponse::ok(page))
+    params
+        .respond::<Tag>(app, sql, conds, Source::new(COLUMNS, "tags t"))
+        .await
 }
 
 async fn fetch(client: &impl deadpool_postgres::GenericClient, id: i64) -> Result<Tag, ApiError> {
@@ -121,17 +100,6 @@ fn valid_name(v: &str) -> Result<String, ApiError> {
     Ok(v.to_string())
 }
 
-fn valid_text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
-    let v = v.trim();
-    if v.is_empty() || v.chars().count() > max {
-        return Err(ApiError::validation(
-            field,
-            format!("{field} must have 1 to {max} characters"),
-        ));
-    }
-    Ok(v.to_string())
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
@@ -144,8 +112,8 @@ struct CreateBody {
 pub async fn create(app: &App, req: Req) -> ApiResult {
     let body: CreateBody = req.json()?;
     let name = valid_name(&body.name)?;
-    let display_name = valid_text("display_name", &body.display_name, 100)?;
-    let category = valid_text("category", &body.category, 50)?;
+    let display_name = values::text("display_name", &body.display_name, 100)?;
+    let category = values::text("category", &body.category, 50)?;
     let client = app.db.get().await?;
     let id = insert_named(
         &client,
@@ -177,10 +145,10 @@ pub async fn update(app: &App, req: Req) -> ApiResult {
         update.set("name", n.clone());
     }
     if let Some(v) = &body.display_name {
-        update.set("display_name", valid_text("display_name", v, 100)?);
+        update.set("display_name", values::text("display_name", v, 100)?);
     }
     if let Some(v) = &body.category {
-        update.set("category", valid_text("category", v, 50)?);
+        update.set("category", values::text("category", v, 50)?);
     }
     if let Some(v) = body.is_active {
         update.set("is_active", v);

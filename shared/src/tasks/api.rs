@@ -4,68 +4,52 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::run::{close, emit_metrics, failure_rate, Durations, ITEM_STATS};
+use super::run::{close, emit_metrics, Durations, ITEM_STATS};
 use super::{ItemStatus, RunStatus, Trigger};
-use crate::values::enum_column;
+use crate::values::FromRow;
 use crate::web::list::{SortField, SortSpec, Source};
 use crate::web::sql::Sql;
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
 use crate::App;
 
+/// The failure rate is computed here as `run::failure_rate` does for a closing run.
 const RUN_COLUMNS: &str = "r.run_id, r.task_key, r.trigger, r.status, r.started_at, r.completed_at, \
     r.items_total, r.items_succeeded, r.items_failed, r.summary, r.error, \
+    CASE WHEN r.items_succeeded + r.items_failed = 0 THEN 0 \
+      ELSE round(r.items_failed::numeric / (r.items_succeeded + r.items_failed), 4) END::float8 AS failure_rate, \
     (EXTRACT(EPOCH FROM (COALESCE(r.completed_at, now()) - r.started_at)) * 1000)::bigint AS duration_ms";
 
-/// A run as the API shows it.
-#[derive(Debug, Serialize)]
-struct Run {
-    run_id: Uuid,
-    task_key: String,
-    trigger: Trigger,
-    status: RunStatus,
-    started_at: DateTime<Utc>,
-    completed_at: Option<DateTime<Utc>>,
-    duration_ms: i64,
-    items_total: i32,
-    items_succeeded: i64,
-    items_failed: i64,
-    failure_rate: f64,
-    summary: Value,
-    error: Option<String>,
-}
-
-impl Run {
-    fn from_row(r: &Row) -> Result<Self, ApiError> {
-        let succeeded = i64::from(r.try_get::<_, i32>("items_succeeded")?);
-        let failed = i64::from(r.try_get::<_, i32>("items_failed")?);
-        Ok(Run {
-            run_id: r.try_get("run_id")?,
-            task_key: r.try_get("task_key")?,
-            trigger: enum_column(r, "trigger")?,
-            status: enum_column(r, "status")?,
-            started_at: r.try_get("started_at")?,
-            completed_at: r.try_get("completed_at")?,
-            duration_ms: r.try_get("duration_ms")?,
-            items_total: r.try_get("items_total")?,
-            items_succeeded: succeeded,
-            items_failed: failed,
-            failure_rate: failure_rate(succeeded, failed),
-            summary: r.try_get("summary")?,
-            error: r.try_get("error")?,
-        })
+crate::row_struct! {
+    /// A run as the API shows it.
+    #[derive(Debug, Serialize)]
+    struct Run {
+        run_id: Uuid,
+        task_key: String,
+        trigger: Trigger,
+        status: RunStatus,
+        started_at: DateTime<Utc>,
+        completed_at: Option<DateTime<Utc>>,
+        duration_ms: i64,
+        items_total: i32,
+        items_succeeded: i32,
+        items_failed: i32,
+        failure_rate: f64,
+        summary: Value,
+        error: Option<String>,
     }
 }
 
-#[derive(Debug, Serialize)]
-struct ItemCounts {
-    pending: i64,
-    running: i64,
-    completed: i64,
-    failed: i64,
-    cancelled: i64,
+crate::row_struct! {
+    #[derive(Debug, Serialize)]
+    struct ItemCounts {
+        pending: i64,
+        running: i64,
+        completed: i64,
+        failed: i64,
+        cancelled: i64,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -103,17 +87,8 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     if let Some(t) = q.pick::<Trigger>("trigger")? {
         conds.push(format!("r.trigger = {}", sql.bind(t.as_str())));
     }
-    let client = app.db.get().await?;
-    let page = params
-        .fetch(
-            &client,
-            sql,
-            conds,
-            Source::new(RUN_COLUMNS, "task_runs r"),
-            Run::from_row,
-        )
-        .await?;
-    Ok(ApiResponse::ok(page))
+    let source = Source::new(RUN_COLUMNS, "task_runs r");
+    params.respond::<Run>(app, sql, conds, source).await
 }
 
 /// `GET /task-runs/{run_id}`: the run with live progress and item duration percentiles.
@@ -128,13 +103,7 @@ pub async fn get(app: &App, req: Req) -> ApiResult {
         .await?
         .ok_or_else(|| ApiError::not_found("task run"))?;
     let s = client.query_one(ITEM_STATS, &[&run_id]).await?;
-    let items = ItemCounts {
-        pending: s.try_get("pending")?,
-        running: s.try_get("running")?,
-        completed: s.try_get("succeeded")?,
-        failed: s.try_get("failed")?,
-        cancelled: s.try_get("cancelled")?,
-    };
+    let items = ItemCounts::from_row(&s)?;
     let total: i64 = s.try_get("total")?;
     let done = items.completed + items.failed + items.cancelled;
     let percent = if total == 0 {
@@ -162,33 +131,19 @@ static ITEM_SORTS: SortSpec = SortSpec {
     id_expr: "it.seq",
 };
 
-/// One item of a run.
-#[derive(Debug, Serialize)]
-struct Item {
-    item_key: String,
-    instance_id: Option<i64>,
-    instance_name: Option<String>,
-    status: ItemStatus,
-    started_at: Option<DateTime<Utc>>,
-    completed_at: Option<DateTime<Utc>>,
-    duration_ms: Option<i64>,
-    metrics: Value,
-    error: Option<String>,
-}
-
-impl Item {
-    fn from_row(r: &Row) -> Result<Self, ApiError> {
-        Ok(Item {
-            item_key: r.try_get("item_key")?,
-            instance_id: r.try_get("instance_id")?,
-            instance_name: r.try_get("instance_name")?,
-            status: enum_column(r, "status")?,
-            started_at: r.try_get("started_at")?,
-            completed_at: r.try_get("completed_at")?,
-            duration_ms: r.try_get("duration_ms")?,
-            metrics: r.try_get("metrics")?,
-            error: r.try_get("error")?,
-        })
+crate::row_struct! {
+    /// One item of a run.
+    #[derive(Debug, Serialize)]
+    struct Item {
+        item_key: String,
+        instance_id: Option<i64>,
+        instance_name: Option<String>,
+        status: ItemStatus,
+        started_at: Option<DateTime<Utc>>,
+        completed_at: Option<DateTime<Utc>>,
+        duration_ms: Option<i64>,
+        metrics: Value,
+        error: Option<String>,
     }
 }
 
@@ -240,7 +195,7 @@ pub async fn cancel(app: &App, req: Req) -> ApiResult {
         )
         .await?
         .ok_or_else(|| ApiError::not_found("task run"))?;
-    let status: RunStatus = enum_column(&row, "status")?;
+    let status: RunStatus = row.try_get("status")?;
     if !matches!(status, RunStatus::Pending | RunStatus::Running) {
         return Err(ApiError::conflict(
             "RUN_NOT_RUNNING",

@@ -7,10 +7,11 @@ use std::io::Write;
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::RunStatus;
+use crate::values::FromRow;
+use crate::web::ApiError;
 use crate::App;
 
 /// Runs still unfinished long after they started (a lost worker) are failed, with their
@@ -38,7 +39,7 @@ pub async fn fail_stale_runs(
 pub const ITEM_STATS: &str = "SELECT count(*) AS total, \
     count(*) FILTER (WHERE status = 'pending') AS pending, \
     count(*) FILTER (WHERE status = 'running') AS running, \
-    count(*) FILTER (WHERE status = 'completed') AS succeeded, \
+    count(*) FILTER (WHERE status = 'completed') AS completed, \
     count(*) FILTER (WHERE status = 'failed') AS failed, \
     count(*) FILTER (WHERE status = 'cancelled') AS cancelled, \
     round(percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms))::bigint AS p50, \
@@ -55,21 +56,13 @@ pub fn failure_rate(succeeded: i64, failed: i64) -> f64 {
     }
 }
 
-/// Item duration percentiles of one run (from [`ITEM_STATS`]).
-#[derive(Debug, Clone, Serialize)]
-pub struct Durations {
-    p50: Option<i64>,
-    p95: Option<i64>,
-    max: Option<i64>,
-}
-
-impl Durations {
-    pub fn from_row(s: &Row) -> Result<Self, tokio_postgres::Error> {
-        Ok(Durations {
-            p50: s.try_get("p50")?,
-            p95: s.try_get("p95")?,
-            max: s.try_get("max")?,
-        })
+crate::row_struct! {
+    /// Item duration percentiles of one run (from [`ITEM_STATS`]).
+    #[derive(Debug, Clone, Serialize)]
+    pub struct Durations {
+        p50: Option<i64>,
+        p95: Option<i64>,
+        max: Option<i64>,
     }
 }
 
@@ -126,10 +119,11 @@ pub async fn close<C: GenericClient>(
     client: &C,
     run_id: Uuid,
     forced: Option<RunStatus>,
-) -> Result<ClosedRun, tokio_postgres::Error> {
+) -> Result<ClosedRun, ApiError> {
     let s = client.query_one(ITEM_STATS, &[&run_id]).await?;
+    let durations = Durations::from_row(&s)?;
     let (succeeded, failed) = (
-        s.try_get::<_, i64>("succeeded")?,
+        s.try_get::<_, i64>("completed")?,
         s.try_get::<_, i64>("failed")?,
     );
     let status = match forced {
@@ -156,7 +150,7 @@ pub async fn close<C: GenericClient>(
         "items_failed": failed,
         "items_cancelled": s.try_get::<_, i64>("cancelled")?,
         "failure_rate": failure_rate(succeeded, failed),
-        "item_duration_ms": Durations::from_row(&s)?,
+        "item_duration_ms": durations,
     });
     client
         .execute(

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 
 use super::sql::Sql;
-use super::{ApiError, Query};
+use super::{ApiError, ApiResponse, ApiResult, Query};
+use crate::values::FromRow;
+use crate::App;
 
 pub const MAX_LIMIT: i64 = 200;
 pub const DEFAULT_LIMIT: i64 = 20;
@@ -278,6 +280,19 @@ impl ListParams {
         };
         let rows = client.query(&sql.text, &sql.params()).await?;
         self.finish(rows, total, map)
+    }
+
+    /// A list handler's whole answer: the page of `T`s decoded from `source`'s rows.
+    pub async fn respond<T: FromRow + Serialize>(
+        &self,
+        app: &App,
+        sql: Sql,
+        conds: Vec<String>,
+        source: Source<'_>,
+    ) -> ApiResult {
+        let client = app.db.get().await?;
+        let page = self.fetch(&client, sql, conds, source, T::from_row).await?;
+        Ok(ApiResponse::ok(page))
     }
 
     /// Trims the extra row, builds `has_next` and `next_cursor`.
