@@ -64,49 +64,49 @@ crate::row_struct! {
 
 /// Filters shared by both lists: `period_type` (default daily), `start_date`/`end_date`
 /// (periods overlapping that range), `instance_id`. Alias `a` (aggregation), `i` (instance).
-fn aggregation_filters(q: &Query, sql: &mut Sql) -> Result<Vec<String>, ApiError> {
+fn aggregation_filters(q: &Query, sql: &mut Sql) -> Result<(), ApiError> {
     let period_type = q
         .pick::<PeriodKind>("period_type")?
         .unwrap_or(PeriodKind::Daily);
-    let mut conds = vec![
-        "i.deleted_at IS NULL".to_string(),
-        format!("a.period_type = {}", sql.bind(period_type.as_str())),
-    ];
     let start = q.date("start_date")?;
     let end = q.date("end_date")?;
     DateRange::ordered(start, end)?;
+    let instance_id = q.int("instance_id")?;
+    if instance_id.is_some_and(|id| id <= 0) {
+        return Err(ApiError::validation(
+            "instance_id",
+            "instance_id must be a positive integer",
+        ));
+    }
+    sql.and("i.deleted_at IS NULL")
+        .eq("a.period_type", Some(period_type.as_str()))
+        .eq("a.instance_id", instance_id);
     if let Some(s) = start {
-        conds.push(format!("a.period_end >= {}", sql.bind(s)));
+        let p = sql.bind(s);
+        sql.and(format!("a.period_end >= {p}"));
     }
     if let Some(e) = end {
-        conds.push(format!("a.period_start <= {}", sql.bind(e)));
+        let p = sql.bind(e);
+        sql.and(format!("a.period_start <= {p}"));
     }
-    if let Some(id) = q.int("instance_id")? {
-        if id <= 0 {
-            return Err(ApiError::validation(
-                "instance_id",
-                "instance_id must be a positive integer",
-            ));
-        }
-        conds.push(format!("a.instance_id = {}", sql.bind(id)));
-    }
-    Ok(conds)
+    Ok(())
 }
 
 pub async fn databases(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
     let params = ListParams::parse(q, &DATABASE_SORTS)?;
     let mut sql = Sql::default();
-    let mut conds = aggregation_filters(q, &mut sql)?;
-    if let Some(name) = q.text("database_name") {
-        conds.push(format!("a.database_name = {}", sql.bind(name.to_string())));
-    }
+    aggregation_filters(q, &mut sql)?;
+    sql.eq(
+        "a.database_name",
+        q.text("database_name").map(str::to_string),
+    );
     let columns = format!(
         "{AGGREGATION_COLUMNS}, json_build_object('database_name', a.database_name) AS extra"
     );
     let from = "database_size_aggregations a JOIN instances i ON i.id = a.instance_id";
     params
-        .respond::<Aggregation>(app, sql, conds, Source::new(&columns, from))
+        .respond::<Aggregation>(app, sql, Source::new(&columns, from))
         .await
 }
 
@@ -114,12 +114,12 @@ pub async fn instances(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
     let params = ListParams::parse(q, &INSTANCE_SORTS)?;
     let mut sql = Sql::default();
-    let conds = aggregation_filters(q, &mut sql)?;
+    aggregation_filters(q, &mut sql)?;
     let columns = format!(
         "{AGGREGATION_COLUMNS}, json_build_object('database_count', a.database_count) AS extra"
     );
     let from = "instance_size_aggregations a JOIN instances i ON i.id = a.instance_id";
     params
-        .respond::<Aggregation>(app, sql, conds, Source::new(&columns, from))
+        .respond::<Aggregation>(app, sql, Source::new(&columns, from))
         .await
 }

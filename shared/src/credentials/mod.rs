@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::values::{self, FromRow};
 use crate::web::list::{SortField, SortSpec, Source};
-use crate::web::sql::{contains_pattern, insert_named, Sql, Update};
+use crate::web::sql::{insert_named, Sql, Update};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
 use crate::App;
 
@@ -42,13 +42,9 @@ static SORTS: SortSpec = SortSpec {
 pub async fn list(app: &App, req: Req) -> ApiResult {
     let params = ListParams::parse(&req.query, &SORTS)?;
     let mut sql = Sql::default();
-    let mut conds = Vec::new();
-    if let Some(s) = req.query.text("search") {
-        let p = sql.bind(contains_pattern(s));
-        conds.push(format!("(c.name ILIKE {p} OR c.username ILIKE {p})"));
-    }
+    sql.search(req.query.text("search"), &["c.name", "c.username"]);
     params
-        .respond::<Credential>(app, sql, conds, Source::new(COLUMNS, "credentials c"))
+        .respond::<Credential>(app, sql, Source::new(COLUMNS, "credentials c"))
         .await
 }
 

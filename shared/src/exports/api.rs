@@ -199,18 +199,11 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
     let params = ListParams::parse(q, &SORTS)?;
     let mut sql = Sql::default();
-    let mut conds = vec![format!(
-        "j.requested_by = {}",
-        sql.bind(req.principal.subject.clone())
-    )];
-    if let Some(s) = q.pick::<Status>("status")? {
-        conds.push(format!("j.status = {}", sql.bind(s.as_str())));
-    }
-    if let Some(k) = q.pick::<Kind>("kind")? {
-        conds.push(format!("j.kind = {}", sql.bind(k.as_str())));
-    }
+    sql.eq("j.requested_by", Some(req.principal.subject.clone()))
+        .eq("j.status", q.pick::<Status>("status")?.map(Status::as_str))
+        .eq("j.kind", q.pick::<Kind>("kind")?.map(Kind::as_str));
     let source = Source::new(JOB_COLUMNS, "export_jobs j");
-    params.respond::<Job>(app, sql, conds, source).await
+    params.respond::<Job>(app, sql, source).await
 }
 
 /// Deletes the export's object (or aborts its upload) and then the job. If storage refuses,

@@ -121,47 +121,40 @@ impl Kind {
         let mut sql = Sql::default();
         match self {
             Kind::DatabaseLedger => {
-                let conds = crate::filters::ledger(q, &mut sql).map_err(prefix_field)?;
+                crate::filters::ledger(q, &mut sql).map_err(prefix_field)?;
                 sql.text = format!(
                     "SELECT d.id, i.id AS instance_id, i.name AS instance_name, i.host, i.port, i.db_type, \
                      d.database_name, d.latest_size_bytes, d.latest_collected_at, d.latest_collected_date, \
                      d.growth_bytes_per_day, tg.tags \
                      FROM instances i {INSTANCE_TAGS} JOIN instance_databases d ON d.instance_id = i.id"
                 );
-                sql.push_where(&conds);
+                sql.push_where();
                 // Instances in name order, each one's databases from the (instance_id,
                 // database_name) index: rows stream from the first one, with no big sort.
                 sql.push(" ORDER BY i.name, d.database_name, d.id");
             }
             Kind::Instances => {
-                let conds = crate::filters::instances(q, &mut sql).map_err(prefix_field)?;
+                crate::filters::instances(q, &mut sql).map_err(prefix_field)?;
                 sql.text = format!(
                     "SELECT i.id, i.name, i.db_type, i.host, i.port, i.database_name, i.description, \
                      {} AS status, i.version, tg.tags, i.last_collected_at, i.created_at, i.updated_at, \
                      i.deleted_at FROM instances i {INSTANCE_TAGS}",
                     crate::instances::STATUS
                 );
-                sql.push_where(&conds);
+                sql.push_where();
                 sql.push(" ORDER BY i.id");
             }
             Kind::DatabaseSizes => {
                 let range = SizeRange::parse(q).map_err(prefix_field)?;
-                let mut conds = vec![format!(
-                    "s.collected_date BETWEEN {} AND {}",
-                    sql.bind(range.dates.start),
-                    sql.bind(range.dates.end)
-                )];
-                if let Some(id) = range.instance_id {
-                    conds.push(format!("s.instance_id = {}", sql.bind(id)));
-                }
-                if let Some(name) = range.database_name {
-                    conds.push(format!("s.database_name = {}", sql.bind(name)));
-                }
+                let (start, end) = (sql.bind(range.dates.start), sql.bind(range.dates.end));
+                sql.and(format!("s.collected_date BETWEEN {start} AND {end}"))
+                    .eq("s.instance_id", range.instance_id)
+                    .eq("s.database_name", range.database_name);
                 sql.text = "SELECT s.instance_id, i.name AS instance_name, i.host, i.db_type, s.database_name, \
                      s.collected_date, s.size_bytes, s.data_size_bytes, s.log_size_bytes, s.collected_at \
                      FROM database_size_stats s JOIN instances i ON i.id = s.instance_id"
                     .to_string();
-                sql.push_where(&conds);
+                sql.push_where();
                 sql.push(" ORDER BY i.name, s.database_name, s.collected_date");
             }
         }

@@ -34,9 +34,9 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
     let params = ListParams::parse(q, &SORTS)?;
     let mut sql = Sql::default();
-    let conds = crate::filters::instances(q, &mut sql)?;
+    crate::filters::instances(q, &mut sql)?;
     params
-        .respond::<Instance>(app, sql, conds, Source::new(COLUMNS, "instances i"))
+        .respond::<Instance>(app, sql, Source::new(COLUMNS, "instances i"))
         .await
 }
 
@@ -352,9 +352,9 @@ pub async fn databases(app: &App, req: Req) -> ApiResult {
     let client = app.db.get().await?;
     fetch(&client, id, false).await?;
     let mut sql = Sql::default();
-    let mut conds = vec![format!("d.instance_id = {}", sql.bind(id))];
+    sql.eq("d.instance_id", Some(id));
     if !include_inactive {
-        conds.push("d.is_active".into());
+        sql.and("d.is_active");
     }
     let source = Source::new(
         "d.id, d.database_name, d.is_active, d.first_seen_date, d.last_seen_date, d.deleted_at, \
@@ -362,7 +362,7 @@ pub async fn databases(app: &App, req: Req) -> ApiResult {
         "instance_databases d",
     );
     let page = params
-        .fetch(&client, sql, conds, source, |r| {
+        .fetch(&client, sql, source, |r| {
             let bytes: Option<i64> = r.try_get("latest_size_bytes")?;
             let size = match bytes {
                 Some(b) => Some(Size::new(

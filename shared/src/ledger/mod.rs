@@ -150,7 +150,7 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     let params = ListParams::parse(q, &SORTS)?;
     let threshold = threshold(q)?;
     let mut sql = Sql::default();
-    let conds = crate::filters::ledger(q, &mut sql)?;
+    crate::filters::ledger(q, &mut sql)?;
     let client = app.db.get().await?;
     let source = Source::new(
         "d.id, d.database_name, i.db_type, i.id AS instance_id, i.name AS instance_name, \
@@ -161,9 +161,7 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     .wrapped("COALESCE(tg.tags, '[]'::json) AS tags", PAGE_TAGS);
     let now = Utc::now();
     let page = params
-        .fetch(&client, sql, conds, source, |r| {
-            Item::from_row(r, now, threshold)
-        })
+        .fetch(&client, sql, source, |r| Item::from_row(r, now, threshold))
         .await?;
     Ok(ApiResponse::ok(page))
 }

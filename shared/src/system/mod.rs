@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::web::list::{SortField, SortSpec, Source};
-use crate::web::sql::{contains_pattern, Sql};
+use crate::web::sql::Sql;
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
 use crate::App;
 
@@ -85,7 +85,7 @@ crate::row_struct! {
 }
 
 /// Window and filters shared by the log list and its statistics; default the last 24 h.
-fn log_conditions(req: &Req, sql: &mut Sql) -> Result<Vec<String>, ApiError> {
+fn log_conditions(req: &Req, sql: &mut Sql) -> Result<(), ApiError> {
     let q = &req.query;
     let end = q.time("end_time")?;
     let start = match (q.time("start_time")?, end) {
@@ -93,7 +93,8 @@ fn log_conditions(req: &Req, sql: &mut Sql) -> Result<Vec<String>, ApiError> {
         (None, Some(e)) => e - chrono::Duration::hours(24),
         (None, None) => chrono::Utc::now() - chrono::Duration::hours(24),
     };
-    let mut conds = vec![format!("e.occurred_at >= {}", sql.bind(start))];
+    let p = sql.bind(start);
+    sql.and(format!("e.occurred_at >= {p}"));
     if let Some(e) = end {
         if e < start {
             return Err(ApiError::validation(
@@ -101,38 +102,31 @@ fn log_conditions(req: &Req, sql: &mut Sql) -> Result<Vec<String>, ApiError> {
                 "end_time must not be before start_time",
             ));
         }
-        conds.push(format!("e.occurred_at <= {}", sql.bind(e)));
+        let p = sql.bind(e);
+        sql.and(format!("e.occurred_at <= {p}"));
     }
-    if let Some(level) = q.one_of("level", &["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])? {
-        conds.push(format!("e.level = {}", sql.bind(level.to_string())));
-    }
-    if let Some(m) = q.text("module") {
-        conds.push(format!("e.module ILIKE {}", sql.bind(contains_pattern(m))));
-    }
-    if let Some(s) = q.text("search") {
-        let p = sql.bind(contains_pattern(s));
-        conds.push(format!(
-            "(e.message ILIKE {p} OR e.context::text ILIKE {p})"
-        ));
-    }
-    Ok(conds)
+    let level = q.one_of("level", &["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])?;
+    sql.eq("e.level", level)
+        .search(q.text("module"), &["e.module"])
+        .search(q.text("search"), &["e.message", "e.context::text"]);
+    Ok(())
 }
 
 pub async fn logs(app: &App, req: Req) -> ApiResult {
     let params = ListParams::parse(&req.query, &LOG_SORTS)?;
     let mut sql = Sql::default();
-    let conds = log_conditions(&req, &mut sql)?;
+    log_conditions(&req, &mut sql)?;
     let source = Source::new(
         "e.id, e.occurred_at, e.level, e.module, e.message, e.context",
         "event_logs e",
     );
-    params.respond::<Event>(app, sql, conds, source).await
+    params.respond::<Event>(app, sql, source).await
 }
 
 pub async fn log_statistics(app: &App, req: Req) -> ApiResult {
     let mut sql = Sql::default();
-    let conds = log_conditions(&req, &mut sql)?;
-    let where_ = format!(" WHERE {}", conds.join(" AND "));
+    log_conditions(&req, &mut sql)?;
+    let where_ = sql.where_clause();
     let client = app.db.get().await?;
     let by_level = client
         .query(

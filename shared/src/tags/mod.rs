@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::values::{self, FromRow};
 use crate::web::list::{SortField, SortSpec, Source};
-use crate::web::sql::{contains_pattern, insert_named, Sql, Update};
+use crate::web::sql::{insert_named, Sql, Update};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
 use crate::App;
 
@@ -47,23 +47,18 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
     let params = ListParams::parse(q, &SORTS)?;
     let mut sql = Sql::default();
-    let mut conds = Vec::new();
-    if let Some(s) = q.text("search") {
-        let p = sql.bind(contains_pattern(s));
-        conds.push(format!(
-            "(t.name ILIKE {p} OR t.display_name ILIKE {p} OR t.category ILIKE {p})"
-        ));
-    }
-    if let Some(c) = q.text("category") {
-        conds.push(format!("t.category = {}", sql.bind(c.to_string())));
-    }
+    sql.search(
+        q.text("search"),
+        &["t.name", "t.display_name", "t.category"],
+    )
+    .eq("t.category", q.text("category").map(str::to_string));
     match q.one_of("status", &["active", "inactive", "all"])? {
-        Some("active") => conds.push("t.is_active".into()),
-        Some("inactive") => conds.push("NOT t.is_active".into()),
-        _ => {}
-    }
+        Some("active") => sql.and("t.is_active"),
+        Some("inactive") => sql.and("NOT t.is_active"),
+        _ => &mut sql,
+    };
     params
-        .respond::<Tag>(app, sql, conds, Source::new(COLUMNS, "tags t"))
+        .respond::<Tag>(app, sql, Source::new(COLUMNS, "tags t"))
         .await
 }
 

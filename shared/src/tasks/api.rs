@@ -77,18 +77,17 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
     let params = ListParams::parse(q, &RUN_SORTS)?;
     let mut sql = Sql::default();
-    let mut conds = Vec::new();
-    if let Some(k) = q.text("task_key") {
-        conds.push(format!("r.task_key = {}", sql.bind(k.to_string())));
-    }
-    if let Some(s) = q.pick::<RunStatus>("status")? {
-        conds.push(format!("r.status = {}", sql.bind(s.as_str())));
-    }
-    if let Some(t) = q.pick::<Trigger>("trigger")? {
-        conds.push(format!("r.trigger = {}", sql.bind(t.as_str())));
-    }
+    sql.eq("r.task_key", q.text("task_key").map(str::to_string))
+        .eq(
+            "r.status",
+            q.pick::<RunStatus>("status")?.map(RunStatus::as_str),
+        )
+        .eq(
+            "r.trigger",
+            q.pick::<Trigger>("trigger")?.map(Trigger::as_str),
+        );
     let source = Source::new(RUN_COLUMNS, "task_runs r");
-    params.respond::<Run>(app, sql, conds, source).await
+    params.respond::<Run>(app, sql, source).await
 }
 
 /// `GET /task-runs/{run_id}`: the run with live progress and item duration percentiles.
@@ -162,15 +161,12 @@ pub async fn items(app: &App, req: Req) -> ApiResult {
         return Err(ApiError::not_found("task run"));
     }
     let mut sql = Sql::default();
-    let mut conds = vec![format!("it.run_id = {}", sql.bind(run_id))];
-    if let Some(s) = status {
-        conds.push(format!("it.status = {}", sql.bind(s.as_str())));
-    }
+    sql.eq("it.run_id", Some(run_id))
+        .eq("it.status", status.map(ItemStatus::as_str));
     let page = params
         .fetch(
             &client,
             sql,
-            conds,
             Source::new(
                 "it.item_key, it.instance_id, i.name AS instance_name, it.status, it.started_at, \
                  it.completed_at, it.duration_ms, it.metrics, it.error",

@@ -206,7 +206,7 @@ impl ListParams {
     }
 
     /// Adds the keyset condition when continuing from a cursor.
-    pub fn keyset_condition(&self, sql: &mut Sql, conds: &mut Vec<String>) {
+    pub fn keyset_condition(&self, sql: &mut Sql) {
         if let Some(c) = &self.cursor {
             let op = match self.order {
                 Order::Asc => ">",
@@ -214,7 +214,7 @@ impl ListParams {
             };
             let v = sql.bind(c.v.clone());
             let id = sql.bind(c.id);
-            conds.push(format!(
+            sql.and(format!(
                 "({}, {}) {op} ({v}::text::{}, {id}::bigint)",
                 self.sort.expr, self.id_expr, self.sort.sql_type
             ));
@@ -239,35 +239,30 @@ impl ListParams {
         &self,
         client: &impl deadpool_postgres::GenericClient,
         mut sql: Sql,
-        mut conds: Vec<String>,
         source: Source<'_>,
         map: impl Fn(&Row) -> Result<T, ApiError>,
     ) -> Result<Page<T>, ApiError> {
         let from = source.from;
         let total = if self.include_total {
-            let mut count = Sql::new(&format!("SELECT count(*) FROM {from}"));
-            count.push_where(&conds);
-            let row = client.query_one(&count.text, &sql.params()).await?;
+            let count = format!("SELECT count(*) FROM {from}{}", sql.where_clause());
+            let row = client.query_one(&count, &sql.params()).await?;
             Some(row.try_get::<_, i64>(0)?)
         } else {
             None
         };
-        self.keyset_condition(&mut sql, &mut conds);
+        self.keyset_condition(&mut sql);
         // A wrapped page carries its sort value so the outer statement keeps the order.
         let sort_value = match source.wrap {
             Some(_) => format!(", {} AS sort_value", self.sort.expr),
             None => String::new(),
         };
-        let mut page = format!(
-            "SELECT {}, {}{sort_value} FROM {from}",
+        let page = format!(
+            "SELECT {}, {}{sort_value} FROM {from}{}{}",
             source.columns,
             self.key_select(),
+            sql.where_clause(),
+            self.order_and_limit()
         );
-        if !conds.is_empty() {
-            page.push_str(" WHERE ");
-            page.push_str(&conds.join(" AND "));
-        }
-        page.push_str(&self.order_and_limit());
         sql.text = match &source.wrap {
             None => page,
             Some(w) => {
@@ -287,11 +282,10 @@ impl ListParams {
         &self,
         app: &App,
         sql: Sql,
-        conds: Vec<String>,
         source: Source<'_>,
     ) -> ApiResult {
         let client = app.db.get().await?;
-        let page = self.fetch(&client, sql, conds, source, T::from_row).await?;
+        let page = self.fetch(&client, sql, source, T::from_row).await?;
         Ok(ApiResponse::ok(page))
     }
 
@@ -412,11 +406,10 @@ mod tests {
         );
         let p = parse(&format!("sort=name&cursor={c}")).unwrap();
         let mut sql = Sql::new("");
-        let mut conds = vec![];
-        p.keyset_condition(&mut sql, &mut conds);
+        p.keyset_condition(&mut sql);
         assert_eq!(
-            conds,
-            vec!["(i.name, i.id) > ($1::text::text, $2::bigint)".to_string()]
+            sql.where_clause(),
+            " WHERE (i.name, i.id) > ($1::text::text, $2::bigint)"
         );
     }
 }

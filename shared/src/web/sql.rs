@@ -5,17 +5,19 @@ use tokio_postgres::types::ToSql;
 
 use super::ApiError;
 
+/// Statement text, its bound values and the `WHERE` conditions gathered so far.
 #[derive(Default)]
 pub struct Sql {
     pub text: String,
     params: Vec<Box<dyn ToSql + Sync + Send>>,
+    conds: Vec<String>,
 }
 
 impl Sql {
     pub fn new(text: &str) -> Self {
         Sql {
             text: text.to_string(),
-            params: Vec::new(),
+            ..Sql::default()
         }
     }
     pub fn push(&mut self, fragment: &str) -> &mut Self {
@@ -33,12 +35,44 @@ impl Sql {
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect()
     }
-    /// `WHERE a AND b ...` (or nothing) from conditions.
-    pub fn push_where(&mut self, conds: &[String]) -> &mut Self {
-        if !conds.is_empty() {
-            self.text.push_str(" WHERE ");
-            self.text.push_str(&conds.join(" AND "));
+    /// Adds a condition (our own SQL; values go through `bind`).
+    pub fn and(&mut self, cond: impl Into<String>) -> &mut Self {
+        self.conds.push(cond.into());
+        self
+    }
+    /// `column = value` when a value is given.
+    pub fn eq<T: ToSql + Sync + Send + 'static>(
+        &mut self,
+        column: &str,
+        value: Option<T>,
+    ) -> &mut Self {
+        if let Some(v) = value {
+            let p = self.bind(v);
+            self.conds.push(format!("{column} = {p}"));
         }
+        self
+    }
+    /// Any of `columns` contains `term` (ILIKE, wildcards escaped), when a term is given.
+    pub fn search(&mut self, term: Option<&str>, columns: &[&str]) -> &mut Self {
+        if let Some(t) = term {
+            let p = self.bind(contains_pattern(t));
+            let any: Vec<String> = columns.iter().map(|c| format!("{c} ILIKE {p}")).collect();
+            self.conds.push(format!("({})", any.join(" OR ")));
+        }
+        self
+    }
+    /// ` WHERE a AND b ...`, or nothing without conditions.
+    pub fn where_clause(&self) -> String {
+        if self.conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.conds.join(" AND "))
+        }
+    }
+    /// Appends the `WHERE` clause to the text.
+    pub fn push_where(&mut self) -> &mut Self {
+        let clause = self.where_clause();
+        self.text.push_str(&clause);
         self
     }
 }
