@@ -94,9 +94,9 @@ fn aggregation_filters(q: &Query, sql: &mut Sql) -> Result<(), ApiError> {
 
 pub async fn databases(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
-    let params = ListParams::parse(q, &DATABASE_SORTS)?;
-    let mut sql = Sql::default();
-    aggregation_filters(q, &mut sql)?;
+    let mut params = ListParams::parse(q, &DATABASE_SORTS)?;
+    let sql = &mut params.sql;
+    aggregation_filters(q, sql)?;
     sql.eq(
         "a.database_name",
         q.text("database_name").map(str::to_string),
@@ -106,20 +106,20 @@ pub async fn databases(app: &App, req: Req) -> ApiResult {
     );
     let from = "database_size_aggregations a JOIN instances i ON i.id = a.instance_id";
     params
-        .respond::<Aggregation>(app, sql, Source::new(&columns, from))
+        .respond::<Aggregation>(app, Source::new(&columns, from))
         .await
 }
 
 pub async fn instances(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
-    let params = ListParams::parse(q, &INSTANCE_SORTS)?;
-    let mut sql = Sql::default();
-    aggregation_filters(q, &mut sql)?;
+    let mut params = ListParams::parse(q, &INSTANCE_SORTS)?;
+    let sql = &mut params.sql;
+    aggregation_filters(q, sql)?;
     let columns = format!(
         "{AGGREGATION_COLUMNS}, json_build_object('database_count', a.database_count) AS extra"
     );
     let from = "instance_size_aggregations a JOIN instances i ON i.id = a.instance_id";
     params
-        .respond::<Aggregation>(app, sql, Source::new(&columns, from))
+        .respond::<Aggregation>(app, Source::new(&columns, from))
         .await
 }

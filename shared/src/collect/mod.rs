@@ -52,13 +52,8 @@ pub async fn start(app: &App, req: Req) -> ApiResult {
         Some(ids) => {
             let ids = crate::values::ids("instance_ids", ids, MAX_INSTANCE_IDS)?;
             let client = app.db.get().await?;
-            let active: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM instances WHERE id = ANY($1) AND is_active AND deleted_at IS NULL",
-                    &[&ids],
-                )
-                .await?
-                .try_get(0)?;
+            let count = "SELECT count(*) FROM instances WHERE id = ANY($1) AND is_active AND deleted_at IS NULL";
+            let active: i64 = crate::web::sql::scalar(&client, count, &[&ids]).await?;
             if active == 0 {
                 return Err(ApiError::not_found("active instance"));
             }

@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::values::{self, FromRow};
+use crate::values;
 use crate::web::list::{SortField, SortSpec, Source};
-use crate::web::sql::{insert_named, Sql, Update};
+use crate::web::sql::{self, insert_named, Update};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
 use crate::App;
 
@@ -40,11 +40,11 @@ static SORTS: SortSpec = SortSpec {
 };
 
 pub async fn list(app: &App, req: Req) -> ApiResult {
-    let params = ListParams::parse(&req.query, &SORTS)?;
-    let mut sql = Sql::default();
+    let mut params = ListParams::parse(&req.query, &SORTS)?;
+    let sql = &mut params.sql;
     sql.search(req.query.text("search"), &["c.name", "c.username"]);
     params
-        .respond::<Credential>(app, sql, Source::new(COLUMNS, "credentials c"))
+        .respond::<Credential>(app, Source::new(COLUMNS, "credentials c"))
         .await
 }
 
@@ -52,14 +52,8 @@ async fn fetch(
     client: &impl deadpool_postgres::GenericClient,
     id: i64,
 ) -> Result<Credential, ApiError> {
-    let row = client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM credentials c WHERE c.id = $1"),
-            &[&id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("credential"))?;
-    Credential::from_row(&row)
+    let statement = format!("SELECT {COLUMNS} FROM credentials c WHERE c.id = $1");
+    sql::one(client, &statement, &[&id], "credential").await
 }
 
 pub async fn get(app: &App, req: Req) -> ApiResult {
@@ -160,16 +154,10 @@ pub async fn delete(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
-    tx.query_opt("SELECT 1 FROM credentials WHERE id = $1 FOR UPDATE", &[&id])
-        .await?
-        .ok_or_else(|| ApiError::not_found("credential"))?;
-    let used: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM instances WHERE credential_id = $1",
-            &[&id],
-        )
-        .await?
-        .try_get(0)?;
+    let lock = "SELECT 1 FROM credentials WHERE id = $1 FOR UPDATE";
+    sql::row(&tx, lock, &[&id], "credential").await?;
+    let count = "SELECT count(*) FROM instances WHERE credential_id = $1";
+    let used: i64 = sql::scalar(&tx, count, &[&id]).await?;
     if used > 0 {
         return Err(ApiError::conflict(
             "CONFLICT",

@@ -12,7 +12,6 @@ use super::{upload, worker, Kind, Status};
 use crate::queue::ExportMessage;
 use crate::values::{FromRow, TextEnum};
 use crate::web::list::{SortField, SortSpec, Source};
-use crate::web::sql::Sql;
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Principal, Query, Req, Role};
 use crate::App;
 
@@ -197,13 +196,13 @@ static SORTS: SortSpec = SortSpec {
 /// The caller's own recent exports, newest first; filters `status`, `kind`.
 pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
-    let params = ListParams::parse(q, &SORTS)?;
-    let mut sql = Sql::default();
+    let mut params = ListParams::parse(q, &SORTS)?;
+    let sql = &mut params.sql;
     sql.eq("j.requested_by", Some(req.principal.subject.clone()))
         .eq("j.status", q.pick::<Status>("status")?.map(Status::as_str))
         .eq("j.kind", q.pick::<Kind>("kind")?.map(Kind::as_str));
     let source = Source::new(JOB_COLUMNS, "export_jobs j");
-    params.respond::<Job>(app, sql, source).await
+    params.respond::<Job>(app, source).await
 }
 
 /// Deletes the export's object (or aborts its upload) and then the job. If storage refuses,

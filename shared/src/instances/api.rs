@@ -10,7 +10,7 @@ use super::{fetch, validate, Instance, COLUMNS};
 use crate::values::{self, Size};
 use crate::web::list::{SortField, SortSpec, Source};
 use crate::web::request::double_option;
-use crate::web::sql::{insert_named, Sql, Update};
+use crate::web::sql::{insert_named, Update};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req, Role};
 use crate::App;
 
@@ -32,11 +32,11 @@ static SORTS: SortSpec = SortSpec {
 
 pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
-    let params = ListParams::parse(q, &SORTS)?;
-    let mut sql = Sql::default();
-    crate::filters::instances(q, &mut sql)?;
+    let mut params = ListParams::parse(q, &SORTS)?;
+    let sql = &mut params.sql;
+    crate::filters::instances(q, sql)?;
     params
-        .respond::<Instance>(app, sql, Source::new(COLUMNS, "instances i"))
+        .respond::<Instance>(app, Source::new(COLUMNS, "instances i"))
         .await
 }
 
@@ -347,11 +347,11 @@ struct Database {
 /// The inventory of one instance with latest sizes.
 pub async fn databases(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
-    let params = ListParams::parse(&req.query, &DATABASE_SORTS)?;
+    let mut params = ListParams::parse(&req.query, &DATABASE_SORTS)?;
     let include_inactive = req.query.bool("include_inactive")?;
     let client = app.db.get().await?;
     fetch(&client, id, false).await?;
-    let mut sql = Sql::default();
+    let sql = &mut params.sql;
     sql.eq("d.instance_id", Some(id));
     if !include_inactive {
         sql.and("d.is_active");
@@ -362,7 +362,7 @@ pub async fn databases(app: &App, req: Req) -> ApiResult {
         "instance_databases d",
     );
     let page = params
-        .fetch(&client, sql, source, |r| {
+        .fetch(&client, source, |r| {
             let bytes: Option<i64> = r.try_get("latest_size_bytes")?;
             let size = match bytes {
                 Some(b) => Some(Size::new(

@@ -9,7 +9,6 @@ use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::values::FromRow;
 use crate::web::ApiError;
 
 /// An instance's state as the API and the exports name it: `deleted`, `active` or
@@ -63,9 +62,5 @@ pub async fn fetch<C: GenericClient>(
     let sql = format!(
         "SELECT {COLUMNS} FROM instances i WHERE i.id = $1 AND ($2 OR i.deleted_at IS NULL)"
     );
-    let row = client
-        .query_opt(&sql, &[&id, &include_deleted])
-        .await?
-        .ok_or_else(|| ApiError::not_found("instance"))?;
-    Instance::from_row(&row)
+    crate::web::sql::one(client, &sql, &[&id, &include_deleted], "instance").await
 }

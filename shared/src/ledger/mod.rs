@@ -12,7 +12,6 @@ use tokio_postgres::Row;
 
 use crate::values::{self, DateRange, Size};
 use crate::web::list::{SortField, SortSpec, Source};
-use crate::web::sql::Sql;
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Query, Req};
 use crate::App;
 
@@ -147,10 +146,10 @@ const PAGE_TAGS: &str = "LEFT JOIN LATERAL (\
 /// `GET /databases/ledger`
 pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
-    let params = ListParams::parse(q, &SORTS)?;
+    let mut params = ListParams::parse(q, &SORTS)?;
     let threshold = threshold(q)?;
-    let mut sql = Sql::default();
-    crate::filters::ledger(q, &mut sql)?;
+    let sql = &mut params.sql;
+    crate::filters::ledger(q, sql)?;
     let client = app.db.get().await?;
     let source = Source::new(
         "d.id, d.database_name, i.db_type, i.id AS instance_id, i.name AS instance_name, \
@@ -161,7 +160,7 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     .wrapped("COALESCE(tg.tags, '[]'::json) AS tags", PAGE_TAGS);
     let now = Utc::now();
     let page = params
-        .fetch(&client, sql, source, |r| Item::from_row(r, now, threshold))
+        .fetch(&client, source, |r| Item::from_row(r, now, threshold))
         .await?;
     Ok(ApiResponse::ok(page))
 }

@@ -113,14 +113,14 @@ fn log_conditions(req: &Req, sql: &mut Sql) -> Result<(), ApiError> {
 }
 
 pub async fn logs(app: &App, req: Req) -> ApiResult {
-    let params = ListParams::parse(&req.query, &LOG_SORTS)?;
-    let mut sql = Sql::default();
-    log_conditions(&req, &mut sql)?;
+    let mut params = ListParams::parse(&req.query, &LOG_SORTS)?;
+    let sql = &mut params.sql;
+    log_conditions(&req, sql)?;
     let source = Source::new(
         "e.id, e.occurred_at, e.level, e.module, e.message, e.context",
         "event_logs e",
     );
-    params.respond::<Event>(app, sql, source).await
+    params.respond::<Event>(app, source).await
 }
 
 pub async fn log_statistics(app: &App, req: Req) -> ApiResult {

@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::values::{self, FromRow};
+use crate::values;
 use crate::web::list::{SortField, SortSpec, Source};
-use crate::web::sql::{insert_named, Sql, Update};
+use crate::web::sql::{self, insert_named, Update};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
 use crate::App;
 
@@ -45,8 +45,8 @@ static SORTS: SortSpec = SortSpec {
 
 pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
-    let params = ListParams::parse(q, &SORTS)?;
-    let mut sql = Sql::default();
+    let mut params = ListParams::parse(q, &SORTS)?;
+    let sql = &mut params.sql;
     sql.search(
         q.text("search"),
         &["t.name", "t.display_name", "t.category"],
@@ -55,22 +55,16 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     match q.one_of("status", &["active", "inactive", "all"])? {
         Some("active") => sql.and("t.is_active"),
         Some("inactive") => sql.and("NOT t.is_active"),
-        _ => &mut sql,
+        _ => sql,
     };
     params
-        .respond::<Tag>(app, sql, Source::new(COLUMNS, "tags t"))
+        .respond::<Tag>(app, Source::new(COLUMNS, "tags t"))
         .await
 }
 
 async fn fetch(client: &impl deadpool_postgres::GenericClient, id: i64) -> Result<Tag, ApiError> {
-    let row = client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM tags t WHERE t.id = $1"),
-            &[&id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("tag"))?;
-    Tag::from_row(&row)
+    let statement = format!("SELECT {COLUMNS} FROM tags t WHERE t.id = $1");
+    sql::one(client, &statement, &[&id], "tag").await
 }
 
 pub async fn get(app: &App, req: Req) -> ApiResult {

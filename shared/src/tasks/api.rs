@@ -10,7 +10,7 @@ use super::run::{close, emit_metrics, Durations, ITEM_STATS};
 use super::{ItemStatus, RunStatus, Trigger};
 use crate::values::FromRow;
 use crate::web::list::{SortField, SortSpec, Source};
-use crate::web::sql::Sql;
+use crate::web::sql;
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
 use crate::App;
 
@@ -20,6 +20,11 @@ const RUN_COLUMNS: &str = "r.run_id, r.task_key, r.trigger, r.status, r.started_
     CASE WHEN r.items_succeeded + r.items_failed = 0 THEN 0 \
       ELSE round(r.items_failed::numeric / (r.items_succeeded + r.items_failed), 4) END::float8 AS failure_rate, \
     (EXTRACT(EPOCH FROM (COALESCE(r.completed_at, now()) - r.started_at)) * 1000)::bigint AS duration_ms";
+
+/// One run by id.
+fn run_statement() -> String {
+    format!("SELECT {RUN_COLUMNS} FROM task_runs r WHERE r.run_id = $1")
+}
 
 crate::row_struct! {
     /// A run as the API shows it.
@@ -75,8 +80,8 @@ static RUN_SORTS: SortSpec = SortSpec {
 /// `GET /task-runs`: newest first; filters `task_key`, `status`, `trigger`.
 pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
-    let params = ListParams::parse(q, &RUN_SORTS)?;
-    let mut sql = Sql::default();
+    let mut params = ListParams::parse(q, &RUN_SORTS)?;
+    let sql = &mut params.sql;
     sql.eq("r.task_key", q.text("task_key").map(str::to_string))
         .eq(
             "r.status",
@@ -87,20 +92,14 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
             q.pick::<Trigger>("trigger")?.map(Trigger::as_str),
         );
     let source = Source::new(RUN_COLUMNS, "task_runs r");
-    params.respond::<Run>(app, sql, source).await
+    params.respond::<Run>(app, source).await
 }
 
 /// `GET /task-runs/{run_id}`: the run with live progress and item duration percentiles.
 pub async fn get(app: &App, req: Req) -> ApiResult {
     let run_id = req.uuid("run_id", "task run")?;
     let client = app.db.get().await?;
-    let row = client
-        .query_opt(
-            &format!("SELECT {RUN_COLUMNS} FROM task_runs r WHERE r.run_id = $1"),
-            &[&run_id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("task run"))?;
+    let run: Run = sql::one(&client, &run_statement(), &[&run_id], "task run").await?;
     let s = client.query_one(ITEM_STATS, &[&run_id]).await?;
     let items = ItemCounts::from_row(&s)?;
     let total: i64 = s.try_get("total")?;
@@ -111,7 +110,7 @@ pub async fn get(app: &App, req: Req) -> ApiResult {
         ((done as f64 / total as f64) * 1000.0).round() / 10.0
     };
     Ok(ApiResponse::ok(RunDetail {
-        run: Run::from_row(&row)?,
+        run,
         progress: Progress { items, percent },
         item_duration_ms: Durations::from_row(&s)?,
     }))
@@ -150,23 +149,17 @@ crate::row_struct! {
 pub async fn items(app: &App, req: Req) -> ApiResult {
     let run_id = req.uuid("run_id", "task run")?;
     let q = &req.query;
-    let params = ListParams::parse(q, &ITEM_SORTS)?;
+    let mut params = ListParams::parse(q, &ITEM_SORTS)?;
     let status = q.pick::<ItemStatus>("status")?;
     let client = app.db.get().await?;
-    if client
-        .query_opt("SELECT 1 FROM task_runs WHERE run_id = $1", &[&run_id])
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found("task run"));
-    }
-    let mut sql = Sql::default();
+    let exists = "SELECT 1 FROM task_runs WHERE run_id = $1";
+    sql::row(&client, exists, &[&run_id], "task run").await?;
+    let sql = &mut params.sql;
     sql.eq("it.run_id", Some(run_id))
         .eq("it.status", status.map(ItemStatus::as_str));
     let page = params
         .fetch(
             &client,
-            sql,
             Source::new(
                 "it.item_key, it.instance_id, i.name AS instance_name, it.status, it.started_at, \
                  it.completed_at, it.duration_ms, it.metrics, it.error",
@@ -184,13 +177,8 @@ pub async fn cancel(app: &App, req: Req) -> ApiResult {
     let run_id = req.uuid("run_id", "task run")?;
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
-    let row = tx
-        .query_opt(
-            "SELECT status FROM task_runs WHERE run_id = $1 FOR UPDATE",
-            &[&run_id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("task run"))?;
+    let lock = "SELECT status FROM task_runs WHERE run_id = $1 FOR UPDATE";
+    let row = sql::row(&tx, lock, &[&run_id], "task run").await?;
     let status: RunStatus = row.try_get("status")?;
     if !matches!(status, RunStatus::Pending | RunStatus::Running) {
         return Err(ApiError::conflict(
@@ -207,11 +195,6 @@ pub async fn cancel(app: &App, req: Req) -> ApiResult {
     let closed = close(&tx, run_id, Some(RunStatus::Cancelled)).await?;
     tx.commit().await?;
     emit_metrics(&closed);
-    let row = client
-        .query_one(
-            &format!("SELECT {RUN_COLUMNS} FROM task_runs r WHERE r.run_id = $1"),
-            &[&run_id],
-        )
-        .await?;
-    Ok(ApiResponse::ok(Run::from_row(&row)?))
+    let run: Run = sql::one(&client, &run_statement(), &[&run_id], "task run").await?;
+    Ok(ApiResponse::ok(run))
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::RunStatus;
 use crate::values::FromRow;
+use crate::web::sql::scalar;
 use crate::web::ApiError;
 use crate::App;
 
@@ -98,13 +99,8 @@ pub async fn finish_if_done(app: &App, run_id: Uuid) -> anyhow::Result<Option<Cl
     if status != Some(RunStatus::Running) {
         return Ok(None);
     }
-    let open: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM task_run_items WHERE run_id = $1 AND status IN ('pending', 'running')",
-            &[&run_id],
-        )
-        .await?
-        .try_get(0)?;
+    let open = "SELECT count(*) FROM task_run_items WHERE run_id = $1 AND status IN ('pending', 'running')";
+    let open: i64 = scalar(&tx, open, &[&run_id]).await?;
     if open > 0 {
         return Ok(None);
     }

@@ -110,6 +110,8 @@ pub struct ListParams {
     pub order: Order,
     id_expr: &'static str,
     cursor: Option<Cursor>,
+    /// The list's filters: conditions and their values.
+    pub sql: Sql,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -194,6 +196,7 @@ impl ListParams {
             order,
             id_expr: spec.id_expr,
             cursor,
+            sql: Sql::default(),
         })
     }
 
@@ -236,12 +239,12 @@ impl ListParams {
     /// Runs a list: the optional count (same filters, no keyset), then one page by offset or
     /// cursor. `sql` holds the filters' parameters; a row that does not decode is a 500.
     pub async fn fetch<T: Serialize>(
-        &self,
+        mut self,
         client: &impl deadpool_postgres::GenericClient,
-        mut sql: Sql,
         source: Source<'_>,
         map: impl Fn(&Row) -> Result<T, ApiError>,
     ) -> Result<Page<T>, ApiError> {
+        let mut sql = std::mem::take(&mut self.sql);
         let from = source.from;
         let total = if self.include_total {
             let count = format!("SELECT count(*) FROM {from}{}", sql.where_clause());
@@ -278,14 +281,9 @@ impl ListParams {
     }
 
     /// A list handler's whole answer: the page of `T`s decoded from `source`'s rows.
-    pub async fn respond<T: FromRow + Serialize>(
-        &self,
-        app: &App,
-        sql: Sql,
-        source: Source<'_>,
-    ) -> ApiResult {
+    pub async fn respond<T: FromRow + Serialize>(self, app: &App, source: Source<'_>) -> ApiResult {
         let client = app.db.get().await?;
-        let page = self.fetch(&client, sql, source, T::from_row).await?;
+        let page = self.fetch(&client, source, T::from_row).await?;
         Ok(ApiResponse::ok(page))
     }
 

@@ -1,9 +1,11 @@
 //! A small builder for dynamic, fully parameterised SQL: text is only ever our own
 //! fragments; every value goes through `bind`.
 
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::Row;
 
 use super::ApiError;
+use crate::values::FromRow;
 
 /// Statement text, its bound values and the `WHERE` conditions gathered so far.
 #[derive(Default)]
@@ -11,6 +13,16 @@ pub struct Sql {
     pub text: String,
     params: Vec<Box<dyn ToSql + Sync + Send>>,
     conds: Vec<String>,
+}
+
+impl std::fmt::Debug for Sql {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sql")
+            .field("text", &self.text)
+            .field("params", &self.params.len())
+            .field("conds", &self.conds)
+            .finish()
+    }
 }
 
 impl Sql {
@@ -155,4 +167,36 @@ pub async fn insert_named(
         .await
         .map_err(|e| ApiError::name_taken(e, what, name))?;
     Ok(row.try_get(0)?)
+}
+
+/// The first column of the one row `statement` returns (a count, an id, an array).
+pub async fn scalar<T: for<'a> FromSql<'a>>(
+    client: &impl deadpool_postgres::GenericClient,
+    statement: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<T, ApiError> {
+    Ok(client.query_one(statement, params).await?.try_get(0)?)
+}
+
+/// The one row `statement` returns, or 404 naming `what` when there is none.
+pub async fn row(
+    client: &impl deadpool_postgres::GenericClient,
+    statement: &str,
+    params: &[&(dyn ToSql + Sync)],
+    what: &str,
+) -> Result<Row, ApiError> {
+    client
+        .query_opt(statement, params)
+        .await?
+        .ok_or_else(|| ApiError::not_found(what))
+}
+
+/// [`row`] decoded as a `T`.
+pub async fn one<T: FromRow>(
+    client: &impl deadpool_postgres::GenericClient,
+    statement: &str,
+    params: &[&(dyn ToSql + Sync)],
+    what: &str,
+) -> Result<T, ApiError> {
+    T::from_row(&row(client, statement, params, what).await?)
 }
