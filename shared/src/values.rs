@@ -97,6 +97,12 @@ macro_rules! row_struct {
     };
 }
 
+/// Letters, digits, `_` and `-` only (names and identifiers).
+pub fn is_identifier(v: &str) -> bool {
+    v.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 /// A required text field, trimmed, of 1 to `max` characters.
 pub fn text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
     let v = v.trim();
@@ -160,18 +166,18 @@ pub struct Size {
 }
 
 impl Size {
-    pub fn new(
-        bytes: i64,
-        collected_at: Option<DateTime<Utc>>,
-        collected_date: Option<NaiveDate>,
-    ) -> Self {
-        Size {
+    /// The latest size of an `instance_databases` row (`latest_*` columns), if collected.
+    pub fn latest(row: &tokio_postgres::Row) -> Result<Option<Size>, ApiError> {
+        let Some(bytes) = row.try_get::<_, Option<i64>>("latest_size_bytes")? else {
+            return Ok(None);
+        };
+        Ok(Some(Size {
             bytes,
             mb: mb(bytes),
             label: label(bytes),
-            collected_at,
-            collected_date,
-        }
+            collected_at: row.try_get("latest_collected_at")?,
+            collected_date: row.try_get("latest_collected_date")?,
+        }))
     }
 }
 

@@ -5,10 +5,7 @@ use chrono::{Datelike, Days, Months, NaiveDate};
 crate::text_enum! {
     /// The length of an aggregation period.
     pub enum PeriodKind {
-        Daily = "daily",
-        Weekly = "weekly",
-        Monthly = "monthly",
-        Quarterly = "quarterly",
+        Daily = "daily", Weekly = "weekly", Monthly = "monthly", Quarterly = "quarterly",
     }
 }
 

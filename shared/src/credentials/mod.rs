@@ -122,30 +122,20 @@ struct PatchBody {
 pub async fn update(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
     let body: PatchBody = req.json()?;
-    let mut update = Update::default();
     let name = body.name.as_deref().map(valid_name).transpose()?;
-    if let Some(n) = &name {
-        update.set("name", n.clone());
-    }
-    if let Some(u) = &body.username {
-        update.set("username", valid_username(u)?);
-    }
-    if let Some(p) = &body.password {
-        update.set(
-            "password_ciphertext",
-            app.credential_key.encrypt(valid_password(p)?)?,
-        );
-    }
+    let username = body.username.as_deref().map(valid_username).transpose()?;
+    let password = match &body.password {
+        Some(p) => Some(app.credential_key.encrypt(valid_password(p)?)?),
+        None => None,
+    };
+    let mut update = Update::default();
+    update
+        .set_name(name)
+        .set_some("username", username)
+        .set_some("password_ciphertext", password);
     let client = app.db.get().await?;
     update
-        .run(
-            &client,
-            "credentials",
-            id,
-            "",
-            "credential",
-            name.as_deref(),
-        )
+        .run(&client, "credentials", id, "", "credential")
         .await?;
     Ok(ApiResponse::ok(fetch(&client, id).await?))
 }

@@ -12,8 +12,7 @@ use crate::web::{ApiError, Query};
 crate::text_enum! {
     /// What can be exported.
     pub enum Kind {
-        DatabaseLedger = "database_ledger",
-        Instances = "instances",
+        DatabaseLedger = "database_ledger", Instances = "instances",
         DatabaseSizes = "database_sizes",
     }
 }

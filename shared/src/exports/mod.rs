@@ -23,9 +23,6 @@ pub const RETENTION_DAYS: i32 = 7;
 crate::text_enum! {
     /// Where an export job is.
     pub enum Status {
-        Queued = "queued",
-        Running = "running",
-        Completed = "completed",
-        Failed = "failed",
+        Queued = "queued", Running = "running", Completed = "completed", Failed = "failed",
     }
 }

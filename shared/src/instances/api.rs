@@ -208,41 +208,39 @@ struct PatchBody {
 pub async fn update(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
     let body: PatchBody = req.json()?;
+    // `Some(None)` clears a nullable field; `None` leaves it.
+    let clearable = |v: &Option<Option<String>>, rule| {
+        v.as_ref().map(|v| optional(v.as_deref(), rule)).transpose()
+    };
     let mut update = Update::default();
-    let name = body.name.as_deref().map(validate::name).transpose()?;
-    if let Some(n) = &name {
-        update.set("name", n.clone());
-    }
-    if let Some(v) = &body.db_type {
-        update.set("db_type", validate::db_type(v)?.to_string());
-    }
-    if let Some(v) = &body.host {
-        update.set("host", validate::host(v)?);
-    }
-    if let Some(v) = body.port {
-        update.set("port", validate::port(v)?);
-    }
-    if let Some(v) = body.credential_id {
-        update.set("credential_id", v);
-    }
-    if let Some(v) = &body.database_name {
-        update.set(
+    update
+        .set_name(body.name.as_deref().map(validate::name).transpose()?)
+        .set_some(
+            "db_type",
+            body.db_type.as_deref().map(validate::db_type).transpose()?,
+        )
+        .set_some(
+            "host",
+            body.host.as_deref().map(validate::host).transpose()?,
+        )
+        .set_some("port", body.port.map(validate::port).transpose()?)
+        .set_some("credential_id", body.credential_id)
+        .set_some(
             "database_name",
-            optional(v.as_deref(), validate::database_name)?,
-        );
-    }
-    if let Some(v) = &body.description {
-        update.set(
+            clearable(&body.database_name, validate::database_name)?,
+        )
+        .set_some(
             "description",
-            optional(v.as_deref(), validate::description)?,
+            clearable(&body.description, validate::description)?,
+        )
+        .set_some("is_active", body.is_active)
+        .set_some(
+            "exclude_databases",
+            body.exclude_databases
+                .as_deref()
+                .map(validate::exclude_databases)
+                .transpose()?,
         );
-    }
-    if let Some(v) = body.is_active {
-        update.set("is_active", v);
-    }
-    if let Some(v) = &body.exclude_databases {
-        update.set("exclude_databases", validate::exclude_databases(v)?);
-    }
 
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
@@ -250,14 +248,7 @@ pub async fn update(app: &App, req: Req) -> ApiResult {
         check_credential(&tx, Some(cid)).await?;
     }
     update
-        .run(
-            &tx,
-            "instances",
-            id,
-            " AND deleted_at IS NULL",
-            "instance",
-            name.as_deref(),
-        )
+        .run(&tx, "instances", id, " AND deleted_at IS NULL", "instance")
         .await?;
     if let Some(tag_ids) = &body.tag_ids {
         set_tags(&tx, id, tag_ids).await?;
@@ -363,15 +354,6 @@ pub async fn databases(app: &App, req: Req) -> ApiResult {
     );
     let page = params
         .fetch(&client, source, |r| {
-            let bytes: Option<i64> = r.try_get("latest_size_bytes")?;
-            let size = match bytes {
-                Some(b) => Some(Size::new(
-                    b,
-                    r.try_get("latest_collected_at")?,
-                    r.try_get("latest_collected_date")?,
-                )),
-                None => None,
-            };
             Ok(Database {
                 id: r.try_get("id")?,
                 database_name: r.try_get("database_name")?,
@@ -379,7 +361,7 @@ pub async fn databases(app: &App, req: Req) -> ApiResult {
                 first_seen_date: r.try_get("first_seen_date")?,
                 last_seen_date: r.try_get("last_seen_date")?,
                 deleted_at: r.try_get("deleted_at")?,
-                size,
+                size: Size::latest(r)?,
                 growth_bytes_per_day: r.try_get("growth_bytes_per_day")?,
             })
         })

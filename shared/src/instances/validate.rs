@@ -99,11 +99,7 @@ pub fn database_name(v: &str) -> Result<Option<String>, ApiError> {
     if v.is_empty() {
         return Ok(None);
     }
-    if v.len() > 64
-        || !v
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if v.len() > 64 || !crate::values::is_identifier(v) {
         return Err(ApiError::validation(
             "database_name",
             "database_name must be at most 64 characters of letters, digits, '_' and '-'",

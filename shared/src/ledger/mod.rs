@@ -108,14 +108,6 @@ impl Item {
         let bytes: Option<i64> = row.try_get("latest_size_bytes")?;
         let collected_at: Option<DateTime<Utc>> = row.try_get("latest_collected_at")?;
         let per_day: Option<i64> = row.try_get("growth_bytes_per_day")?;
-        let size = match bytes {
-            Some(b) => Some(Size::new(
-                b,
-                collected_at,
-                row.try_get("latest_collected_date")?,
-            )),
-            None => None,
-        };
         Ok(Item {
             id: row.try_get("id")?,
             database_name: row.try_get("database_name")?,
@@ -126,7 +118,7 @@ impl Item {
                 host: row.try_get("host")?,
                 port: row.try_get("port")?,
             },
-            size,
+            size: Size::latest(row)?,
             growth: Growth {
                 bytes_per_day: per_day,
                 days_until: days_until(bytes, per_day, threshold),

@@ -75,12 +75,7 @@ pub async fn get(app: &App, req: Req) -> ApiResult {
 
 fn valid_name(v: &str) -> Result<String, ApiError> {
     let v = v.trim();
-    if v.is_empty()
-        || v.len() > 50
-        || !v
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if v.is_empty() || v.len() > 50 || !values::is_identifier(v) {
         return Err(ApiError::validation(
             "name",
             "name must match ^[A-Za-z0-9_-]{1,50}$",
@@ -128,24 +123,22 @@ struct PatchBody {
 pub async fn update(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
     let body: PatchBody = req.json()?;
+    let text = |field: &str, v: &Option<String>, max| {
+        v.as_deref()
+            .map(|v| values::text(field, v, max))
+            .transpose()
+    };
     let mut update = Update::default();
-    let name = body.name.as_deref().map(valid_name).transpose()?;
-    if let Some(n) = &name {
-        update.set("name", n.clone());
-    }
-    if let Some(v) = &body.display_name {
-        update.set("display_name", values::text("display_name", v, 100)?);
-    }
-    if let Some(v) = &body.category {
-        update.set("category", values::text("category", v, 50)?);
-    }
-    if let Some(v) = body.is_active {
-        update.set("is_active", v);
-    }
-    let client = app.db.get().await?;
     update
-        .run(&client, "tags", id, "", "tag", name.as_deref())
-        .await?;
+        .set_name(body.name.as_deref().map(valid_name).transpose()?)
+        .set_some(
+            "display_name",
+            text("display_name", &body.display_name, 100)?,
+        )
+        .set_some("category", text("category", &body.category, 50)?)
+        .set_some("is_active", body.is_active);
+    let client = app.db.get().await?;
+    update.run(&client, "tags", id, "", "tag").await?;
     Ok(ApiResponse::ok(fetch(&client, id).await?))
 }
 

@@ -9,11 +9,8 @@ pub use run::{fail_stale_runs, finish_if_done, metrics_line, ClosedRun};
 crate::text_enum! {
     /// Where a run is.
     pub enum RunStatus {
-        Pending = "pending",
-        Running = "running",
-        Completed = "completed",
-        CompletedWithErrors = "completed_with_errors",
-        Failed = "failed",
+        Pending = "pending", Running = "running", Completed = "completed",
+        CompletedWithErrors = "completed_with_errors", Failed = "failed",
         Cancelled = "cancelled",
     }
 }
@@ -21,10 +18,7 @@ crate::text_enum! {
 crate::text_enum! {
     /// Where one item of a run is.
     pub enum ItemStatus {
-        Pending = "pending",
-        Running = "running",
-        Completed = "completed",
-        Failed = "failed",
+        Pending = "pending", Running = "running", Completed = "completed", Failed = "failed",
         Cancelled = "cancelled",
     }
 }
@@ -32,8 +26,6 @@ crate::text_enum! {
 crate::text_enum! {
     /// What started a run.
     pub enum Trigger {
-        Scheduled = "scheduled",
-        Manual = "manual",
-        Api = "api",
+        Scheduled = "scheduled", Manual = "manual", Api = "api",
     }
 }

@@ -108,6 +108,8 @@ pub fn contains_pattern(s: &str) -> String {
 pub struct Update {
     sql: Sql,
     sets: Vec<String>,
+    /// The new name, if any: a unique violation is a 409 that names it.
+    name: Option<String>,
 }
 
 impl Default for Update {
@@ -115,6 +117,7 @@ impl Default for Update {
         Update {
             sql: Sql::default(),
             sets: vec!["updated_at = now()".to_string()],
+            name: None,
         }
     }
 }
@@ -126,8 +129,29 @@ impl Update {
         self
     }
 
+    /// Sets the unique `name` when the body has one.
+    pub fn set_name(&mut self, name: Option<String>) -> &mut Self {
+        if let Some(n) = &name {
+            self.set("name", n.clone());
+        }
+        self.name = name;
+        self
+    }
+
+    /// Sets `column` when the body has the field.
+    pub fn set_some<T: ToSql + Sync + Send + 'static>(
+        &mut self,
+        column: &str,
+        value: Option<T>,
+    ) -> &mut Self {
+        if let Some(v) = value {
+            self.set(column, v);
+        }
+        self
+    }
+
     /// `UPDATE {table} SET ... WHERE id = $n{and}` on one row; a unique-name violation is a
-    /// 409 naming `name`; no row updated is a 404 for `what`.
+    /// 409 naming the new name; no row updated is a 404 for `what`.
     pub async fn run(
         mut self,
         client: &impl deadpool_postgres::GenericClient,
@@ -135,7 +159,6 @@ impl Update {
         id: i64,
         and: &str,
         what: &str,
-        name: Option<&str>,
     ) -> Result<(), ApiError> {
         let idp = self.sql.bind(id);
         self.sql.text = format!(
@@ -145,7 +168,7 @@ impl Update {
         let n = client
             .execute(&self.sql.text, &self.sql.params())
             .await
-            .map_err(|e| ApiError::name_taken(e, what, name.unwrap_or("")))?;
+            .map_err(|e| ApiError::name_taken(e, what, self.name.as_deref().unwrap_or("")))?;
         if n == 0 {
             return Err(ApiError::not_found(what));
         }
