@@ -12,17 +12,9 @@ use tidemark::collect::DatabaseSize;
 use tidemark::web::Role;
 use tidemark_tests::TestStack;
 
-use crate::measure::Measure;
+use crate::measure::{scale, Measure};
 
 const SCENARIO: &str = "collect";
-
-fn scale() -> f64 {
-    std::env::var("TIDEMARK_BENCH_SCALE")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|v| *v > 0.0)
-        .unwrap_or(1.0)
-}
 
 fn ok(r: &tidemark_tests::Resp, status: u16) -> anyhow::Result<Value> {
     anyhow::ensure!(r.status == status, "unexpected answer {r:?}");

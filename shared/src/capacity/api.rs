@@ -7,32 +7,23 @@ use serde_json::Value;
 
 use super::periods::PeriodKind;
 use crate::values::DateRange;
-use crate::web::list::{SortField, SortSpec, Source};
+use crate::web::list::{SortSpec, Source};
 use crate::web::sql::Sql;
 use crate::web::{ApiError, ApiResult, ListParams, Query, Req};
 use crate::App;
 
-static DATABASE_SORTS: SortSpec = SortSpec {
-    fields: &[
-        SortField::desc("period_start", "a.period_start", "date"),
-        SortField::asc("instance_name", "i.name", "text"),
-        SortField::asc("database_name", "a.database_name", "text"),
-        SortField::desc("avg_bytes", "a.avg_bytes", "bigint"),
-        SortField::desc("change_bytes", "a.change_bytes", "bigint"),
-        SortField::desc("change_percent", "a.change_percent", "float8"),
-    ],
-    id_expr: "a.id",
+static DATABASE_SORTS: SortSpec = crate::sorts! {
+    "a.id";
+    period_start desc "a.period_start" date, instance_name asc "i.name" text,
+    database_name asc "a.database_name" text, avg_bytes desc "a.avg_bytes" bigint,
+    change_bytes desc "a.change_bytes" bigint, change_percent desc "a.change_percent" float8
 };
 
-static INSTANCE_SORTS: SortSpec = SortSpec {
-    fields: &[
-        SortField::desc("period_start", "a.period_start", "date"),
-        SortField::asc("instance_name", "i.name", "text"),
-        SortField::desc("avg_bytes", "a.avg_bytes", "bigint"),
-        SortField::desc("change_bytes", "a.change_bytes", "bigint"),
-        SortField::desc("change_percent", "a.change_percent", "float8"),
-    ],
-    id_expr: "a.id",
+static INSTANCE_SORTS: SortSpec = crate::sorts! {
+    "a.id";
+    period_start desc "a.period_start" date, instance_name asc "i.name" text,
+    avg_bytes desc "a.avg_bytes" bigint, change_bytes desc "a.change_bytes" bigint,
+    change_percent desc "a.change_percent" float8
 };
 
 const AGGREGATION_COLUMNS: &str =

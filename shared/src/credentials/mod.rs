@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::values;
-use crate::web::list::{SortField, SortSpec, Source};
+use crate::web::list::{SortSpec, Source};
 use crate::web::sql::{self, insert_named, Update};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
 use crate::App;
@@ -30,13 +30,9 @@ crate::row_struct! {
     }
 }
 
-static SORTS: SortSpec = SortSpec {
-    fields: &[
-        SortField::asc("name", "c.name", "text"),
-        SortField::desc("id", "c.id", "bigint"),
-        SortField::desc("created_at", "c.created_at", "timestamptz"),
-    ],
-    id_expr: "c.id",
+static SORTS: SortSpec = crate::sorts! {
+    "c.id";
+    name asc "c.name" text, id desc "c.id" bigint, created_at desc "c.created_at" timestamptz
 };
 
 pub async fn list(app: &App, req: Req) -> ApiResult {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{upload, worker, Kind, Status};
 use crate::queue::ExportMessage;
 use crate::values::{FromRow, TextEnum};
-use crate::web::list::{SortField, SortSpec, Source};
+use crate::web::list::{SortSpec, Source};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Principal, Query, Req, Role};
 use crate::App;
 
@@ -188,9 +188,9 @@ pub async fn get(app: &App, req: Req) -> ApiResult {
     Ok(ApiResponse::ok(job))
 }
 
-static SORTS: SortSpec = SortSpec {
-    fields: &[SortField::desc("created_at", "j.created_at", "timestamptz")],
-    id_expr: "j.seq",
+static SORTS: SortSpec = crate::sorts! {
+    "j.seq";
+    created_at desc "j.created_at" timestamptz
 };
 
 /// The caller's own recent exports, newest first; filters `status`, `kind`.

@@ -8,26 +8,17 @@ use serde_json::json;
 
 use super::{fetch, validate, Instance, COLUMNS};
 use crate::values::{self, Size};
-use crate::web::list::{SortField, SortSpec, Source};
+use crate::web::list::{SortSpec, Source};
 use crate::web::request::double_option;
 use crate::web::sql::{insert_named, Update};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req, Role};
 use crate::App;
 
-static SORTS: SortSpec = SortSpec {
-    fields: &[
-        SortField::desc("id", "i.id", "bigint"),
-        SortField::asc("name", "i.name", "text"),
-        SortField::asc("db_type", "i.db_type", "text"),
-        SortField::asc("host", "i.host", "text"),
-        SortField::desc("created_at", "i.created_at", "timestamptz"),
-        SortField::desc(
-            "last_collected_at",
-            "COALESCE(i.last_collected_at, '-infinity'::timestamptz)",
-            "timestamptz",
-        ),
-    ],
-    id_expr: "i.id",
+static SORTS: SortSpec = crate::sorts! {
+    "i.id";
+    id desc "i.id" bigint, name asc "i.name" text, db_type asc "i.db_type" text,
+    host asc "i.host" text, created_at desc "i.created_at" timestamptz,
+    last_collected_at desc "COALESCE(i.last_collected_at, '-infinity'::timestamptz)" timestamptz
 };
 
 pub async fn list(app: &App, req: Req) -> ApiResult {
@@ -314,12 +305,10 @@ pub async fn restore(app: &App, req: Req) -> ApiResult {
     }))
 }
 
-static DATABASE_SORTS: SortSpec = SortSpec {
-    fields: &[
-        SortField::asc("database_name", "d.database_name", "text"),
-        SortField::desc("size", "COALESCE(d.latest_size_bytes, -1)", "bigint"),
-    ],
-    id_expr: "d.id",
+static DATABASE_SORTS: SortSpec = crate::sorts! {
+    "d.id";
+    database_name asc "d.database_name" text,
+    size desc "COALESCE(d.latest_size_bytes, -1)" bigint
 };
 
 /// One database of an instance's inventory.

@@ -11,32 +11,18 @@ use serde_json::Value;
 use tokio_postgres::Row;
 
 use crate::values::{self, DateRange, Size};
-use crate::web::list::{SortField, SortSpec, Source};
+use crate::web::list::{SortSpec, Source};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Query, Req};
 use crate::App;
 
 /// Each expression is the exact expression of one V4 index, so the planner walks that index.
-static SORTS: SortSpec = SortSpec {
-    fields: &[
-        SortField::asc(
-            "instance_name",
-            "ROW(d.instance_name, d.database_name)::ledger_name_key",
-            "ledger_name_key",
-        ),
-        SortField::asc("database_name", "d.database_name", "text"),
-        SortField::desc("size", "COALESCE(d.latest_size_bytes, -1)", "bigint"),
-        SortField::desc(
-            "collected_at",
-            "COALESCE(d.latest_collected_at, '-infinity'::timestamptz)",
-            "timestamptz",
-        ),
-        SortField::desc(
-            "growth",
-            "COALESCE(d.growth_bytes_per_day, '-9223372036854775808'::bigint)",
-            "bigint",
-        ),
-    ],
-    id_expr: "d.id",
+static SORTS: SortSpec = crate::sorts! {
+    "d.id";
+    instance_name asc "ROW(d.instance_name, d.database_name)::ledger_name_key" ledger_name_key,
+    database_name asc "d.database_name" text,
+    size desc "COALESCE(d.latest_size_bytes, -1)" bigint,
+    collected_at desc "COALESCE(d.latest_collected_at, '-infinity'::timestamptz)" timestamptz,
+    growth desc "COALESCE(d.growth_bytes_per_day, '-9223372036854775808'::bigint)" bigint
 };
 
 const FROM: &str = "instance_databases d JOIN instances i ON i.id = d.instance_id";

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::web::list::{SortField, SortSpec, Source};
+use crate::web::list::{SortSpec, Source};
 use crate::web::sql::Sql;
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
 use crate::App;
@@ -62,13 +62,9 @@ pub async fn list_schedules(app: &App, _req: Req) -> ApiResult {
     Ok(ApiResponse::ok(json!({"items": items})))
 }
 
-static LOG_SORTS: SortSpec = SortSpec {
-    fields: &[SortField::desc(
-        "occurred_at",
-        "e.occurred_at",
-        "timestamptz",
-    )],
-    id_expr: "e.id",
+static LOG_SORTS: SortSpec = crate::sorts! {
+    "e.id";
+    occurred_at desc "e.occurred_at" timestamptz
 };
 
 crate::row_struct! {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::values;
-use crate::web::list::{SortField, SortSpec, Source};
+use crate::web::list::{SortSpec, Source};
 use crate::web::sql::{self, insert_named, Update};
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
 use crate::App;
@@ -32,15 +32,10 @@ crate::row_struct! {
     }
 }
 
-static SORTS: SortSpec = SortSpec {
-    fields: &[
-        SortField::asc("name", "t.name", "text"),
-        SortField::desc("id", "t.id", "bigint"),
-        SortField::asc("display_name", "t.display_name", "text"),
-        SortField::asc("category", "t.category", "text"),
-        SortField::desc("created_at", "t.created_at", "timestamptz"),
-    ],
-    id_expr: "t.id",
+static SORTS: SortSpec = crate::sorts! {
+    "t.id";
+    name asc "t.name" text, id desc "t.id" bigint, display_name asc "t.display_name" text,
+    category asc "t.category" text, created_at desc "t.created_at" timestamptz
 };
 
 pub async fn list(app: &App, req: Req) -> ApiResult {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::run::{close, emit_metrics, Durations, ITEM_STATS};
 use super::{ItemStatus, RunStatus, Trigger};
 use crate::values::FromRow;
-use crate::web::list::{SortField, SortSpec, Source};
+use crate::web::list::{SortSpec, Source};
 use crate::web::sql;
 use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
 use crate::App;
@@ -72,9 +72,9 @@ struct RunDetail {
     item_duration_ms: Durations,
 }
 
-static RUN_SORTS: SortSpec = SortSpec {
-    fields: &[SortField::desc("started_at", "r.started_at", "timestamptz")],
-    id_expr: "r.seq",
+static RUN_SORTS: SortSpec = crate::sorts! {
+    "r.seq";
+    started_at desc "r.started_at" timestamptz
 };
 
 /// `GET /task-runs`: newest first; filters `task_key`, `status`, `trigger`.
@@ -116,17 +116,11 @@ pub async fn get(app: &App, req: Req) -> ApiResult {
     }))
 }
 
-static ITEM_SORTS: SortSpec = SortSpec {
-    fields: &[
-        SortField::asc("id", "it.seq", "bigint"),
-        SortField::asc(
-            "started_at",
-            "COALESCE(it.started_at, 'infinity'::timestamptz)",
-            "timestamptz",
-        ),
-        SortField::desc("duration_ms", "COALESCE(it.duration_ms, -1)", "bigint"),
-    ],
-    id_expr: "it.seq",
+static ITEM_SORTS: SortSpec = crate::sorts! {
+    "it.seq";
+    id asc "it.seq" bigint,
+    started_at asc "COALESCE(it.started_at, 'infinity'::timestamptz)" timestamptz,
+    duration_ms desc "COALESCE(it.duration_ms, -1)" bigint
 };
 
 crate::row_struct! {

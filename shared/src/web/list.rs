@@ -65,6 +65,22 @@ impl SortField {
     }
 }
 
+/// A [`SortSpec`] as a table: the tie breaker, then `name order "expression" sql_type` per
+/// field, the default first: `sorts! { "t.id"; name asc "t.name" text, id desc "t.id" bigint }`.
+#[macro_export]
+macro_rules! sorts {
+    ($id:literal; $($name:ident $order:ident $expr:literal $ty:ident),+ $(,)?) => {
+        $crate::web::list::SortSpec {
+            fields: &[$($crate::web::list::SortField::$order(
+                stringify!($name),
+                $expr,
+                stringify!($ty),
+            )),+],
+            id_expr: $id,
+        }
+    };
+}
+
 /// What a list selects: `columns` from `from` (a table with its alias, joins allowed).
 pub struct Source<'a> {
     pub columns: &'a str,
@@ -335,12 +351,9 @@ pub struct Page<T> {
 mod tests {
     use super::*;
 
-    static SPEC: SortSpec = SortSpec {
-        fields: &[
-            SortField::desc("id", "i.id", "bigint"),
-            SortField::asc("name", "i.name", "text"),
-        ],
-        id_expr: "i.id",
+    static SPEC: SortSpec = crate::sorts! {
+        "i.id";
+        id desc "i.id" bigint, name asc "i.name" text
     };
 
     fn parse(q: &str) -> Result<ListParams, ApiError> {
