@@ -35,23 +35,14 @@ pub async fn run(app: &App, tokens: &[(Role, String)]) -> anyhow::Result<()> {
         .map(|(_, t)| t.clone())
         .unwrap_or_default();
     let post = http::Method::POST;
-    let prod = call(
-        app,
-        &admin,
-        post.clone(),
-        "/api/v1/tags",
+    let mut tags = Vec::new();
+    for tag in [
         json!({"name": "demo", "display_name": "Demo", "category": "env"}),
-    )
-    .await;
-    let local = call(
-        app,
-        &admin,
-        post.clone(),
-        "/api/v1/tags",
         json!({"name": "local", "display_name": "This machine", "category": "site"}),
-    )
-    .await;
-    let tag_ids: Vec<i64> = [prod, local]
+    ] {
+        tags.push(call(app, &admin, post.clone(), "/api/v1/tags", tag).await);
+    }
+    let tag_ids: Vec<i64> = tags
         .iter()
         .filter_map(|v| v["data"]["id"].as_i64())
         .collect();

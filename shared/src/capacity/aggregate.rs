@@ -69,62 +69,90 @@ fn change_columns() -> String {
     )
 }
 
-fn database_aggregation_sql() -> String {
-    format!(
-        "WITH {PERIODS_CTE}, \
-         stats AS (SELECT s.instance_id, s.database_name, s.collected_date, s.size_bytes \
-           FROM database_size_stats s JOIN instances i ON i.id = s.instance_id \
-           WHERE s.collected_date BETWEEN $6 AND $7 AND i.is_active AND i.deleted_at IS NULL), \
-         cur AS (SELECT s.instance_id, s.database_name, ps.period_type, ps.period_start, ps.period_end, \
-             avg(s.size_bytes) AS avg_bytes, max(s.size_bytes) AS max_bytes, min(s.size_bytes) AS min_bytes, \
-             count(*) AS sample_count \
-           FROM periods ps JOIN stats s ON s.collected_date BETWEEN ps.period_start AND ps.period_end \
-           GROUP BY 1, 2, 3, 4, 5), \
-         prev AS (SELECT s.instance_id, s.database_name, ps.period_type, ps.period_start, avg(s.size_bytes) AS avg_bytes \
-           FROM periods ps JOIN stats s ON s.collected_date BETWEEN ps.prev_start AND ps.prev_end \
-           GROUP BY 1, 2, 3, 4) \
-         INSERT INTO database_size_aggregations (instance_id, database_name, period_type, period_start, \
-             period_end, avg_bytes, max_bytes, min_bytes, sample_count, change_bytes, change_percent, trend, calculated_at) \
-         SELECT c.instance_id, c.database_name, c.period_type, c.period_start, c.period_end, \
-             round(c.avg_bytes)::bigint, c.max_bytes, c.min_bytes, c.sample_count::int, {}, now() \
-         FROM cur c LEFT JOIN prev p USING (instance_id, database_name, period_type, period_start) \
-         ON CONFLICT (instance_id, database_name, period_type, period_start) DO UPDATE SET \
-             period_end = EXCLUDED.period_end, avg_bytes = EXCLUDED.avg_bytes, max_bytes = EXCLUDED.max_bytes, \
-             min_bytes = EXCLUDED.min_bytes, sample_count = EXCLUDED.sample_count, \
-             change_bytes = EXCLUDED.change_bytes, change_percent = EXCLUDED.change_percent, \
-             trend = EXCLUDED.trend, calculated_at = EXCLUDED.calculated_at",
-        change_columns()
-    )
+/// What one aggregation statement reads and writes: a database's or an instance's sizes.
+struct Level {
+    /// The key columns besides the period (in the stats and the aggregation tables).
+    keys: &'static [&'static str],
+    stats: &'static str,
+    bytes: &'static str,
+    table: &'static str,
+    /// An instance's aggregate also keeps its latest database count.
+    database_count: bool,
 }
 
-fn instance_aggregation_sql() -> String {
+const DATABASES: Level = Level {
+    keys: &["instance_id", "database_name"],
+    stats: "database_size_stats",
+    bytes: "size_bytes",
+    table: "database_size_aggregations",
+    database_count: false,
+};
+
+const INSTANCES: Level = Level {
+    keys: &["instance_id"],
+    stats: "instance_size_stats",
+    bytes: "total_size_bytes",
+    table: "instance_size_aggregations",
+    database_count: true,
+};
+
+/// One `INSERT ... SELECT ... ON CONFLICT DO UPDATE` writing every period of `level` at once.
+fn aggregation_sql(level: &Level) -> String {
+    let Level {
+        stats,
+        bytes,
+        table,
+        ..
+    } = level;
+    let s_keys = level
+        .keys
+        .iter()
+        .map(|k| format!("s.{k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let c_keys = level
+        .keys
+        .iter()
+        .map(|k| format!("c.{k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let keys = level.keys.join(", ");
+    let (stats_count, cur_count, insert_count, select_count, update_count) = if level.database_count
+    {
+        (
+            ", s.database_count",
+            ", (array_agg(s.database_count ORDER BY s.collected_date DESC))[1] AS database_count",
+            "database_count, ",
+            "c.database_count, ",
+            "database_count = EXCLUDED.database_count, ",
+        )
+    } else {
+        ("", "", "", "", "")
+    };
     format!(
         "WITH {PERIODS_CTE}, \
-         stats AS (SELECT s.instance_id, s.collected_date, s.total_size_bytes, s.database_count \
-           FROM instance_size_stats s JOIN instances i ON i.id = s.instance_id \
+         stats AS (SELECT {s_keys}, s.collected_date, s.{bytes}{stats_count} \
+           FROM {stats} s JOIN instances i ON i.id = s.instance_id \
            WHERE s.collected_date BETWEEN $6 AND $7 AND i.is_active AND i.deleted_at IS NULL), \
-         cur AS (SELECT s.instance_id, ps.period_type, ps.period_start, ps.period_end, \
-             avg(s.total_size_bytes) AS avg_bytes, max(s.total_size_bytes) AS max_bytes, \
-             min(s.total_size_bytes) AS min_bytes, count(*) AS sample_count, \
-             (array_agg(s.database_count ORDER BY s.collected_date DESC))[1] AS database_count \
+         cur AS (SELECT {s_keys}, ps.period_type, ps.period_start, ps.period_end, \
+             avg(s.{bytes}) AS avg_bytes, max(s.{bytes}) AS max_bytes, min(s.{bytes}) AS min_bytes, \
+             count(*) AS sample_count{cur_count} \
            FROM periods ps JOIN stats s ON s.collected_date BETWEEN ps.period_start AND ps.period_end \
-           GROUP BY 1, 2, 3, 4), \
-         prev AS (SELECT s.instance_id, ps.period_type, ps.period_start, avg(s.total_size_bytes) AS avg_bytes \
+           GROUP BY {s_keys}, ps.period_type, ps.period_start, ps.period_end), \
+         prev AS (SELECT {s_keys}, ps.period_type, ps.period_start, avg(s.{bytes}) AS avg_bytes \
            FROM periods ps JOIN stats s ON s.collected_date BETWEEN ps.prev_start AND ps.prev_end \
-           GROUP BY 1, 2, 3) \
-         INSERT INTO instance_size_aggregations (instance_id, period_type, period_start, period_end, \
-             avg_bytes, max_bytes, min_bytes, sample_count, change_bytes, change_percent, trend, \
-             database_count, calculated_at) \
-         SELECT c.instance_id, c.period_type, c.period_start, c.period_end, \
+           GROUP BY {s_keys}, ps.period_type, ps.period_start) \
+         INSERT INTO {table} ({keys}, period_type, period_start, period_end, avg_bytes, max_bytes, \
+             min_bytes, sample_count, change_bytes, change_percent, trend, {insert_count}calculated_at) \
+         SELECT {c_keys}, c.period_type, c.period_start, c.period_end, \
              round(c.avg_bytes)::bigint, c.max_bytes, c.min_bytes, c.sample_count::int, {}, \
-             c.database_count, now() \
-         FROM cur c LEFT JOIN prev p USING (instance_id, period_type, period_start) \
-         ON CONFLICT (instance_id, period_type, period_start) DO UPDATE SET \
+             {select_count}now() \
+         FROM cur c LEFT JOIN prev p USING ({keys}, period_type, period_start) \
+         ON CONFLICT ({keys}, period_type, period_start) DO UPDATE SET \
              period_end = EXCLUDED.period_end, avg_bytes = EXCLUDED.avg_bytes, max_bytes = EXCLUDED.max_bytes, \
              min_bytes = EXCLUDED.min_bytes, sample_count = EXCLUDED.sample_count, \
              change_bytes = EXCLUDED.change_bytes, change_percent = EXCLUDED.change_percent, \
-             trend = EXCLUDED.trend, database_count = EXCLUDED.database_count, \
-             calculated_at = EXCLUDED.calculated_at",
+             trend = EXCLUDED.trend, {update_count}calculated_at = EXCLUDED.calculated_at",
         change_columns()
     )
 }
@@ -142,10 +170,10 @@ pub async fn aggregate_on(app: &App, today: NaiveDate) -> anyhow::Result<Value> 
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
     let databases = tx
-        .execute(&database_aggregation_sql(), &params.params())
+        .execute(&aggregation_sql(&DATABASES), &params.params())
         .await?;
     let instances = tx
-        .execute(&instance_aggregation_sql(), &params.params())
+        .execute(&aggregation_sql(&INSTANCES), &params.params())
         .await?;
     let summary = json!({
         "business_date": today,

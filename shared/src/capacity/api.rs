@@ -83,34 +83,47 @@ fn aggregation_filters(q: &Query, sql: &mut Sql) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn databases(app: &App, req: Req) -> ApiResult {
+/// One of the two lists: its sorts, its table and the column only it has.
+struct List {
+    sorts: &'static SortSpec,
+    from: &'static str,
+    extra: &'static str,
+    by_database: bool,
+}
+
+async fn list(app: &App, req: Req, list: List) -> ApiResult {
     let q = &req.query;
-    let mut params = ListParams::parse(q, &DATABASE_SORTS)?;
-    let sql = &mut params.sql;
-    aggregation_filters(q, sql)?;
-    sql.eq(
-        "a.database_name",
-        q.text("database_name").map(str::to_string),
-    );
-    let columns = format!(
-        "{AGGREGATION_COLUMNS}, json_build_object('database_name', a.database_name) AS extra"
-    );
-    let from = "database_size_aggregations a JOIN instances i ON i.id = a.instance_id";
+    let mut params = ListParams::parse(q, list.sorts)?;
+    aggregation_filters(q, &mut params.sql)?;
+    if list.by_database {
+        let name = q.text("database_name").map(str::to_string);
+        params.sql.eq("a.database_name", name);
+    }
+    let columns = format!("{AGGREGATION_COLUMNS}, {} AS extra", list.extra);
+    let from = format!("{} a JOIN instances i ON i.id = a.instance_id", list.from);
     params
-        .respond::<Aggregation>(app, Source::new(&columns, from))
+        .respond::<Aggregation>(app, Source::new(&columns, &from))
         .await
 }
 
+/// `GET /capacity/databases`; also filters by `database_name`.
+pub async fn databases(app: &App, req: Req) -> ApiResult {
+    let databases = List {
+        sorts: &DATABASE_SORTS,
+        from: "database_size_aggregations",
+        extra: "json_build_object('database_name', a.database_name)",
+        by_database: true,
+    };
+    list(app, req, databases).await
+}
+
+/// `GET /capacity/instances`
 pub async fn instances(app: &App, req: Req) -> ApiResult {
-    let q = &req.query;
-    let mut params = ListParams::parse(q, &INSTANCE_SORTS)?;
-    let sql = &mut params.sql;
-    aggregation_filters(q, sql)?;
-    let columns = format!(
-        "{AGGREGATION_COLUMNS}, json_build_object('database_count', a.database_count) AS extra"
-    );
-    let from = "instance_size_aggregations a JOIN instances i ON i.id = a.instance_id";
-    params
-        .respond::<Aggregation>(app, Source::new(&columns, from))
-        .await
+    let instances = List {
+        sorts: &INSTANCE_SORTS,
+        from: "instance_size_aggregations",
+        extra: "json_build_object('database_count', a.database_count)",
+        by_database: false,
+    };
+    list(app, req, instances).await
 }

@@ -199,6 +199,49 @@ async fn lock_both<C: GenericClient>(
     Ok((instances, tags))
 }
 
+/// What one pair statement did: the rows it changed among the found instances and tags.
+struct Pairs {
+    changed: u64,
+    instances: usize,
+    tags: usize,
+    missing_instance_ids: Vec<i64>,
+    missing_tag_ids: Vec<i64>,
+}
+
+impl Pairs {
+    /// The audit line's counts, plus the action's own.
+    fn context(&self, counts: Value) -> Value {
+        let mut context = json!({"instances": self.instances, "tags": self.tags,
+            "missing_instances": self.missing_instance_ids.len(),
+            "missing_tags": self.missing_tag_ids.len()});
+        if let (Some(c), Some(extra)) = (context.as_object_mut(), counts.as_object()) {
+            c.extend(extra.clone());
+        }
+        context
+    }
+}
+
+/// Validates the id lists, locks what exists and runs `statement` (`$1` instances, `$2`
+/// tags) over every found pair.
+async fn on_pairs<C: GenericClient>(
+    db: &Counted<'_, C>,
+    instance_ids: &[i64],
+    tag_ids: &[i64],
+    statement: &str,
+) -> Result<Pairs, ApiError> {
+    let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
+    let tag_ids = id_list("tag_ids", tag_ids, MAX_TAG_IDS)?;
+    let (instances, tags) = lock_both(db, &instance_ids, &tag_ids).await?;
+    let changed = db.execute(statement, &[&instances, &tags]).await?;
+    Ok(Pairs {
+        changed,
+        instances: instances.len(),
+        tags: tags.len(),
+        missing_instance_ids: missing(&instance_ids, &instances),
+        missing_tag_ids: missing(&tag_ids, &tags),
+    })
+}
+
 /// Links every found instance to every found tag. `db` should wrap a transaction.
 pub async fn assign<C: GenericClient>(
     db: &Counted<'_, C>,
@@ -206,29 +249,18 @@ pub async fn assign<C: GenericClient>(
     instance_ids: &[i64],
     tag_ids: &[i64],
 ) -> Result<Assigned, ApiError> {
-    let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
-    let tag_ids = id_list("tag_ids", tag_ids, MAX_TAG_IDS)?;
-    let (instances, tags) = lock_both(db, &instance_ids, &tag_ids).await?;
-    let assigned = db.execute(INSERT_PAIRS, &[&instances, &tags]).await?;
+    let p = on_pairs(db, instance_ids, tag_ids, INSERT_PAIRS).await?;
     // The instances are locked, so no other bulk call changed their links in between.
-    let pairs = (instances.len() * tags.len()) as u64;
-    let out = Assigned {
-        assigned_count: assigned,
-        already_assigned_count: pairs.saturating_sub(assigned),
-        missing_instance_ids: missing(&instance_ids, &instances),
-        missing_tag_ids: missing(&tag_ids, &tags),
-    };
-    db.audit(
-        who,
-        "assign",
-        json!({"instances": instances.len(), "tags": tags.len(),
-               "assigned_count": out.assigned_count,
-               "already_assigned_count": out.already_assigned_count,
-               "missing_instances": out.missing_instance_ids.len(),
-               "missing_tags": out.missing_tag_ids.len()}),
-    )
-    .await?;
-    Ok(out)
+    let pairs = (p.instances * p.tags) as u64;
+    let counts = json!({"assigned_count": p.changed,
+        "already_assigned_count": pairs.saturating_sub(p.changed)});
+    db.audit(who, "assign", p.context(counts)).await?;
+    Ok(Assigned {
+        assigned_count: p.changed,
+        already_assigned_count: pairs.saturating_sub(p.changed),
+        missing_instance_ids: p.missing_instance_ids,
+        missing_tag_ids: p.missing_tag_ids,
+    })
 }
 
 /// Unlinks every found tag from every found instance. `db` should wrap a transaction.
@@ -238,25 +270,14 @@ pub async fn remove<C: GenericClient>(
     instance_ids: &[i64],
     tag_ids: &[i64],
 ) -> Result<Removed, ApiError> {
-    let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
-    let tag_ids = id_list("tag_ids", tag_ids, MAX_TAG_IDS)?;
-    let (instances, tags) = lock_both(db, &instance_ids, &tag_ids).await?;
-    let removed = db.execute(DELETE_PAIRS, &[&instances, &tags]).await?;
-    let out = Removed {
-        removed_count: removed,
-        missing_instance_ids: missing(&instance_ids, &instances),
-        missing_tag_ids: missing(&tag_ids, &tags),
-    };
-    db.audit(
-        who,
-        "remove",
-        json!({"instances": instances.len(), "tags": tags.len(),
-               "removed_count": out.removed_count,
-               "missing_instances": out.missing_instance_ids.len(),
-               "missing_tags": out.missing_tag_ids.len()}),
-    )
-    .await?;
-    Ok(out)
+    let p = on_pairs(db, instance_ids, tag_ids, DELETE_PAIRS).await?;
+    let counts = json!({"removed_count": p.changed});
+    db.audit(who, "remove", p.context(counts)).await?;
+    Ok(Removed {
+        removed_count: p.changed,
+        missing_instance_ids: p.missing_instance_ids,
+        missing_tag_ids: p.missing_tag_ids,
+    })
 }
 
 /// Unlinks every tag from every found instance. `db` should wrap a transaction.
