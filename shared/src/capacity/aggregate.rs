@@ -117,18 +117,19 @@ fn aggregation_sql(level: &Level) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     let keys = level.keys.join(", ");
-    let (stats_count, cur_count, insert_count, select_count, update_count) = if level.database_count
-    {
-        (
+    // An instance's latest database count: (stats, cur, insert, select, update) fragments.
+    let count: [&str; 5] = if level.database_count {
+        [
             ", s.database_count",
             ", (array_agg(s.database_count ORDER BY s.collected_date DESC))[1] AS database_count",
             "database_count, ",
             "c.database_count, ",
             "database_count = EXCLUDED.database_count, ",
-        )
+        ]
     } else {
-        ("", "", "", "", "")
+        [""; 5]
     };
+    let [stats_count, cur_count, insert_count, select_count, update_count] = count;
     format!(
         "WITH {PERIODS_CTE}, \
          stats AS (SELECT {s_keys}, s.collected_date, s.{bytes}{stats_count} \

@@ -351,60 +351,31 @@ struct InstancesBody {
     instance_ids: Vec<i64>,
 }
 
-/// Runs one action in its own transaction and logs how many statements it sent.
-macro_rules! in_transaction {
-    ($app:expr, $action:literal, |$db:ident| $body:expr) => {{
-        let mut client = $app.db.get().await?;
-        let tx = client.transaction().await?;
-        let $db = Counted::new(&tx);
-        let out = $body.await?;
-        let statements = $db.sent();
-        tx.commit().await?;
-        tracing::info!(action = $action, statements, "tags bulk action");
-        Ok(ApiResponse::ok(out))
-    }};
+/// The routes: each parses its body and runs its action in its own transaction, logging how
+/// many statements it sent.
+macro_rules! bulk_routes {
+    ($($route:ident $action:literal $body:ty, |$db:ident, $who:ident, $b:ident| $call:expr;)+) => {$(
+        pub async fn $route(app: &App, req: Req) -> ApiResult {
+            let $b: $body = req.json()?;
+            let $who = &req.principal.subject;
+            let mut client = app.db.get().await?;
+            let tx = client.transaction().await?;
+            let $db = Counted::new(&tx);
+            let out = $call.await?;
+            let statements = $db.sent();
+            tx.commit().await?;
+            tracing::info!(action = $action, statements, "tags bulk action");
+            Ok(ApiResponse::ok(out))
+        }
+    )+};
 }
 
-pub async fn assign_route(app: &App, req: Req) -> ApiResult {
-    let body: PairsBody = req.json()?;
-    let who = &req.principal.subject;
-    in_transaction!(app, "assign", |db| assign(
-        &db,
-        who,
-        &body.instance_ids,
-        &body.tag_ids
-    ))
-}
-
-pub async fn remove_route(app: &App, req: Req) -> ApiResult {
-    let body: PairsBody = req.json()?;
-    let who = &req.principal.subject;
-    in_transaction!(app, "remove", |db| remove(
-        &db,
-        who,
-        &body.instance_ids,
-        &body.tag_ids
-    ))
-}
-
-pub async fn remove_all_route(app: &App, req: Req) -> ApiResult {
-    let body: InstancesBody = req.json()?;
-    let who = &req.principal.subject;
-    in_transaction!(app, "remove-all", |db| remove_all(
-        &db,
-        who,
-        &body.instance_ids
-    ))
-}
-
-pub async fn instance_tags_route(app: &App, req: Req) -> ApiResult {
-    let body: InstancesBody = req.json()?;
-    let who = &req.principal.subject;
-    in_transaction!(app, "instance-tags", |db| instance_tags(
-        &db,
-        who,
-        &body.instance_ids
-    ))
+bulk_routes! {
+    assign_route "assign" PairsBody, |db, who, b| assign(&db, who, &b.instance_ids, &b.tag_ids);
+    remove_route "remove" PairsBody, |db, who, b| remove(&db, who, &b.instance_ids, &b.tag_ids);
+    remove_all_route "remove-all" InstancesBody, |db, who, b| remove_all(&db, who, &b.instance_ids);
+    instance_tags_route "instance-tags" InstancesBody,
+        |db, who, b| instance_tags(&db, who, &b.instance_ids);
 }
 
 #[cfg(test)]

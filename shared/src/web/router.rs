@@ -360,16 +360,15 @@ mod tests {
         }
     }
 
+    async fn call(method: Method) -> ApiResponse {
+        let app = offline_app().await;
+        let request = RawRequest::new(method, "/api/v1/things");
+        dispatch(&app, &table(), request, None).await
+    }
+
     #[tokio::test]
     async fn method_not_allowed_carries_allow() {
-        let app = offline_app().await;
-        let resp = dispatch(
-            &app,
-            &table(),
-            RawRequest::new(Method::PATCH, "/api/v1/things"),
-            None,
-        )
-        .await;
+        let resp = call(Method::PATCH).await;
         assert_eq!(resp.status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(resp.headers[header::ALLOW], "GET, HEAD, POST");
         let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
@@ -378,21 +377,7 @@ mod tests {
 
     #[tokio::test]
     async fn head_answers_like_get_without_a_body() {
-        let app = offline_app().await;
-        let get = dispatch(
-            &app,
-            &table(),
-            RawRequest::new(Method::GET, "/api/v1/things"),
-            None,
-        )
-        .await;
-        let head = dispatch(
-            &app,
-            &table(),
-            RawRequest::new(Method::HEAD, "/api/v1/things"),
-            None,
-        )
-        .await;
+        let (get, head) = (call(Method::GET).await, call(Method::HEAD).await);
         assert_eq!((get.status, head.status), (StatusCode::OK, StatusCode::OK));
         assert!(!get.body.is_empty());
         assert!(head.body.is_empty());
@@ -408,7 +393,7 @@ mod tests {
         again
             .headers
             .insert(header::IF_NONE_MATCH, get.headers[header::ETAG].clone());
-        let resp = dispatch(&app, &table(), again, None).await;
+        let resp = dispatch(&offline_app().await, &table(), again, None).await;
         assert_eq!(resp.status, StatusCode::NOT_MODIFIED);
     }
 }
