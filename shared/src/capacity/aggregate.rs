@@ -104,18 +104,11 @@ fn aggregation_sql(level: &Level) -> String {
         table,
         ..
     } = level;
-    let s_keys = level
-        .keys
-        .iter()
-        .map(|k| format!("s.{k}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let c_keys = level
-        .keys
-        .iter()
-        .map(|k| format!("c.{k}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let aliased = |alias: &str| {
+        let keys: Vec<String> = level.keys.iter().map(|k| format!("{alias}.{k}")).collect();
+        keys.join(", ")
+    };
+    let (s_keys, c_keys) = (aliased("s"), aliased("c"));
     let keys = level.keys.join(", ");
     // An instance's latest database count: (stats, cur, insert, select, update) fragments.
     let count: [&str; 5] = if level.database_count {

@@ -108,22 +108,34 @@ async fn list(app: &App, req: Req, list: List) -> ApiResult {
 
 /// `GET /capacity/databases`; also filters by `database_name`.
 pub async fn databases(app: &App, req: Req) -> ApiResult {
-    let databases = List {
-        sorts: &DATABASE_SORTS,
-        from: "database_size_aggregations",
-        extra: "json_build_object('database_name', a.database_name)",
-        by_database: true,
-    };
-    list(app, req, databases).await
+    let extra = "json_build_object('database_name', a.database_name)";
+    let from = "database_size_aggregations";
+    list(
+        app,
+        req,
+        List {
+            sorts: &DATABASE_SORTS,
+            from,
+            extra,
+            by_database: true,
+        },
+    )
+    .await
 }
 
 /// `GET /capacity/instances`
 pub async fn instances(app: &App, req: Req) -> ApiResult {
-    let instances = List {
-        sorts: &INSTANCE_SORTS,
-        from: "instance_size_aggregations",
-        extra: "json_build_object('database_count', a.database_count)",
-        by_database: false,
-    };
-    list(app, req, instances).await
+    let extra = "json_build_object('database_count', a.database_count)";
+    let from = "instance_size_aggregations";
+    list(
+        app,
+        req,
+        List {
+            sorts: &INSTANCE_SORTS,
+            from,
+            extra,
+            by_database: false,
+        },
+    )
+    .await
 }
