@@ -2,7 +2,7 @@
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tidemark::http::Role;
+use tidemark::web::Role;
 use tidemark_tests::{captured_logs, token, TestStack, ADMIN, OPERATOR, VIEWER};
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use chrono::{Days, NaiveDate};
 use serde_json::{json, Value};
-use tidemark::http::Role;
+use tidemark::web::Role;
 use tidemark_tests::TestStack;
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
-use tidemark::http::Role;
 use tidemark::queue::CollectMessage;
+use tidemark::web::Role;
 use tidemark_tests::{TestStack, ADMIN_URL};
 use uuid::Uuid;
 

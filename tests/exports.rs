@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tidemark::http::auth::token_subject;
-use tidemark::http::Role;
 use tidemark::queue::ExportMessage;
+use tidemark::web::auth::token_subject;
+use tidemark::web::Role;
 use tidemark::App;
 use tidemark_tests::{TestStack, VIEWER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

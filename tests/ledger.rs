@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tidemark::http::Role;
+use tidemark::web::Role;
 use tidemark_tests::TestStack;
 
 fn items(r: &tidemark_tests::Resp) -> Vec<Value> {
@@ -570,7 +570,7 @@ async fn sizes_history_of_one_database() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     for (query, field) in [
-        ("start_date=2023-02-04&end_date=2024-03-10", "start_date"),
+        ("start_date=2023-02-04&end_date=2024-03-10", "end_date"),
         ("start_date=2024-03-10&end_date=2024-03-09", "end_date"),
         ("start_date=2024-02-30", "start_date"),
         ("end_date=soon", "end_date"),

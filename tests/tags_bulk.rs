@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
-use tidemark::http::auth::token_subject;
-use tidemark::http::Role;
 use tidemark::tags::bulk::{self, Counted};
+use tidemark::web::auth::token_subject;
+use tidemark::web::Role;
 use tidemark_tests::{TestStack, OPERATOR};
 
 /// `n` instances inserted directly (the HTTP create path is not what is under test).

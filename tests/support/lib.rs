@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use reqwest::Method;
 use serde_json::Value;
-use tidemark::http::Role;
+use tidemark::web::Role;
 use tidemark_local::{Options, Stack};
 
 pub const VIEWER: &str = "viewer-token-0123456789";

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use base64::Engine;
 use tidemark::crypto::CredentialKey;
-use tidemark::http::auth::Authenticator;
-use tidemark::http::Role;
 use tidemark::storage::Storage;
+use tidemark::web::auth::Authenticator;
+use tidemark::web::Role;
 use tidemark::{App, Config};
 use tokio::net::TcpListener;
 
