@@ -5,13 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tidemark::http::Role;
-use tidemark_tests::TestStack;
-
-fn items(r: &tidemark_tests::Resp) -> Vec<Value> {
-    assert_eq!(r.status, 200, "{r:?}");
-    r.data()["items"].as_array().expect("items").clone()
-}
+use tidemark_tests::{Role, TestStack};
 
 /// `instance/database` of each item, in order.
 async fn names(t: &TestStack, query: &str) -> Vec<String> {
@@ -21,7 +15,7 @@ async fn names(t: &TestStack, query: &str) -> Vec<String> {
             Role::Viewer,
         )
         .await;
-    items(&r)
+    r.items()
         .iter()
         .map(|i| {
             format!(
@@ -101,7 +95,7 @@ async fn ledger_items_states_and_filters() {
     assert_eq!(r.data()["has_next"], json!(false));
 
     // The item, exactly.
-    let list = items(&r);
+    let list = r.items();
     let orders = &list[0];
     let mut keys: Vec<&String> = orders.as_object().unwrap().keys().collect();
     keys.sort();
@@ -287,7 +281,8 @@ async fn ledger_items_states_and_filters() {
     let r = t
         .get("/databases/ledger?threshold_bytes=1250", Role::Viewer)
         .await;
-    let days: Vec<Value> = items(&r)
+    let days: Vec<Value> = r
+        .items()
         .iter()
         .map(|i| i["growth"]["days_until"].clone())
         .collect();
@@ -298,7 +293,8 @@ async fn ledger_items_states_and_filters() {
     let r = t
         .get("/databases/ledger?threshold_bytes=100000", Role::Viewer)
         .await;
-    let days: Vec<Value> = items(&r)
+    let days: Vec<Value> = r
+        .items()
         .iter()
         .map(|i| i["growth"]["days_until"].clone())
         .collect();
@@ -354,8 +350,10 @@ async fn ledger_items_states_and_filters() {
     );
 
     // A deleted instance's databases are gone; a deactivated database is gone.
-    let beta: i64 = items(&t.get("/databases/ledger?search=beta", Role::Viewer).await)[0]
-        ["instance"]["id"]
+    let beta: i64 = t
+        .get("/databases/ledger?search=beta", Role::Viewer)
+        .await
+        .items()[0]["instance"]["id"]
         .as_i64()
         .unwrap();
     assert_eq!(
@@ -441,7 +439,7 @@ async fn cursor_pages_equal_offset_pages_for_every_sort() {
                         Role::Viewer,
                     )
                     .await;
-                by_page.extend(items(&r));
+                by_page.extend(r.items());
                 if r.data()["has_next"] == json!(false) {
                     break;
                 }
@@ -456,7 +454,7 @@ async fn cursor_pages_equal_offset_pages_for_every_sort() {
                     }
                 };
                 let r = t.get(&path, Role::Viewer).await;
-                by_cursor.extend(items(&r));
+                by_cursor.extend(r.items());
                 match r.data()["next_cursor"].as_str() {
                     Some(c) => cursor = Some(c.to_string()),
                     None => break,
@@ -535,7 +533,7 @@ async fn sizes_history_of_one_database() {
     assert_eq!(r.data()["instance"]["name"], json!("hist"));
     assert_eq!(r.data()["start_date"], json!("2024-02-01"));
     assert_eq!(r.data()["end_date"], json!("2024-02-29"));
-    let list = items(&r);
+    let list = r.items();
     let dates: Vec<&str> = list
         .iter()
         .map(|i| i["collected_date"].as_str().unwrap())
@@ -554,9 +552,9 @@ async fn sizes_history_of_one_database() {
             Role::Viewer,
         )
         .await;
-    assert_eq!(items(&r).len(), 4);
+    assert_eq!(r.items().len(), 4);
     let r = t.get(&format!("/databases/{id}/sizes"), Role::Viewer).await;
-    let list = items(&r);
+    let list = r.items();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["size_bytes"], json!(5242880));
     assert_eq!(list[0]["data_size_bytes"], Value::Null);
@@ -600,7 +598,7 @@ async fn sizes_read_only_the_partitions_of_the_range() {
     let r = tokio::time::timeout(Duration::from_secs(30), t.get(&february, Role::Viewer))
         .await
         .expect("a February-March read must not touch January");
-    assert_eq!(items(&r).len(), 3);
+    assert_eq!(r.items().len(), 3);
 
     // The control: a read of January does wait for the lock, and answers once it is gone.
     let january = format!("/databases/{id}/sizes?start_date=2024-01-01&end_date=2024-01-31");
@@ -614,5 +612,5 @@ async fn sizes_read_only_the_partitions_of_the_range() {
     );
     tx.rollback().await.unwrap();
     let r = blocked.await;
-    assert_eq!(items(&r).len(), 1);
+    assert_eq!(r.items().len(), 1);
 }
