@@ -1,6 +1,6 @@
-//! Exports: jobs over HTTP, CSV streamed into the embedded S3 endpoint in
-//! multipart parts, presigned links fetched with plain reqwest, and the faults a worker meets
-//! (S3 failing mid-upload, PostgreSQL dropping the stream, a crashed run redelivered).
+//! Exports: jobs over HTTP, CSV streamed into the embedded S3 endpoint in multipart parts,
+//! presigned links fetched with plain reqwest, and the faults a worker meets (S3 failing
+//! mid-upload, PostgreSQL dropping the stream, a crashed run redelivered).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

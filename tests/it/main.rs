@@ -3,7 +3,7 @@
 //! the local stack over a fresh database, the HTTP client, resources made through the API,
 //! scratch databases on the shared servers, a private PostgreSQL server.
 //!
-//! Run one area with a filter, e.g. `cargo test -p tidemark-tests --test it -- ledger::`.
+//! Run one area with a filter, e.g. `cargo test --test it -- ledger::`.
 
 mod auth;
 mod capacity;
