@@ -351,23 +351,12 @@ async fn aggregates_every_period_type_with_change_and_trend() {
         .await;
     assert_eq!(r.data()["total"], json!(2), "{r:?}");
     // Keyset pages: every row once.
-    let mut seen = Vec::new();
-    let mut path = "/capacity/databases?period_type=quarterly&limit=1&sort=avg_bytes".to_string();
-    loop {
-        let r = t.get(&path, Role::Viewer).await;
-        assert_eq!(r.status, 200, "{r:?}");
-        for i in r.data()["items"].as_array().unwrap() {
-            seen.push((i["database_name"].clone(), i["period_start"].clone()));
-        }
-        match r.data()["next_cursor"].as_str() {
-            Some(c) => {
-                path = format!(
-                    "/capacity/databases?period_type=quarterly&limit=1&sort=avg_bytes&cursor={c}"
-                )
-            }
-            None => break,
-        }
-    }
+    let seen: Vec<(Value, Value)> = t
+        .all_by_cursor("/capacity/databases?period_type=quarterly&limit=1&sort=avg_bytes")
+        .await
+        .iter()
+        .map(|i| (i["database_name"].clone(), i["period_start"].clone()))
+        .collect();
     assert_eq!(seen.len(), 3, "{seen:?}");
     assert_eq!(seen[0], (json!("orders"), json!("2026-10-01")));
 

@@ -192,24 +192,8 @@ async fn sizes_agree_with_each_server_and_system_databases_are_excluded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unreachable_instance_fails_fast_and_the_others_succeed() {
     let t = TestStack::start().await;
-    let pg_id = t
-        .server_instance(
-            "postgresql",
-            "127.0.0.1",
-            PG_PORT,
-            Some(t.credential("postgres").await),
-            &[],
-        )
-        .await;
-    let my_id = t
-        .server_instance(
-            "mysql",
-            "127.0.0.1",
-            MY_PORT,
-            Some(t.credential("root").await),
-            &[],
-        )
-        .await;
+    let pg_id = t.shared_postgres().await;
+    let my_id = t.shared_mariadb().await;
     let port = closed_port().await;
     let dead_id = t
         .server_instance("postgresql", "127.0.0.1", port, None, &[])
@@ -292,21 +276,33 @@ async fn latest(c: &tokio_postgres::Client, instance_id: i64, name: &str) -> Lat
     (r.get(0), r.get(1), r.get(2))
 }
 
+/// A running run of its own (`task_key`) with one pending item for the instance, as a
+/// collection start writes it; its id.
+async fn run_of_one(c: &tokio_postgres::Client, task_key: &str, instance_id: i64) -> Uuid {
+    let run: Uuid = c
+        .query_one(
+            "INSERT INTO task_runs (task_key, status, items_total) VALUES ($1, 'running', 1) RETURNING run_id",
+            &[&task_key],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    c.execute(
+        "INSERT INTO task_run_items (run_id, item_key, instance_id) VALUES ($1, $2, $3)",
+        &[&run, &instance_id.to_string(), &instance_id],
+    )
+    .await
+    .unwrap();
+    run
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_delivered_twice_writes_once() {
     let t = TestStack::start().await;
     let mut s = Scratch::default();
     let name = unique("tmc_twice");
     s.my_db(&name, 1).await;
-    let my_id = t
-        .server_instance(
-            "mysql",
-            "127.0.0.1",
-            MY_PORT,
-            Some(t.credential("root").await),
-            &[],
-        )
-        .await;
+    let my_id = t.shared_mariadb().await;
     let run_id = t.start_run(&[my_id]).await;
     assert_eq!(t.wait_run(&run_id).await["status"], "completed");
 
@@ -328,20 +324,7 @@ async fn a_message_delivered_twice_writes_once() {
 
     // Two deliveries of one message at the same moment, on a run of its own: one write,
     // one item completion, the run closed exactly once.
-    let run2: Uuid = c
-        .query_one(
-            "INSERT INTO task_runs (task_key, status, items_total) VALUES ('collect_twice_test', 'running', 1) RETURNING run_id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    c.execute(
-        "INSERT INTO task_run_items (run_id, item_key, instance_id) VALUES ($1, $2, $3)",
-        &[&run2, &my_id.to_string(), &my_id],
-    )
-    .await
-    .unwrap();
+    let run2 = run_of_one(&c, "collect_twice_test", my_id).await;
     let twice = CollectMessage {
         run_id: run2,
         ..message.clone()
@@ -462,15 +445,7 @@ async fn a_dropped_database_goes_inactive_and_comes_back() {
     let mut s = Scratch::default();
     let name = unique("tmc_cycle");
     s.my_db(&name, 0).await;
-    let my_id = t
-        .server_instance(
-            "mysql",
-            "127.0.0.1",
-            MY_PORT,
-            Some(t.credential("root").await),
-            &[],
-        )
-        .await;
+    let my_id = t.shared_mariadb().await;
     let collect = || async {
         let r = t
             .post(
@@ -517,15 +492,7 @@ async fn a_late_message_for_an_older_date_never_moves_latest_back() {
     let mut s = Scratch::default();
     let name = unique("tmc_late");
     s.my_db(&name, 1).await;
-    let my_id = t
-        .server_instance(
-            "mysql",
-            "127.0.0.1",
-            MY_PORT,
-            Some(t.credential("root").await),
-            &[],
-        )
-        .await;
+    let my_id = t.shared_mariadb().await;
     let run_id = t.start_run(&[my_id]).await;
     assert_eq!(t.wait_run(&run_id).await["status"], "completed");
 
@@ -540,20 +507,7 @@ async fn a_late_message_for_an_older_date_never_moves_latest_back() {
     .await
     .unwrap();
     let _ = m.disconnect().await;
-    let late_run: Uuid = c
-        .query_one(
-            "INSERT INTO task_runs (task_key, status, items_total) VALUES ('collect_late_test', 'running', 1) RETURNING run_id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    c.execute(
-        "INSERT INTO task_run_items (run_id, item_key, instance_id) VALUES ($1, $2, $3)",
-        &[&late_run, &my_id.to_string(), &my_id],
-    )
-    .await
-    .unwrap();
+    let late_run = run_of_one(&c, "collect_late_test", my_id).await;
     let yesterday = today.pred_opt().unwrap();
     tidemark::collect::process(
         &t.stack.app,

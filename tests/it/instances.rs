@@ -2,7 +2,7 @@
 //! validation, list parameters, keyset pages, tag filters and ETags.
 
 use serde_json::{json, Value};
-use tidemark_tests::{Role, TestStack, OPERATOR, VIEWER};
+use tidemark_tests::{item_ids, Role, TestStack, OPERATOR, VIEWER};
 
 #[tokio::test]
 async fn instance_lifecycle_over_http() {
@@ -277,34 +277,9 @@ async fn cursor_pages_equal_offset_pages_over_250_instances() {
         ("host", "desc"),
         ("last_collected_at", "desc"),
     ] {
-        let mut by_page = Vec::new();
-        for page in 1.. {
-            let r = t
-                .get(
-                    &format!("/instances?sort={sort}&order={order}&limit=50&page={page}"),
-                    Role::Viewer,
-                )
-                .await;
-            by_page.extend(r.ids());
-            if r.data()["has_next"] == json!(false) {
-                break;
-            }
-        }
-        let mut by_cursor = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let path = match &cursor {
-                None => format!("/instances?sort={sort}&order={order}&limit=50"),
-                Some(c) => format!("/instances?sort={sort}&order={order}&limit=50&cursor={c}"),
-            };
-            let r = t.get(&path, Role::Viewer).await;
-            assert_eq!(r.status, 200, "{r:?}");
-            by_cursor.extend(r.ids());
-            match r.data()["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
-                None => break,
-            }
-        }
+        let list = format!("/instances?sort={sort}&order={order}&limit=50");
+        let by_page = item_ids(&t.all_by_page(&list).await);
+        let by_cursor = item_ids(&t.all_by_cursor(&list).await);
         assert_eq!(by_page.len(), 260, "{sort} {order}");
         assert_eq!(by_page, by_cursor, "{sort} {order}");
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tidemark_tests::{Role, TestStack};
+use tidemark_tests::{item_ids, Role, TestStack};
 
 /// `instance/database` of each item, in order.
 async fn names(t: &TestStack, query: &str) -> Vec<String> {
@@ -429,42 +429,12 @@ async fn cursor_pages_equal_offset_pages_for_every_sort() {
         "growth",
     ] {
         for order in ["asc", "desc"] {
-            let mut by_page = Vec::new();
-            for page in 1.. {
-                let r = t
-                    .get(
-                        &format!(
-                            "/databases/ledger?sort={sort}&order={order}&limit=37&page={page}"
-                        ),
-                        Role::Viewer,
-                    )
-                    .await;
-                by_page.extend(r.items());
-                if r.data()["has_next"] == json!(false) {
-                    break;
-                }
-            }
-            let mut by_cursor = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let path = match &cursor {
-                    None => format!("/databases/ledger?sort={sort}&order={order}&limit=37"),
-                    Some(c) => {
-                        format!("/databases/ledger?sort={sort}&order={order}&limit=37&cursor={c}")
-                    }
-                };
-                let r = t.get(&path, Role::Viewer).await;
-                by_cursor.extend(r.items());
-                match r.data()["next_cursor"].as_str() {
-                    Some(c) => cursor = Some(c.to_string()),
-                    None => break,
-                }
-            }
-            let ids =
-                |v: &[Value]| -> Vec<i64> { v.iter().map(|i| i["id"].as_i64().unwrap()).collect() };
+            let list = format!("/databases/ledger?sort={sort}&order={order}&limit=37");
+            let by_page = t.all_by_page(&list).await;
+            let by_cursor = t.all_by_cursor(&list).await;
             assert_eq!(by_page.len(), 300, "{sort} {order}");
-            assert_eq!(ids(&by_page), ids(&by_cursor), "{sort} {order}");
-            let mut unique = ids(&by_page);
+            assert_eq!(item_ids(&by_page), item_ids(&by_cursor), "{sort} {order}");
+            let mut unique = item_ids(&by_page);
             unique.sort_unstable();
             unique.dedup();
             assert_eq!(unique.len(), 300, "{sort} {order}");

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tidemark_tests::scratch::PG_PORT;
 use tidemark_tests::{silent_server, Role, TestStack};
 use uuid::Uuid;
 
@@ -76,15 +75,7 @@ async fn one_collection_at_a_time_cancel_and_task_run_lists() {
         .all(|i| i["started_at"].is_null()));
 
     // The slot is free again.
-    let pg_id = t
-        .server_instance(
-            "postgresql",
-            "127.0.0.1",
-            PG_PORT,
-            Some(t.credential("postgres").await),
-            &[],
-        )
-        .await;
+    let pg_id = t.shared_postgres().await;
     let second = t.start_run(&[pg_id]).await;
     let run = t.wait_run(&second).await;
     assert_eq!(run["status"], "completed");

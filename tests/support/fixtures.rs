@@ -132,6 +132,34 @@ impl TestStack {
         .items()
     }
 
+    /// Every item of the list at `path` (with its query string), page after page by `page=`
+    /// until `has_next` is false.
+    pub async fn all_by_page(&self, path: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        for page in 1.. {
+            let r = self.get(&format!("{path}&page={page}"), Role::Viewer).await;
+            all.extend(r.items());
+            if r.data()["has_next"] == json!(false) {
+                break;
+            }
+        }
+        all
+    }
+
+    /// Every item of the list at `path` (with its query string), following `next_cursor`
+    /// until there is none.
+    pub async fn all_by_cursor(&self, path: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut r = self.get(path, Role::Viewer).await;
+        loop {
+            all.extend(r.items());
+            match r.data()["next_cursor"].as_str() {
+                Some(c) => r = self.get(&format!("{path}&cursor={c}"), Role::Viewer).await,
+                None => return all,
+            }
+        }
+    }
+
     /// GETs `path` every 100 ms (2 minutes at most) while its `status` is one of `busy`;
     /// returns the resource once it is not.
     pub async fn poll(&self, path: &str, busy: &[&str]) -> Value {

@@ -128,11 +128,16 @@ impl Resp {
     }
     /// The `id` of each item of a list answer, in order.
     pub fn ids(&self) -> Vec<i64> {
-        self.items()
-            .iter()
-            .map(|i| i["id"].as_i64().expect("id"))
-            .collect()
+        item_ids(&self.items())
     }
+}
+
+/// The `id` of each item, in order.
+pub fn item_ids(items: &[Value]) -> Vec<i64> {
+    items
+        .iter()
+        .map(|i| i["id"].as_i64().expect("id"))
+        .collect()
 }
 
 impl std::fmt::Debug for Resp {

@@ -4,7 +4,7 @@
 
 use mysql_async::prelude::Queryable;
 
-use crate::{cleanup_on_drop, connect, ADMIN_URL};
+use crate::{cleanup_on_drop, connect, TestStack, ADMIN_URL};
 
 pub const PG_PORT: u16 = 5432;
 pub const MY_PORT: u16 = 3306;
@@ -15,6 +15,22 @@ pub async fn pg(dbname: &str) -> tokio_postgres::Client {
         "host=127.0.0.1 port={PG_PORT} user=postgres dbname={dbname}"
     ))
     .await
+}
+
+impl TestStack {
+    /// An instance of the shared MariaDB server, as root, with a credential of its own.
+    pub async fn shared_mariadb(&self) -> i64 {
+        let credential = self.credential("root").await;
+        self.server_instance("mysql", "127.0.0.1", MY_PORT, Some(credential), &[])
+            .await
+    }
+
+    /// An instance of the shared PostgreSQL server, as postgres, with a credential of its own.
+    pub async fn shared_postgres(&self) -> i64 {
+        let credential = self.credential("postgres").await;
+        self.server_instance("postgresql", "127.0.0.1", PG_PORT, Some(credential), &[])
+            .await
+    }
 }
 
 fn my_opts() -> mysql_async::OptsBuilder {
