@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tidemark::http::auth::token_subject;
 use tidemark::queue::ExportMessage;
 use tidemark::App;
-use tidemark_tests::{Role, TestStack, VIEWER};
+use tidemark_tests::{token_subject, Role, TestStack, VIEWER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

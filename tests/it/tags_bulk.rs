@@ -4,9 +4,8 @@
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
-use tidemark::http::auth::token_subject;
 use tidemark::tags::bulk::{self, Counted};
-use tidemark_tests::{Role, TestStack, OPERATOR};
+use tidemark_tests::{token_subject, Role, TestStack, OPERATOR};
 
 async fn links(t: &TestStack, instance_id: i64) -> BTreeSet<i64> {
     let c = t.db.connect().await;

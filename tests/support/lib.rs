@@ -14,7 +14,8 @@ use serde_json::Value;
 use tidemark_local::{Options, Stack};
 
 pub use fixtures::{closed_port, silent_server, unique};
-/// The roles of the contract, named here once for every test module.
+// The library's auth names, imported here once for every test module.
+pub use tidemark::http::auth::token_subject;
 pub use tidemark::http::Role;
 
 pub const VIEWER: &str = "viewer-token-0123456789";
