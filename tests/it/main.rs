@@ -12,6 +12,7 @@ mod credentials;
 mod deploy;
 mod exports;
 mod instances;
+mod lambda;
 mod ledger;
 mod system;
 mod tags;
