@@ -169,11 +169,7 @@ impl Function {
             let _ = axum::serve(listener, router).await;
         });
         let binary = bin_dir.join(name);
-        assert!(
-            binary.is_file(),
-            "{} is missing: build the functions first (`cargo build --workspace --bins`, as scripts/test does)",
-            binary.display()
-        );
+        assert_fresh(&binary);
         let mut child = tokio::process::Command::new(&binary)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -311,6 +307,39 @@ pub fn bin_dir() -> PathBuf {
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .expect("target directory")
+}
+
+/// The binary exists and is newer than every source it is built from, so the test never
+/// runs yesterday's functions.
+fn assert_fresh(binary: &Path) {
+    let built = std::fs::metadata(binary)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: build the functions first (scripts/test does)",
+                binary.display()
+            )
+        });
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs: Vec<PathBuf> = ["shared/src", "functions/src", "migrations"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if let Ok(changed) = entry.metadata().and_then(|m| m.modified()) {
+                assert!(
+                    changed <= built,
+                    "{} is older than {}: rebuild the functions (scripts/test does)",
+                    binary.display(),
+                    path.display()
+                );
+            }
+        }
+    }
 }
 
 /// What template.yaml says about the functions: the HttpApi routes of each binary and the
@@ -538,6 +567,19 @@ pub struct EventSource<'a> {
 }
 
 impl EventSource<'_> {
+    /// Makes the visibility timeout of a received message pass now (instead of waiting for
+    /// it): the message is visible again, as SQS makes it after the timeout.
+    pub async fn time_out(&self, message: &Received) {
+        self.sqs
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(&message.receipt_handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("ChangeMessageVisibility: the message is still on the queue");
+    }
+
     /// Receives until the queue has nothing visible and hands what it receives to the
     /// function: batches of at most `batch_size`, one message group's messages per batch in
     /// order; after a failure in a group the rest of that group is not processed (it comes
