@@ -514,6 +514,26 @@ async fn deployable_path_runs_against_emulated_aws() {
     assert_eq!(other.status, 404, "another viewer's export is not found");
     let download = reqwest::get(url).await.expect("download");
     assert_eq!(download.status(), 200);
+    let disposition = download
+        .headers()
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        disposition,
+        format!(
+            "attachment; filename=\"{}\"",
+            job["file_name"].as_str().unwrap_or_default()
+        )
+    );
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("ListMultipartUploads");
+    assert!(uploads.uploads().is_empty(), "no upload left open");
     let csv_bytes = download.bytes().await.expect("csv");
     assert_eq!(
         csv_bytes.len() as i64,
