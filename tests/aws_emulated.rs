@@ -278,18 +278,13 @@ async fn deployable_path_runs_against_emulated_aws() {
         "b".repeat(63),
         "c".repeat(63)
     );
+    let refused = refused_port();
     let mut instances: HashMap<&str, i64> = HashMap::new();
     for (name, db_type, host, port, credential) in [
         ("pg-a", "pg", "127.0.0.1", 5432, Some(pg_credential)),
         ("pg-b", "postgresql", "127.0.0.1", 5432, Some(pg_credential)),
         ("mariadb", "mariadb", "127.0.0.1", 3306, Some(my_credential)),
-        (
-            "refused",
-            "pg",
-            "127.0.0.1",
-            refused_port(),
-            Some(pg_credential),
-        ),
+        ("refused", "pg", "127.0.0.1", refused, Some(pg_credential)),
         ("far", "pg", long_host.as_str(), 5432, None),
     ] {
         let r = api
@@ -307,6 +302,21 @@ async fn deployable_path_runs_against_emulated_aws() {
         instances.insert(name, r.data()["id"].as_i64().expect("instance id"));
     }
     let id = |name: &str| instances[name];
+    // More instances on the refusing server: the fan-out then takes two SendMessageBatch
+    // calls (at most 10 entries each) and one group holds many messages.
+    let more_refused: Vec<i64> = pg
+        .query(
+            "INSERT INTO instances (name, db_type, host, port) \
+             SELECT 'refused-' || g, 'postgresql', '127.0.0.1', $1 FROM generate_series(2, 9) g \
+             RETURNING id",
+            &[&i32::from(refused)],
+        )
+        .await
+        .expect("more instances")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let all_instances = instances.len() + more_refused.len();
 
     // 3. The schedule starts collect-dispatch: one message per instance on the FIFO queue.
     let run = lambda
@@ -361,7 +371,7 @@ async fn deployable_path_runs_against_emulated_aws() {
             "one message per instance"
         );
     }
-    let mut expected_ids: Vec<i64> = instances.values().copied().collect();
+    let mut expected_ids: Vec<i64> = instances.values().chain(&more_refused).copied().collect();
     let mut got_ids: Vec<i64> = by_instance.keys().copied().collect();
     expected_ids.sort_unstable();
     got_ids.sort_unstable();
@@ -382,14 +392,19 @@ async fn deployable_path_runs_against_emulated_aws() {
         let group = batch[0].attribute("MessageGroupId");
         assert!(batch.iter().all(|m| m.attribute("MessageGroupId") == group));
     }
-    // One server's two instances: delivered in the order they were sent.
-    let position = |instance: i64| {
-        received
-            .iter()
-            .position(|m| collect_message(m).instance_id == instance)
-            .expect("delivered")
-    };
-    assert!(position(id("pg-a")) < position(id("pg-b")));
+    // Each server's messages delivered in the order they were sent (by instance id).
+    let mut groups: HashMap<&str, Vec<i64>> = HashMap::new();
+    for m in &received {
+        groups
+            .entry(m.attribute("MessageGroupId").unwrap_or_default())
+            .or_default()
+            .push(collect_message(m).instance_id);
+    }
+    for (group, ids) in &groups {
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{group}: {ids:?}");
+    }
+    assert_eq!(groups["127.0.0.1:5432"], vec![id("pg-a"), id("pg-b")]);
+    assert_eq!(groups[format!("127.0.0.1:{refused}").as_str()].len(), 9);
     let failed: Vec<i64> = first
         .failed
         .iter()
@@ -400,7 +415,7 @@ async fn deployable_path_runs_against_emulated_aws() {
         vec![id("mariadb")],
         "only the faulted record failed"
     );
-    assert_eq!(first.deleted.len(), instances.len() - 1);
+    assert_eq!(first.deleted.len(), all_instances - 1);
 
     pg.batch_execute("DROP TRIGGER fail_item ON task_run_items; DROP FUNCTION fail_item()")
         .await
@@ -423,13 +438,21 @@ async fn deployable_path_runs_against_emulated_aws() {
     assert!(second.failed.is_empty(), "{:?}", second.failed);
     assert_eq!(messages_left(&sqs, &collect_url).await, 0);
 
-    // The run, through the API: three servers collected; the refusing one and the unknown
-    // host are recorded item failures (not redelivered).
+    // The run, through the API: three instances collected; those of the refusing server and
+    // the unknown host are recorded item failures (not redelivered).
     let r = api
         .call("GET", &format!("/api/v1/task-runs/{run_id}"), None, &VIEWER)
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.data()["status"], "completed_with_errors", "{r:?}");
+    assert_eq!(
+        (
+            r.data()["status"].as_str(),
+            r.data()["items_succeeded"].as_i64(),
+            r.data()["items_failed"].as_i64()
+        ),
+        (Some("completed_with_errors"), Some(3), Some(10)),
+        "{r:?}"
+    );
     let items: HashMap<String, String> = pg
         .query(
             "SELECT item_key, status FROM task_run_items WHERE run_id = $1",
