@@ -93,12 +93,19 @@ fn collect_message(m: &Received) -> CollectMessage {
     serde_json::from_str(&m.body).expect("a collection message")
 }
 
-/// A port nobody listens on (just released by us): the server refuses.
-fn refused_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// A server that hangs up on every connection, so collecting it fails at once. (Not a port
+/// merely released: another test could take it meanwhile.)
+async fn refusing_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    port
 }
 
 /// Ledger rows of instances that are never collected, enough for an export of several
@@ -278,7 +285,7 @@ async fn deployable_path_runs_against_emulated_aws() {
         "b".repeat(63),
         "c".repeat(63)
     );
-    let refused = refused_port();
+    let refused = refusing_server().await;
     let mut instances: HashMap<&str, i64> = HashMap::new();
     for (name, db_type, host, port, credential) in [
         ("pg-a", "pg", "127.0.0.1", 5432, Some(pg_credential)),

@@ -12,12 +12,23 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// On a free port; tried again on another one when the port was taken between our
+    /// choosing it and moto binding it.
     pub async fn start() -> Moto {
+        for _ in 0..3 {
+            if let Some(moto) = Self::start_on_free_port().await {
+                return moto;
+            }
+        }
+        panic!("moto did not start; is `moto[server]` installed (scripts/services)?");
+    }
+
+    async fn start_on_free_port() -> Option<Moto> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let process = tokio::process::Command::new("python3")
+        let mut process = tokio::process::Command::new("python3")
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
             .arg(port.to_string())
             .stdin(Stdio::null())
@@ -29,22 +40,21 @@ impl Moto {
         let endpoint = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let started = Instant::now();
-        loop {
+        while started.elapsed() < Duration::from_secs(30) {
+            if !matches!(process.try_wait(), Ok(None)) {
+                return None;
+            }
             if let Ok(r) = http.get(format!("{endpoint}/moto-api/")).send().await {
                 if r.status().is_success() {
-                    break;
+                    return Some(Moto {
+                        endpoint,
+                        _process: process,
+                    });
                 }
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto did not start on {endpoint}; is `moto[server]` installed (scripts/services)?"
-            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Moto {
-            endpoint,
-            _process: process,
-        }
+        None
     }
 
     /// AWS configuration for the test's own clients, pointed at moto.
