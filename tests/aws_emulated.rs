@@ -242,6 +242,38 @@ async fn deployable_path_runs_against_emulated_aws() {
         "migrate is idempotent"
     );
 
+    // A secret that is not the JSON expected stops a cold start with a message that names
+    // the setting and not the content.
+    let broken_content = format!("database_url={}", db.url);
+    let broken_arn = secrets
+        .create_secret()
+        .name("tidemark/broken")
+        .secret_string(&broken_content)
+        .send()
+        .await
+        .expect("CreateSecret")
+        .arn
+        .expect("secret arn");
+    let broken = lambda
+        .start_with("api-system", &[("TIDEMARK_SECRET_ARN", &broken_arn)])
+        .await;
+    let exited = broken.try_invoke(&json!({})).await;
+    assert!(
+        exited.as_ref().is_err_and(|e| e.contains("exited")),
+        "{exited:?}"
+    );
+    let wanted = "the secret TIDEMARK_SECRET_ARN must be JSON with database_url and credential_key";
+    for _ in 0..50 {
+        if broken.logs().contains(wanted) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let logs = broken.logs();
+    assert!(logs.contains(wanted), "{logs}");
+    assert!(!logs.contains(&broken_content), "{logs}");
+    drop(broken);
+
     // 2. API Gateway events with JWT claims, each to the function template.yaml wires the
     // route to: credentials and instances.
     let password = format!("pw-{}", uuid::Uuid::new_v4().simple());

@@ -212,6 +212,19 @@ impl Function {
     /// One invocation, as Lambda runs it: the outcome the function posted. Panics (with the
     /// function's logs) when the process dies or the invocation times out.
     pub async fn invoke(&self, payload: &Value) -> Outcome {
+        match self.try_invoke(payload).await {
+            Ok(outcome) => outcome,
+            Err(why) => panic!(
+                "{}: {why}; init error: {:?}\n{}",
+                self.name,
+                self.api.init_error.lock().ok().and_then(|e| e.clone()),
+                self.logs()
+            ),
+        }
+    }
+
+    /// One invocation; `Err` when the process died or did not answer in time.
+    pub async fn try_invoke(&self, payload: &Value) -> Result<Outcome, String> {
         // One invocation at a time per container, as Lambda does.
         let mut process = self.process.lock().await;
         let (reply, outcome) = oneshot::channel();
@@ -236,20 +249,7 @@ impl Function {
             }
         })
         .await;
-        match result {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(why)) => panic!(
-                "{}: {why}; init error: {:?}\n{}",
-                self.name,
-                self.api.init_error.lock().ok().and_then(|e| e.clone()),
-                self.logs()
-            ),
-            Err(_) => panic!(
-                "{}: no answer within {INVOKE_TIMEOUT:?}\n{}",
-                self.name,
-                self.logs()
-            ),
-        }
+        result.unwrap_or_else(|_| Err(format!("no answer within {INVOKE_TIMEOUT:?}")))
     }
 
     /// An invocation that must succeed: its response.
@@ -286,6 +286,16 @@ impl Lambda {
         let f = Arc::new(Function::start(&self.bin_dir, name, &self.env).await);
         functions.insert(name.to_string(), f.clone());
         f
+    }
+
+    /// A container of its own with some variables changed (not kept for later calls).
+    pub async fn start_with(&self, name: &str, changes: &[(&str, &str)]) -> Function {
+        let mut env = self.env.clone();
+        for (k, v) in changes {
+            env.retain(|(name, _)| name != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        Function::start(&self.bin_dir, name, &env).await
     }
 
     /// Every function's logs, for "never in a log line" checks.
