@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tidemark::queue::{CollectMessage, MAX_GROUP_ID_LEN};
 use tidemark_tests::TestDb;
 
-use lambda::{schedule_event, Caller, EventSource, HttpApi, Lambda, Received, Template};
+use lambda::{schedule_event, Caller, EventSource, HttpApi, Lambda, Received, Template, ANONYMOUS};
 use moto::Moto;
 
 /// Longer than any invocation here takes, so nothing comes back while it is being handled;
@@ -516,6 +516,27 @@ async fn deployable_path_runs_against_emulated_aws() {
         );
     }
 
+    // A tag through api-tags, assigned through tags-bulk: the export below carries it.
+    let r = api
+        .call(
+            "POST",
+            "/api/v1/tags",
+            Some(&json!({"name": "prod", "display_name": "Production", "category": "env"})),
+            &OPERATOR,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let tag = r.data()["id"].as_i64().expect("tag id");
+    let r = api
+        .call(
+            "POST",
+            "/api/v1/tags/bulk/assign",
+            Some(&json!({"instance_ids": [id("pg-a"), id("mariadb")], "tag_ids": [tag]})),
+            &OPERATOR,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+
     // 5. An export through api-exports lands on the export queue; export-worker streams it to
     // S3 in parts; the presigned link downloads, with plain HTTP, the CSV of the ledger.
     seed_ledger(&pg, 30, 500).await;
@@ -650,6 +671,10 @@ async fn deployable_path_runs_against_emulated_aws() {
         .map(|r| (r[0].clone(), r[7].clone()))
         .collect();
     assert!(!from_csv.is_empty());
+    assert!(rows
+        .iter()
+        .filter(|r| r[1] == pg_a)
+        .all(|r| r[13] == "prod"));
     from_api.sort();
     from_csv.sort();
     assert_eq!(
@@ -717,6 +742,29 @@ async fn deployable_path_runs_against_emulated_aws() {
         .expect("event logs")
         .get(0);
     assert_eq!(finished, 1);
+
+    // The other API functions on what the jobs left: capacity, the event log, health (a
+    // route without the authorizer).
+    let r = api
+        .call(
+            "GET",
+            "/api/v1/capacity/instances?period_type=monthly",
+            None,
+            &VIEWER,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = api
+        .call("GET", "/api/v1/logs?module=maintenance", None, &ADMIN)
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.data()["items"][0]["message"],
+        "maintenance finished",
+        "{r:?}"
+    );
+    let r = api.call("GET", "/api/v1/health", None, &ANONYMOUS).await;
+    assert_eq!(r.status, 200, "{r:?}");
 
     // Secrets never in a log line of any function, the refused server's failure (logged
     // with its target, whose credential has the password) included.

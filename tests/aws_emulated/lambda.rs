@@ -428,11 +428,14 @@ impl Template {
     }
 }
 
-/// The caller as the JWT authorizer hands it on: subject and scopes.
+/// The caller as the JWT authorizer hands it on: subject and scopes; no subject for a route
+/// without the authorizer (no claims reach the function).
 pub struct Caller<'a> {
     pub sub: &'a str,
     pub scope: &'a str,
 }
+
+pub const ANONYMOUS: Caller = Caller { sub: "", scope: "" };
 
 /// An HTTP response as API Gateway would return it from the function's answer.
 #[derive(Debug)]
@@ -495,6 +498,10 @@ impl HttpApi<'_> {
             "body": body.map(Value::to_string),
             "isBase64Encoded": false
         });
+        let mut event = event;
+        if caller.sub.is_empty() {
+            event["requestContext"]["authorizer"] = Value::Null;
+        }
         let function = self.lambda.function(&binary).await;
         let out = function.invoke_ok(&event).await;
         let raw = out["body"].as_str().unwrap_or("");
