@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use chrono::NaiveTime;
 use chrono_tz::Tz;
 
 #[derive(Debug, Clone)]
@@ -23,10 +24,10 @@ pub struct Config {
     pub db_pool_size: usize,
     pub stats_retention_months: u32,
     pub log_retention_months: u32,
-    /// Daily collection time (HH:MM in `timezone`).
-    pub collect_at: String,
-    pub aggregate_at: String,
-    pub maintenance_at: String,
+    /// Daily job times of day in `timezone` (parsed from HH:MM at start).
+    pub collect_at: NaiveTime,
+    pub aggregate_at: NaiveTime,
+    pub maintenance_at: NaiveTime,
 }
 
 /// The 32-byte AES-256-GCM key, kept apart from `Config` so it never lands in a Debug print.
@@ -89,11 +90,10 @@ impl Config {
                     .into(),
             );
         }
-        let time = |name: &str, default: &str| -> Result<String, String> {
+        let time = |name: &str, default: &str| -> Result<NaiveTime, String> {
             let v = opt(name).unwrap_or_else(|| default.to_string());
-            chrono::NaiveTime::parse_from_str(&v, "%H:%M")
-                .map_err(|_| format!("{name} must be HH:MM, got {v:?}"))?;
-            Ok(v)
+            NaiveTime::parse_from_str(&v, "%H:%M")
+                .map_err(|_| format!("{name} must be HH:MM, got {v:?}"))
         };
         Ok(Config {
             database_url,
@@ -172,6 +172,13 @@ mod tests {
         let c = cfg(&[("DATABASE_URL", "postgres://x")]).unwrap();
         assert_eq!(c.collect_concurrency, 5);
         assert_eq!(c.export_part_size, 8 * 1024 * 1024);
+        assert_eq!(c.aggregate_at, NaiveTime::from_hms_opt(4, 0, 0).unwrap());
+        let e = cfg(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("TIDEMARK_COLLECT_AT", "25:00"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("TIDEMARK_COLLECT_AT"));
         assert!(parse_credential_key("short").is_err());
         assert!(parse_credential_key(&STANDARD.encode([7u8; 32])).is_ok());
     }

@@ -1,7 +1,7 @@
 //! Managed-database passwords at rest: AES-256-GCM, a fresh 96-bit nonce per value, stored as
 //! `nonce || ciphertext+tag`. The key comes from `TIDEMARK_CREDENTIAL_KEY`.
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+use aes_gcm::aead::{Aead, Generate, KeyInit};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 
 #[derive(Clone)]
@@ -15,11 +15,11 @@ impl std::fmt::Debug for CredentialKey {
 
 impl CredentialKey {
     pub fn new(key: &[u8; 32]) -> Self {
-        CredentialKey(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)))
+        CredentialKey(Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key)))
     }
 
     pub fn encrypt(&self, plaintext: &str) -> anyhow::Result<Vec<u8>> {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let nonce = Nonce::generate();
         let ct = self
             .0
             .encrypt(&nonce, plaintext.as_bytes())
@@ -34,7 +34,8 @@ impl CredentialKey {
             anyhow::bail!("stored credential is too short");
         }
         let (nonce, ct) = stored.split_at(12);
-        let pt = self.0.decrypt(Nonce::from_slice(nonce), ct).map_err(|_| {
+        let nonce = Nonce::try_from(nonce)?;
+        let pt = self.0.decrypt(&nonce, ct).map_err(|_| {
             anyhow::anyhow!("credential cannot be decrypted with the configured key")
         })?;
         Ok(String::from_utf8(pt)?)

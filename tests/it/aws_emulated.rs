@@ -4,9 +4,7 @@
 //! events with JWT claims, schedule events, the SQS event source mappings (batch size from
 //! template.yaml, partial batch failures) and a plain HTTP download of the presigned link.
 
-#[path = "aws_emulated/lambda.rs"]
 mod lambda;
-#[path = "aws_emulated/moto.rs"]
 mod moto;
 
 use std::collections::HashMap;

@@ -31,7 +31,7 @@ fn normalise(path: &str) -> String {
 }
 
 fn router_routes() -> BTreeMap<(String, String), String> {
-    tidemark::http::router::routes()
+    tidemark::api::routes()
         .iter()
         .map(|r| {
             (
