@@ -171,7 +171,7 @@ pub fn to_lambda(resp: ApiResponse) -> Result<Response<Body>, Error> {
     }
     let textual = resp
         .headers
-        .get(http::header::CONTENT_TYPE)
+        .get(lambda_http::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/"));
     let body = if resp.body.is_empty() {

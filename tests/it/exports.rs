@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tidemark::queue::ExportMessage;
-use tidemark::web::auth::token_subject;
-use tidemark::web::Role;
 use tidemark::App;
 use tidemark_tests::{token_subject, Role, TestStack, VIEWER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
