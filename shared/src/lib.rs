@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod db;
 pub mod events;
 pub mod exports;
+pub mod fleet;
 pub mod http;
 pub mod instances;
 pub mod ledger;

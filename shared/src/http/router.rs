@@ -69,6 +69,7 @@ pub fn routes() -> &'static [Route] {
         all.extend(crate::tasks::routes());
         all.extend(crate::exports::routes());
         all.extend(crate::system::routes());
+        all.extend(crate::fleet::routes());
         all
     })
 }

@@ -1,0 +1,75 @@
+// Time series with uPlot. Each draw is timed with the Performance API (measure "chart:<name>")
+// so the end-to-end run can report how long a chart takes.
+import { useEffect, useRef } from "preact/hooks";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { formatBytes } from "./format";
+
+export interface Series {
+  label: string;
+  values: (number | null)[];
+  color: string;
+  dash?: number[];
+  points?: boolean;
+  width?: number;
+}
+
+export function Chart(props: { name: string; xs: number[]; series: Series[]; threshold?: number | null; height?: number }) {
+  const el = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const host = el.current;
+    if (!host) return;
+    performance.mark(`chart:${props.name}:start`);
+    const width = Math.max(300, host.clientWidth || 800);
+    const opts: uPlot.Options = {
+      width,
+      height: props.height ?? 300,
+      scales: { x: { time: true } },
+      axes: [{}, { values: (_u, vals) => vals.map((v) => formatBytes(v)), size: 80 }],
+      series: [
+        {},
+        ...props.series.map((s) => ({
+          label: s.label,
+          stroke: s.color,
+          width: s.width ?? 2,
+          dash: s.dash,
+          spanGaps: true,
+          points: { show: s.points ?? false, size: 4 },
+          value: (_u: uPlot, v: number | null) => formatBytes(v),
+        })),
+      ],
+      hooks: {
+        draw: [
+          (u) => {
+            if (props.threshold) {
+              const y = u.valToPos(props.threshold, "y", true);
+              const ctx = u.ctx;
+              ctx.save();
+              ctx.strokeStyle = "#c0392b";
+              ctx.setLineDash([6, 4]);
+              ctx.beginPath();
+              ctx.moveTo(u.bbox.left, y);
+              ctx.lineTo(u.bbox.left + u.bbox.width, y);
+              ctx.stroke();
+              ctx.restore();
+            }
+          },
+        ],
+      },
+    };
+    const data = [props.xs, ...props.series.map((s) => s.values)] as uPlot.AlignedData;
+    const plot = new uPlot(opts, data, host);
+    const drawn = props.series[0]?.values.filter((v) => v !== null).length ?? 0;
+    host.dataset.points = String(drawn);
+    performance.mark(`chart:${props.name}:end`);
+    const m = performance.measure(`chart:${props.name}`, `chart:${props.name}:start`, `chart:${props.name}:end`);
+    host.dataset.renderMs = m.duration.toFixed(2);
+    const onResize = () => plot.setSize({ width: Math.max(300, host.clientWidth), height: props.height ?? 300 });
+    window.addEventListener("resize", onResize);
+    return () => {
+      window.removeEventListener("resize", onResize);
+      plot.destroy();
+    };
+  }, [props.xs, props.series, props.threshold]);
+  return <div class="chart" ref={el} data-testid={`chart-${props.name}`} role="img" aria-label={`${props.name} chart`} />;
+}

@@ -1,0 +1,157 @@
+import { useMemo } from "preact/hooks";
+import { get, type Page, type QueryOf } from "../api/client";
+import type { Aggregation } from "../api/types";
+import { Chart, type Series } from "../chart";
+import { formatPercent } from "../format";
+import { Link, useParams } from "../router";
+import { dateToX } from "../series";
+import { withFilter, type Params } from "../state";
+import { Badge, Bytes, Pager, SearchInput, Select, SortTh, States, useLoad } from "../ui";
+
+type Period = NonNullable<QueryOf<"/capacity/instances">["period_type"]>;
+const PERIODS: [Period, string][] = [["daily", "Daily"], ["weekly", "Weekly"], ["monthly", "Monthly"], ["quarterly", "Quarterly"]];
+const COLORS = ["#0b5d7a", "#e67e22", "#8e44ad", "#27ae60", "#c0392b", "#2c3e50", "#d35400", "#16a085"];
+
+/** One line per name over the union of period starts (null where a name has no row). */
+export function pivot(rows: Aggregation[], nameOf: (r: Aggregation) => string, top = 8): { xs: number[]; series: Series[] } {
+  const starts = [...new Set(rows.map((r) => r.period_start))].sort();
+  const latest = new Map<string, number>();
+  for (const r of rows) latest.set(nameOf(r), Math.max(latest.get(nameOf(r)) ?? 0, r.avg_bytes));
+  const names = [...latest.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([n]) => n);
+  const series = names.map((n, i) => {
+    const byStart = new Map(rows.filter((r) => nameOf(r) === n).map((r) => [r.period_start, r.avg_bytes]));
+    return { label: n, values: starts.map((s) => byStart.get(s) ?? null), color: COLORS[i % COLORS.length], points: true };
+  });
+  return { xs: starts.map(dateToX), series };
+}
+
+function Trend(props: { scope: "instances" | "databases"; period: Period; params: Params }) {
+  const from = props.params.start_date ? String(props.params.start_date) : undefined;
+  const to = props.params.end_date ? String(props.params.end_date) : undefined;
+  const l = useLoad(
+    () =>
+      get<Page<Aggregation>>(`/capacity/${props.scope}`, {
+        period_type: props.period,
+        start_date: from,
+        end_date: to,
+        sort: "period_start",
+        order: "desc",
+        limit: 200,
+      }),
+    `${props.scope}:${props.period}:${from}:${to}`,
+  );
+  const data = useMemo(
+    () =>
+      pivot(l.data?.items ?? [], (r) => (props.scope === "databases" ? `${r.instance.name}/${r.database_name}` : r.instance.name)),
+    [l.data],
+  );
+  return (
+    <States l={l} empty={(d) => d.items.length === 0} emptyText="No aggregates for this period yet.">
+      {() => <Chart name={`capacity-${props.scope}`} xs={data.xs} series={data.series} height={260} />}
+    </States>
+  );
+}
+
+export function Capacity() {
+  const [params, set] = useParams();
+  const period = (params.period_type as Period) ?? "weekly";
+  const scope = params.scope === "databases" ? "databases" : "instances";
+  const sort = params.sort ? String(params.sort) : "change_bytes";
+  const q = {
+    period_type: period,
+    sort,
+    order: params.order ?? "desc",
+    limit: params.limit ?? 10,
+    cursor: params.cursor,
+    start_date: params.start_date,
+    end_date: params.end_date,
+  };
+  const l = useLoad(() => get<Page<Aggregation>>(`/capacity/${scope}`, q), JSON.stringify([scope, q]));
+  const withSort = { ...params, sort };
+  return (
+    <>
+      <h1>Capacity</h1>
+      <div class="filters">
+        <div role="group" aria-label="Period" class="seg">
+          {PERIODS.map(([p, label]) => (
+            <button aria-pressed={p === period} onClick={() => set(withFilter(params, "period_type", p))}>
+              {label}
+            </button>
+          ))}
+        </div>
+        <SearchInput label="From" placeholder="YYYY-MM-DD" value={String(params.start_date ?? "")} onCommit={(v) => set(withFilter(params, "start_date", v))} />
+        <SearchInput label="To" placeholder="YYYY-MM-DD" value={String(params.end_date ?? "")} onCommit={(v) => set(withFilter(params, "end_date", v))} />
+        <Select
+          label="Top N"
+          value={String(params.limit ?? "10")}
+          options={[["10", "10"], ["20", "20"], ["50", "50"]]}
+          onChange={(v) => set(withFilter(params, "limit", v === "10" ? "" : v))}
+        />
+        <Select
+          label="Of"
+          value={scope}
+          options={[["instances", "instances"], ["databases", "databases"]]}
+          onChange={(v) => set(withFilter(params, "scope", v === "instances" ? "" : v))}
+        />
+      </div>
+      <section class="two">
+        <div>
+          <h2>Instances</h2>
+          <Trend scope="instances" period={period} params={params} />
+        </div>
+        <div>
+          <h2>Databases</h2>
+          <Trend scope="databases" period={period} params={params} />
+        </div>
+      </section>
+      <h2>
+        Top {scope} by {sort.replace("_", " ")}
+      </h2>
+      <States l={l} empty={(d) => d.items.length === 0} emptyText="No aggregates for this period yet.">
+        {(d) => (
+          <>
+            <table>
+              <thead>
+                <tr>
+                  <SortTh col="instance_name" label="Instance" params={withSort} set={set} />
+                  {scope === "databases" && <SortTh col="database_name" label="Database" params={withSort} set={set} />}
+                  <SortTh col="period_start" label="Period" params={withSort} set={set} />
+                  <SortTh col="avg_bytes" label="Average" params={withSort} set={set} num />
+                  <SortTh col="change_bytes" label="Change" params={withSort} set={set} num />
+                  <SortTh col="change_percent" label="Change %" params={withSort} set={set} num />
+                  <th>Trend</th>
+                </tr>
+              </thead>
+              <tbody>
+                {d.items.map((r) => (
+                  <tr>
+                    <td>
+                      <Link href={`/instances/${r.instance.id}`}>{r.instance.name}</Link>
+                    </td>
+                    {scope === "databases" && <td>{r.database_name}</td>}
+                    <td>
+                      {r.period_start}
+                      {r.period_end !== r.period_start ? ` – ${r.period_end}` : ""}
+                    </td>
+                    <td class="num">
+                      <Bytes n={r.avg_bytes} />
+                    </td>
+                    <td class="num">
+                      {r.change_bytes > 0 ? "+" : ""}
+                      <Bytes n={r.change_bytes} />
+                    </td>
+                    <td class="num">{formatPercent(r.change_percent)}</td>
+                    <td>
+                      <Badge value={r.trend} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <Pager params={params} set={set} hasNext={d.has_next} nextCursor={d.next_cursor} count={d.items.length} />
+          </>
+        )}
+      </States>
+    </>
+  );
+}
