@@ -3,16 +3,10 @@
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import type { Series } from "./chart-types";
 import { formatBytes } from "./format";
 
-export interface Series {
-  label: string;
-  values: (number | null)[];
-  color: string;
-  dash?: number[];
-  points?: boolean;
-  width?: number;
-}
+export type { Series };
 
 export function Chart(props: { name: string; xs: number[]; series: Series[]; threshold?: number | null; height?: number }) {
   const el = useRef<HTMLDivElement>(null);

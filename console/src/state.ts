@@ -48,14 +48,18 @@ export function toggleSort(p: Params, column: string): Params {
 }
 
 /** Next page: the cursor goes into the URL and the current one onto a back stack
- * (comma-separated in `prev`; "" stands for the first page). */
+ * (comma-separated in `prev`; an empty stack means the previous page is the first). */
 export function nextPage(p: Params, cursor: string): Params {
   const stack = p.prev ? String(p.prev).split(",") : [];
-  return { ...p, cursor, prev: [...stack, String(p.cursor ?? "")].join(",") };
+  if (p.cursor) stack.push(String(p.cursor));
+  const next: Params = { ...p, cursor };
+  if (stack.length) next.prev = stack.join(",");
+  else delete next.prev;
+  return next;
 }
 export function prevPage(p: Params): Params {
   const stack = p.prev ? String(p.prev).split(",") : [];
-  const back = stack.pop() ?? "";
+  const back = stack.pop();
   const next: Params = { ...p };
   if (back) next.cursor = back;
   else delete next.cursor;

@@ -1,29 +1,15 @@
 import { useMemo } from "preact/hooks";
 import { get, type Page, type QueryOf } from "../api/client";
 import type { Aggregation } from "../api/types";
-import { Chart, type Series } from "../chart";
+import { Chart } from "../chart";
 import { formatPercent } from "../format";
 import { Link, useParams } from "../router";
-import { dateToX } from "../series";
+import { pivot } from "../derive";
 import { withFilter, type Params } from "../state";
 import { Badge, Bytes, Pager, SearchInput, Select, SortTh, States, useLoad } from "../ui";
 
 type Period = NonNullable<QueryOf<"/capacity/instances">["period_type"]>;
 const PERIODS: [Period, string][] = [["daily", "Daily"], ["weekly", "Weekly"], ["monthly", "Monthly"], ["quarterly", "Quarterly"]];
-const COLORS = ["#0b5d7a", "#e67e22", "#8e44ad", "#27ae60", "#c0392b", "#2c3e50", "#d35400", "#16a085"];
-
-/** One line per name over the union of period starts (null where a name has no row). */
-export function pivot(rows: Aggregation[], nameOf: (r: Aggregation) => string, top = 8): { xs: number[]; series: Series[] } {
-  const starts = [...new Set(rows.map((r) => r.period_start))].sort();
-  const latest = new Map<string, number>();
-  for (const r of rows) latest.set(nameOf(r), Math.max(latest.get(nameOf(r)) ?? 0, r.avg_bytes));
-  const names = [...latest.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([n]) => n);
-  const series = names.map((n, i) => {
-    const byStart = new Map(rows.filter((r) => nameOf(r) === n).map((r) => [r.period_start, r.avg_bytes]));
-    return { label: n, values: starts.map((s) => byStart.get(s) ?? null), color: COLORS[i % COLORS.length], points: true };
-  });
-  return { xs: starts.map(dateToX), series };
-}
 
 function Trend(props: { scope: "instances" | "databases"; period: Period; params: Params }) {
   const from = props.params.start_date ? String(props.params.start_date) : undefined;

@@ -1,9 +1,10 @@
 import { useMemo } from "preact/hooks";
 import { get } from "../api/client";
-import type { DatabaseSizes, SizePoint } from "../api/types";
+import type { DatabaseSizes } from "../api/types";
 import { Chart } from "../chart";
 import { dateRanges, formatDaysUntil, formatGrowth, formatPercent, parseBytes, todayIn } from "../format";
 import { Link, useParams, useRouteParams } from "../router";
+import { recentChanges } from "../derive";
 import { chartData, regression, type Point } from "../series";
 import { useSession } from "../session";
 import { withFilter } from "../state";
@@ -16,16 +17,6 @@ async function history(id: string, days: number, tz: string): Promise<DatabaseSi
     ranges.map(([start_date, end_date]) => get<DatabaseSizes>(`/databases/${id}/sizes`, { start_date, end_date })),
   );
   return { ...parts[parts.length - 1], start_date: ranges[0][0], items: parts.flatMap((p) => p.items) };
-}
-
-/** Day-over-day changes, newest first, only days where the size moved. */
-export function recentChanges(items: SizePoint[], n = 10): { date: string; change: number; size: number }[] {
-  const out = [];
-  for (let i = items.length - 1; i > 0 && out.length < n; i--) {
-    const change = items[i].size_bytes - items[i - 1].size_bytes;
-    if (change !== 0) out.push({ date: items[i].collected_date, change, size: items[i].size_bytes });
-  }
-  return out;
 }
 
 export function DatabasePage() {

@@ -1,20 +1,12 @@
 import { useLayoutEffect, useRef, useState } from "preact/hooks";
-import { get, post, type Page, type QueryOf } from "../api/client";
+import { get, post, type Page } from "../api/client";
 import type { ExportJob, LedgerItem } from "../api/types";
 import { formatDaysUntil, formatGrowth, parseBytes } from "../format";
 import { Link, useParams } from "../router";
-import { apiQuery, withFilter, type Params } from "../state";
+import { exportFilters } from "../derive";
+import { apiQuery, withFilter } from "../state";
 import { Badge, Bytes, ErrorBox, Pager, SearchInput, Select, SortTh, States, Time, useLoad } from "../ui";
 
-type LedgerQuery = QueryOf<"/databases/ledger">;
-const FILTERS: (keyof LedgerQuery)[] = ["search", "db_type", "instance_id", "tag", "tag_mode", "min_size_bytes", "stale", "threshold_bytes"];
-
-/** The export's filters: the ledger's filters and sort, never its paging. */
-export function exportFilters(p: Params): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const k of [...FILTERS, "sort", "order"]) if (p[k] !== undefined && p[k] !== "") out[k] = p[k];
-  return out;
-}
 
 export function ExportButton(props: { kind: "database_ledger" | "instances"; filters: Record<string, unknown> }) {
   const [job, setJob] = useState<ExportJob | null>(null);

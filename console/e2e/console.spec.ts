@@ -1,0 +1,204 @@
+// End to end against the seeded local stack (scripts/console-test): sign-in, ledger filters and
+// cursor pages, bulk tagging, export download, the database chart, viewer rights, API errors,
+// and a screenshot of every page (screenshots/, git-ignored). Prints the render figures.
+import { expect, test, type Page } from "@playwright/test";
+import { readFileSync } from "node:fs";
+
+const ADMIN = process.env.TIDEMARK_E2E_ADMIN ?? "admin-token-console-e2e-0001";
+const OPERATOR = process.env.TIDEMARK_E2E_OPERATOR ?? "operator-token-console-e2e-01";
+const VIEWER = process.env.TIDEMARK_E2E_VIEWER ?? "viewer-token-console-e2e-0001";
+const SHOTS = "screenshots";
+
+async function signIn(page: Page, token: string, path = "/") {
+  await page.goto(path);
+  await page.getByLabel("API token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("navigation", { name: "main" })).toBeVisible();
+}
+
+async function shot(page: Page, name: string) {
+  await page.waitForLoadState("networkidle");
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+}
+
+test("signs in with a token and shows the overview", async ({ page }) => {
+  await page.goto("/");
+  await expect(page.getByLabel("API token")).toBeVisible();
+  await page.getByLabel("API token").fill("not-a-valid-token-000");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("alert")).toContainText("not valid");
+  await page.getByLabel("API token").fill(ADMIN);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("heading", { name: "Overview" })).toBeVisible();
+  await expect(page.getByRole("heading", { name: "Fills first" })).toBeVisible();
+  await expect(page.locator(".card").first()).toContainText("Instances");
+  // The token is in this tab's session storage, never in a cookie.
+  expect(await page.context().cookies()).toHaveLength(0);
+  expect(await page.evaluate(() => sessionStorage.getItem("tidemark.token"))).toBe(ADMIN);
+  await shot(page, "overview");
+  await page.screenshot({ path: `${SHOTS}/overview-viewport.png` });
+});
+
+test("the start banner's link signs in from the URL fragment", async ({ page }) => {
+  await page.goto(`/ledger#token=${ADMIN}`);
+  await expect(page.getByRole("heading", { name: "Database ledger" })).toBeVisible();
+  expect(page.url()).not.toContain("token=");
+});
+
+test("filters the ledger and follows a cursor page", async ({ page }) => {
+  await signIn(page, ADMIN, "/ledger");
+  await page.getByLabel("Search").first().fill("app");
+  await page.getByLabel("Search").first().press("Enter");
+  await expect(page).toHaveURL(/search=app/);
+  const rows = page.getByTestId("ledger-table").locator("tbody tr");
+  await expect(rows).toHaveCount(20);
+  await expect(page.locator(".pager")).toContainText("of 200");
+  const firstPage = await rows.first().innerText();
+  await page.getByRole("button", { name: "Next →" }).click();
+  await expect(page).toHaveURL(/cursor=/);
+  await expect(rows.first()).not.toHaveText(firstPage);
+  await expect(rows).toHaveCount(20);
+  // The URL carries the state: reloading shows the same page.
+  const second = await rows.first().innerText();
+  await page.reload();
+  await expect(rows.first()).toHaveText(second);
+  await page.getByRole("button", { name: "← Previous" }).click();
+  await expect(rows.first()).toHaveText(firstPage);
+  // Sort by size, biggest first.
+  await page.getByRole("button", { name: "Size" }).click();
+  await expect(page).toHaveURL(/sort=size/);
+  await shot(page, "ledger");
+});
+
+test("bulk-tags three instances across pages and sees the tags in the ledger", async ({ page }) => {
+  await signIn(page, OPERATOR, "/instances?limit=20&sort=name");
+  const table = page.getByTestId("instances-table");
+  await page.getByLabel("Select app-001").check();
+  await page.getByLabel("Select app-002").check();
+  await page.getByRole("button", { name: "Next →" }).click();
+  await expect(page).toHaveURL(/cursor=/);
+  await page.getByLabel("Select app-021").check();
+  await expect(page.getByRole("region", { name: "bulk actions" })).toContainText("3 selected");
+  await page.getByLabel("or new tag").fill("e2e-bulk");
+  await page.getByRole("button", { name: "Assign tag" }).click();
+  await expect(page.getByRole("status")).toContainText("Tagged 3 instance(s)");
+  await expect(table.locator("tr", { hasText: "app-021" })).toContainText("e2e-bulk");
+  await shot(page, "instances");
+
+  await page.goto("/ledger?tag=e2e-bulk&sort=instance_name&limit=50");
+  const rows = page.getByTestId("ledger-table").locator("tbody tr");
+  await expect(rows.first()).toContainText("e2e-bulk");
+  const names = await rows.locator("td:nth-child(2)").allInnerTexts();
+  expect([...new Set(names)].sort()).toEqual(["app-001", "app-002", "app-021"]);
+});
+
+test("exports the ledger and downloads the CSV through its link", async ({ page }) => {
+  await signIn(page, VIEWER, "/ledger?search=app-00");
+  await page.getByRole("button", { name: "Export CSV" }).click();
+  const link = page.getByTestId("download-link");
+  await expect(link).toBeVisible({ timeout: 30_000 });
+  await expect(page.locator(".export")).toContainText("completed");
+  const download = page.waitForEvent("download");
+  await link.click();
+  const d = await download;
+  const csv = readFileSync(await d.path(), "utf8");
+  const lines = csv.trim().split(/\r?\n/);
+  expect(lines[0]).toContain("database_name");
+  // app-001 .. app-009: 9 instances with their databases.
+  expect(lines.length).toBeGreaterThan(9);
+  expect(csv).toContain("app-001");
+  expect(csv).not.toContain("app-010");
+  await page.goto("/exports");
+  await expect(page.getByRole("table")).toContainText("database_ledger");
+  await shot(page, "exports");
+});
+
+test("a database page draws its chart with daily points and aggregate lines", async ({ page }) => {
+  await signIn(page, ADMIN, "/ledger?search=orders&sort=size");
+  await page.getByRole("link", { name: "orders" }).first().click();
+  await expect(page).toHaveURL(/\/databases\/\d+/);
+  await page.getByLabel("Range").selectOption("730");
+  await expect(page).toHaveURL(/days=730/);
+  const chart = page.getByTestId("chart-database");
+  await expect(chart.locator("canvas")).toBeVisible();
+  await expect(chart).toHaveAttribute("data-points", "730");
+  await expect(page.locator(".u-legend")).toContainText("weekly avg");
+  await page.getByLabel("Threshold").fill("2 GB");
+  await page.getByLabel("Threshold").press("Enter");
+  await expect(page.locator(".card", { hasText: "Reaches" })).toContainText(/in \d+ days|reached/);
+  const ms = Number(await chart.getAttribute("data-render-ms"));
+  console.log(`BENCH database chart, 730 daily points + weekly/monthly lines + forecast: ${ms.toFixed(1)} ms (budget 50 ms)`);
+  expect(ms).toBeLessThan(50);
+  await shot(page, "database");
+});
+
+test("the ledger renders 200 rows within 100 ms of the response", async ({ page }) => {
+  await signIn(page, ADMIN, "/ledger");
+  const samples: number[] = [];
+  for (const sort of ["size", "database_name", "growth"]) {
+    await page.goto(`/ledger?limit=200&sort=${sort}`);
+    const table = page.getByTestId("ledger-table");
+    await expect(table.locator("tbody tr")).toHaveCount(200);
+    samples.push(Number(await table.getAttribute("data-render-ms")));
+  }
+  const worst = Math.max(...samples);
+  console.log(`BENCH ledger page, 200 rows rendered after the response: ${samples.map((s) => s.toFixed(1)).join(", ")} ms (worst ${worst.toFixed(1)}, budget 100 ms)`);
+  expect(worst).toBeLessThan(100);
+});
+
+test("a viewer sees no write buttons", async ({ page }) => {
+  await signIn(page, VIEWER, "/instances");
+  await expect(page.getByTestId("instances-table")).toBeVisible();
+  await expect(page.getByRole("button", { name: "New instance" })).toHaveCount(0);
+  await expect(page.getByRole("button", { name: "Edit" })).toHaveCount(0);
+  await expect(page.getByRole("button", { name: "Delete" })).toHaveCount(0);
+  await expect(page.getByLabel("Select page")).toHaveCount(0);
+  await page.goto("/runs");
+  await expect(page.getByRole("heading", { name: "Runs" })).toBeVisible();
+  await expect(page.getByRole("button", { name: "Collect all now" })).toHaveCount(0);
+  await expect(page.getByRole("link", { name: "Logs" })).toHaveCount(0);
+  await page.goto("/system");
+  await expect(page.getByRole("button", { name: "Ensure partitions" })).toHaveCount(0);
+});
+
+test("an API error shows its message and request id", async ({ page }) => {
+  await signIn(page, ADMIN, "/databases/987654321");
+  const alert = page.getByRole("alert");
+  await expect(alert).toContainText("NOT_FOUND");
+  await expect(page.getByTestId("request-id")).toHaveText(/^[0-9a-f-]{36}$/);
+  await page.goto("/ledger?limit=500");
+  await expect(page.getByRole("alert")).toContainText("limit must be between 1 and 200");
+  await expect(page.getByTestId("request-id")).toBeVisible();
+});
+
+test("screenshots of every page, at desktop and phone width", async ({ page }) => {
+  await signIn(page, ADMIN);
+  const pages: [string, string][] = [
+    ["capacity", "/capacity?period_type=daily"],
+    ["runs", "/runs"],
+    ["logs", "/logs"],
+    ["system", "/system"],
+  ];
+  for (const [name, path] of pages) {
+    await page.goto(path);
+    await expect(page.locator("main h1")).toBeVisible();
+    await shot(page, name);
+  }
+  await page.goto("/runs");
+  await page.locator("tbody tr a").first().click();
+  await expect(page).toHaveURL(/\/runs\/[0-9a-f-]{36}/);
+  await expect(page.locator("main")).toContainText("connection refused");
+  await shot(page, "run");
+  await page.goto("/instances?search=app-001");
+  await page.getByRole("link", { name: "app-001" }).click();
+  await expect(page.getByRole("heading", { name: "Databases" })).toBeVisible();
+  await shot(page, "instance");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto("/ledger");
+  await expect(page.getByTestId("ledger-table")).toBeVisible();
+  await shot(page, "ledger-phone");
+  await page.goto("/");
+  await page.getByRole("button", { name: "Menu" }).click();
+  await expect(page.getByRole("link", { name: "Capacity" })).toBeVisible();
+  await shot(page, "overview-phone");
+});
