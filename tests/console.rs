@@ -44,9 +44,7 @@ async fn me_names_the_role_and_the_business_time_zone() {
         assert_eq!(r.data()["timezone"], "Europe/Paris");
         assert!(r.data()["subject"].as_str().unwrap().starts_with("token:"));
     }
-    let anon = t
-        .call(reqwest::Method::GET, "/me", None, None)
-        .await;
+    let anon = t.call(reqwest::Method::GET, "/me", None, None).await;
     assert_eq!(anon.status, 401);
 }
 
@@ -54,7 +52,9 @@ async fn me_names_the_role_and_the_business_time_zone() {
 async fn fleet_summary_reports_each_figure() {
     let t = TestStack::start().await;
     seed(&t).await;
-    let r = t.get("/fleet/summary?threshold_bytes=1500000", Role::Viewer).await;
+    let r = t
+        .get("/fleet/summary?threshold_bytes=1500000", Role::Viewer)
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     let d = r.data();
     assert_eq!(d["threshold_bytes"], 1_500_000);
@@ -89,7 +89,9 @@ async fn fleet_summary_reports_each_figure() {
     assert_eq!(d["stale_instances"]["total"], 1);
     assert_eq!(d["stale_instances"]["items"][0]["name"], "my-b");
 
-    let bad = t.get("/fleet/summary?threshold_bytes=0", Role::Viewer).await;
+    let bad = t
+        .get("/fleet/summary?threshold_bytes=0", Role::Viewer)
+        .await;
     assert_eq!(bad.status, 400);
     assert_eq!(bad.body["error"]["field"], "threshold_bytes");
     let empty = TestStack::start().await;
@@ -103,22 +105,37 @@ async fn fleet_summary_reports_each_figure() {
 async fn console_files_history_fallback_and_api_404() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("assets")).unwrap();
-    std::fs::write(dir.path().join("index.html"), "<!doctype html><div id=app></div>").unwrap();
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><div id=app></div>",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("assets/app-1.js"), "console.log(1)").unwrap();
-    let t = TestStack::start_with(vec![("TIDEMARK_CONSOLE_DIR", dir.path().to_str().unwrap())]).await;
+    let t =
+        TestStack::start_with(vec![("TIDEMARK_CONSOLE_DIR", dir.path().to_str().unwrap())]).await;
     let root = format!("http://{}", t.stack.api_addr);
     let get = |p: &str| t.http.get(format!("{root}{p}")).send();
 
     for path in ["/", "/ledger?sort=size", "/databases/12", "/instances"] {
         let r = get(path).await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
-        assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8", "{path}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "text/html; charset=utf-8",
+            "{path}"
+        );
         assert!(r.text().await.unwrap().contains("id=app"), "{path}");
     }
     let js = get("/assets/app-1.js").await.unwrap();
     assert_eq!(js.status(), 200);
-    assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
-    assert!(js.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    assert_eq!(
+        js.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(js.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
     // A missing file is a 404, not the app; a path out of the folder never reads it.
     assert_eq!(get("/assets/missing.js").await.unwrap().status(), 404);
     let out = get("/../Cargo.toml").await.unwrap();
@@ -126,7 +143,10 @@ async fn console_files_history_fallback_and_api_404() {
 
     let cfg = get("/config.json").await.unwrap();
     assert_eq!(cfg.headers()["content-type"], "application/json");
-    assert_eq!(cfg.json::<serde_json::Value>().await.unwrap(), json!({"auth": "token"}));
+    assert_eq!(
+        cfg.json::<serde_json::Value>().await.unwrap(),
+        json!({"auth": "token"})
+    );
 
     // The API keeps its envelope, 404 included.
     let r = get("/api/v1/no-such-route").await.unwrap();

@@ -19,7 +19,13 @@ export function formatBytes(n: number | null | undefined): string {
 /** Exact bytes with thousands separators, for the hover title. */
 export function exactBytes(n: number | null | undefined): string {
   if (n === null || n === undefined) return "";
-  return `${n.toLocaleString("en-US")} bytes`;
+  return `${formatCount(n)} bytes`;
+}
+
+const counts = new Intl.NumberFormat("en-US");
+/** 1234567 -> "1,234,567" (one formatter: toLocaleString builds one per call). */
+export function formatCount(n: number): string {
+  return counts.format(n);
 }
 
 /** Signed growth per day: "+1.2 GB/day". */
@@ -37,7 +43,26 @@ export function formatPercent(p: number | null | undefined): string {
 export function formatDaysUntil(d: number | null | undefined): string {
   if (d === null || d === undefined) return "—";
   if (d <= 0) return "reached";
-  return d === 1 ? "in 1 day" : `in ${d.toLocaleString("en-US")} days`;
+  return d === 1 ? "in 1 day" : `in ${formatCount(d)} days`;
+}
+
+// Building a formatter costs far more than using one: one per zone, kept.
+const formats = new Map<string, Intl.DateTimeFormat>();
+function timeFormat(timeZone: string): Intl.DateTimeFormat {
+  let f = formats.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat("en-CA", {
+      timeZone,
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+    });
+    formats.set(timeZone, f);
+  }
+  return f;
 }
 
 /** `2026-03-01T10:04:05Z` shown in the business time zone: "2026-03-01 11:04". */
@@ -45,17 +70,8 @@ export function formatTime(iso: string | null | undefined, timeZone: string): st
   if (!iso) return "—";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  const parts = new Intl.DateTimeFormat("en-CA", {
-    timeZone,
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-    hour: "2-digit",
-    minute: "2-digit",
-    hourCycle: "h23",
-  }).formatToParts(d);
-  const p = (t: string) => parts.find((x) => x.type === t)?.value ?? "";
-  return `${p("year")}-${p("month")}-${p("day")} ${p("hour")}:${p("minute")}`;
+  // en-CA writes "2026-03-01, 11:04"; format() is twice as fast as formatToParts().
+  return timeFormat(timeZone).format(d).replace(", ", " ");
 }
 
 /** Milliseconds as "850 ms", "12.3 s", "4 min 5 s". */

@@ -3,7 +3,7 @@
 import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "./api/client";
-import { exactBytes, formatBytes, formatTime } from "./format";
+import { exactBytes, formatBytes, formatTime, formatCount } from "./format";
 import { useSession } from "./session";
 import { nextPage, prevPage, toggleSort, type Params } from "./state";
 
@@ -114,7 +114,7 @@ export function Pager(props: {
         ← Previous
       </button>
       <span class="muted">
-        {props.count} rows{props.total !== undefined ? ` of ${props.total.toLocaleString("en-US")}` : ""}
+        {props.count} rows{props.total !== undefined ? ` of ${formatCount(props.total)}` : ""}
       </span>
       <button
         disabled={!props.hasNext || !props.nextCursor}

@@ -1,3 +1,4 @@
+import { formatCount } from "../format";
 import { del, get, type Page } from "../api/client";
 import type { ExportJob } from "../api/types";
 import { useParams } from "../router";
@@ -69,7 +70,7 @@ export function Exports() {
                       <Badge value={e.status} />
                       {e.error && <span class="error-text"> {e.error}</span>}
                     </td>
-                    <td class="num">{e.rows_written.toLocaleString("en-US")}</td>
+                    <td class="num">{formatCount(e.rows_written)}</td>
                     <td class="num">
                       <Bytes n={e.bytes_written} />
                     </td>

@@ -1,5 +1,5 @@
 import { useMemo, useState } from "preact/hooks";
-import { del, get, patch, post, type Page, type QueryOf } from "../api/client";
+import { del, get, patch, post, type Page } from "../api/client";
 import type { Aggregation, Credential, Instance, InstanceDatabase, RunItem, Tag, TaskRun } from "../api/types";
 import { Chart } from "../chart";
 import { formatGrowth } from "../format";
@@ -9,8 +9,6 @@ import { useCan } from "../session";
 import { apiQuery, toggleOne, togglePage, withFilter } from "../state";
 import { Badge, Bytes, ErrorBox, Field, Pager, SearchInput, Select, SortTh, States, Time, useLoad, useNotice } from "../ui";
 
-type InstanceQuery = QueryOf<"/instances">;
-const DEFAULT_STATUS: InstanceQuery["status"] = undefined;
 
 function InstanceForm(props: { initial?: Instance; onDone: (i: Instance | null) => void }) {
   const admin = useCan("admin");
@@ -187,7 +185,7 @@ function BulkBar(props: { selected: Set<number>; clear: () => void; done: () => 
     try {
       let tag = tagId ? Number(tagId) : null;
       if (what !== "remove-all" && !tag && newTag.trim()) {
-        const t = await post<Tag>("/tags", { name: newTag.trim(), display_name: newTag.trim(), category: "" });
+        const t = await post<Tag>("/tags", { name: newTag.trim(), display_name: newTag.trim(), category: "console" });
         tag = t.id;
         tags.reload();
       }
@@ -237,7 +235,6 @@ export function Instances() {
   const operator = useCan("operator");
   const admin = useCan("admin");
   const q = apiQuery(params);
-  if (q.status === undefined && DEFAULT_STATUS) q.status = DEFAULT_STATUS;
   const l = useLoad(() => get<Page<Instance>>("/instances", { include_total: true, ...q }), JSON.stringify(q));
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [editing, setEditing] = useState<Instance | "new" | null>(null);

@@ -1,7 +1,7 @@
 import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { get, post, type Page } from "../api/client";
 import type { ExportJob, LedgerItem } from "../api/types";
-import { formatDaysUntil, formatGrowth, parseBytes } from "../format";
+import { formatDaysUntil, formatGrowth, parseBytes, formatCount } from "../format";
 import { Link, useParams } from "../router";
 import { exportFilters } from "../derive";
 import { apiQuery, withFilter } from "../state";
@@ -34,7 +34,7 @@ export function ExportButton(props: { kind: "database_ledger" | "instances"; fil
       {job && (
         <span role="status" aria-live="polite">
           {" "}
-          <Badge value={job.status} /> {job.rows_written.toLocaleString("en-US")} rows
+          <Badge value={job.status} /> {formatCount(job.rows_written)} rows
           {job.status === "completed" && job.download_url && (
             <>
               {" "}

@@ -1,6 +1,6 @@
 import { get } from "../api/client";
 import type { FleetSummary, Grower } from "../api/types";
-import { formatDaysUntil, formatGrowth, formatPercent, parseBytes } from "../format";
+import { formatDaysUntil, formatGrowth, formatPercent, parseBytes, formatCount } from "../format";
 import { Link, useParams } from "../router";
 import { withFilter } from "../state";
 import { Badge, Bytes, SearchInput, States, Time, useLoad } from "../ui";
@@ -63,8 +63,8 @@ export function Overview() {
               </div>
               <div class="card">
                 <h2>Databases</h2>
-                <p class="big">{s.databases.count.toLocaleString("en-US")}</p>
-                <p class="muted">{s.databases.measured.toLocaleString("en-US")} measured</p>
+                <p class="big">{formatCount(s.databases.count)}</p>
+                <p class="muted">{formatCount(s.databases.measured)} measured</p>
               </div>
               <div class="card">
                 <h2>Total size</h2>

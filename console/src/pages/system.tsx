@@ -1,3 +1,4 @@
+import { formatCount } from "../format";
 import { get, post } from "../api/client";
 import { useCan } from "../session";
 import { Badge, Bytes, States, Time, useLoad, useNotice } from "../ui";
@@ -98,7 +99,7 @@ export function System() {
                       <tr>
                         <td>{t.table}</td>
                         <td class="num">{t.partitions.length}</td>
-                        <td class="num">{t.partitions.reduce((a, x) => a + Math.max(0, x.estimated_rows), 0).toLocaleString("en-US")}</td>
+                        <td class="num">{formatCount(t.partitions.reduce((a, x) => a + Math.max(0, x.estimated_rows), 0))}</td>
                         <td class="num">
                           <Bytes n={t.partitions.reduce((a, x) => a + x.bytes, 0)} />
                         </td>

@@ -13,13 +13,12 @@ pub async fn serve(
     app: App,
     console: crate::console::Console,
 ) -> anyhow::Result<()> {
-    let router = axum::Router::new()
-        .fallback(handle)
-        .with_state(app)
-        .layer(axum::middleware::from_fn_with_state(
+    let router = axum::Router::new().fallback(handle).with_state(app).layer(
+        axum::middleware::from_fn_with_state(
             std::sync::Arc::new(console),
             crate::console::intercept,
-        ));
+        ),
+    );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "API server stopped");

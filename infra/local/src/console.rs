@@ -35,7 +35,9 @@ impl Console {
         let dir = dir.join("index.html").is_file().then_some(dir);
         match &dir {
             Some(d) => tracing::info!(dir = %d.display(), "serving the console"),
-            None => tracing::warn!("console not built (console/dist/index.html missing); serving the API only"),
+            None => tracing::warn!(
+                "console not built (console/dist/index.html missing); serving the API only"
+            ),
         }
         Console { dir }
     }
@@ -81,7 +83,9 @@ pub fn file_for(dir: &Path, path: &str) -> Option<PathBuf> {
 
 /// A path whose last segment has an extension names a file: missing, it is a 404, not the app.
 fn names_a_file(path: &str) -> bool {
-    path.rsplit('/').next().is_some_and(|last| last.contains('.'))
+    path.rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.'))
 }
 
 fn respond(status: StatusCode, ctype: &str, cache: &'static str, body: Vec<u8>) -> Response {
@@ -191,7 +195,10 @@ mod tests {
 
     #[test]
     fn content_types_by_extension() {
-        assert_eq!(content_type("/assets/x.JS"), "text/javascript; charset=utf-8");
+        assert_eq!(
+            content_type("/assets/x.JS"),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(content_type("/index.html"), "text/html; charset=utf-8");
         assert_eq!(content_type("/favicon.svg"), "image/svg+xml");
         assert_eq!(content_type("/blob"), "application/octet-stream");
