@@ -35,6 +35,10 @@ test("signs in with a token and shows the overview", async ({ page }) => {
   // The token is in this tab's session storage, never in a cookie.
   expect(await page.context().cookies()).toHaveLength(0);
   expect(await page.evaluate(() => sessionStorage.getItem("tidemark.token"))).toBe(ADMIN);
+  await page.getByLabel("Threshold").fill("2 GB");
+  await page.getByLabel("Threshold").press("Enter");
+  await expect(page).toHaveURL(/threshold_bytes=2147483648/);
+  await expect(page.locator("main")).toContainText("threshold 2.00 GB");
   await shot(page, "overview");
   await page.screenshot({ path: `${SHOTS}/overview-viewport.png` });
 });

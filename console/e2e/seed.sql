@@ -95,7 +95,7 @@ INSERT INTO task_run_items (run_id, item_key, instance_id, status, started_at, c
 SELECT run.run_id, 'instance:' || i.id, i.id,
        CASE WHEN i.name IN ('app-024', 'app-025') THEN 'failed' ELSE 'completed' END,
        now() - interval '3 hours', now() - interval '3 hours' + interval '2 seconds', 1200 + i.id * 10,
-       CASE WHEN i.name IN ('app-024', 'app-025') THEN 'connection refused (10.1.0.' || i.id || ':5432)' END
+       CASE WHEN i.name IN ('app-024', 'app-025') THEN 'connection refused (' || i.host || ':' || i.port || ')' END
 FROM run, instances i;
 
 INSERT INTO event_logs (occurred_at, level, module, message, context)

@@ -8,12 +8,13 @@ import { formatBytes } from "./format";
 
 export type { Series };
 
-export function Chart(props: { name: string; xs: number[]; series: Series[]; threshold?: number | null; height?: number }) {
+/** `since`: a performance.now() taken before the data was shaped, so the measure covers it. */
+export function Chart(props: { name: string; xs: number[]; series: Series[]; threshold?: number | null; height?: number; since?: number }) {
   const el = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const host = el.current;
     if (!host) return;
-    performance.mark(`chart:${props.name}:start`);
+    const start = props.since ?? performance.now();
     const width = Math.max(300, host.clientWidth || 800);
     const opts: uPlot.Options = {
       width,
@@ -35,6 +36,12 @@ export function Chart(props: { name: string; xs: number[]; series: Series[]; thr
       hooks: {
         draw: [
           (u) => {
+            // uPlot draws after construction (a microtask); the first draw ends the measure.
+            if (!host.dataset.renderMs) {
+              const m = performance.measure(`chart:${props.name}`, { start, end: performance.now() });
+              host.dataset.renderMs = m.duration.toFixed(2);
+              host.dataset.points = String(props.series[0]?.values.filter((v) => v !== null).length ?? 0);
+            }
             if (props.threshold) {
               const y = u.valToPos(props.threshold, "y", true);
               const ctx = u.ctx;
@@ -52,12 +59,8 @@ export function Chart(props: { name: string; xs: number[]; series: Series[]; thr
       },
     };
     const data = [props.xs, ...props.series.map((s) => s.values)] as uPlot.AlignedData;
+    delete host.dataset.renderMs;
     const plot = new uPlot(opts, data, host);
-    const drawn = props.series[0]?.values.filter((v) => v !== null).length ?? 0;
-    host.dataset.points = String(drawn);
-    performance.mark(`chart:${props.name}:end`);
-    const m = performance.measure(`chart:${props.name}`, `chart:${props.name}:start`, `chart:${props.name}:end`);
-    host.dataset.renderMs = m.duration.toFixed(2);
     const onResize = () => plot.setSize({ width: Math.max(300, host.clientWidth), height: props.height ?? 300 });
     window.addEventListener("resize", onResize);
     return () => {

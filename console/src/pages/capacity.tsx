@@ -11,28 +11,49 @@ import { Badge, Bytes, Pager, SearchInput, Select, SortTh, States, useLoad } fro
 type Period = NonNullable<QueryOf<"/capacity/instances">["period_type"]>;
 const PERIODS: [Period, string][] = [["daily", "Daily"], ["weekly", "Weekly"], ["monthly", "Monthly"], ["quarterly", "Quarterly"]];
 
-function Trend(props: { scope: "instances" | "databases"; period: Period; params: Params }) {
-  const from = props.params.start_date ? String(props.params.start_date) : undefined;
-  const to = props.params.end_date ? String(props.params.end_date) : undefined;
-  const l = useLoad(
-    () =>
-      get<Page<Aggregation>>(`/capacity/${props.scope}`, {
-        period_type: props.period,
-        start_date: from,
-        end_date: to,
+/** The biggest `n` instances or databases of the range, each with its own series. */
+async function topSeries(scope: "instances" | "databases", period: Period, from?: string, to?: string, n = 6): Promise<Aggregation[]> {
+  const range = { period_type: period, start_date: from, end_date: to };
+  // The biggest of the newest period (one row each) unless a range is picked.
+  const latest = from || to ? null : await latestPeriod(scope, period);
+  const pick = latest ? { period_type: period, start_date: latest, end_date: latest } : range;
+  const biggest = await get<Page<Aggregation>>(`/capacity/${scope}`, { ...pick, sort: "avg_bytes", order: "desc", limit: 200 });
+  const picks = new Map<string, Aggregation>();
+  for (const r of biggest.items) {
+    const k = `${r.instance.id}/${r.database_name ?? ""}`;
+    if (!picks.has(k) && picks.size < n) picks.set(k, r);
+  }
+  const pages = await Promise.all(
+    [...picks.values()].map((r) =>
+      get<Page<Aggregation>>(`/capacity/${scope}`, {
+        ...range,
+        instance_id: r.instance.id,
+        database_name: scope === "databases" ? r.database_name : undefined,
         sort: "period_start",
         order: "desc",
         limit: 200,
       }),
-    `${props.scope}:${props.period}:${from}:${to}`,
+    ),
   );
+  return pages.flatMap((p) => p.items);
+}
+
+/** The newest period that has aggregates, for the top-N table when no range is picked. */
+async function latestPeriod(scope: "instances" | "databases", period: Period): Promise<string | null> {
+  const p = await get<Page<Aggregation>>(`/capacity/${scope}`, { period_type: period, sort: "period_start", order: "desc", limit: 1 });
+  return p.items[0]?.period_start ?? null;
+}
+
+function Trend(props: { scope: "instances" | "databases"; period: Period; params: Params }) {
+  const from = props.params.start_date ? String(props.params.start_date) : undefined;
+  const to = props.params.end_date ? String(props.params.end_date) : undefined;
+  const l = useLoad(() => topSeries(props.scope, props.period, from, to), `${props.scope}:${props.period}:${from}:${to}`);
   const data = useMemo(
-    () =>
-      pivot(l.data?.items ?? [], (r) => (props.scope === "databases" ? `${r.instance.name}/${r.database_name}` : r.instance.name)),
+    () => pivot(l.data ?? [], (r) => (props.scope === "databases" ? `${r.instance.name}/${r.database_name}` : r.instance.name)),
     [l.data],
   );
   return (
-    <States l={l} empty={(d) => d.items.length === 0} emptyText="No aggregates for this period yet.">
+    <States l={l} empty={(d) => d.length === 0} emptyText="No aggregates for this period yet.">
       {() => <Chart name={`capacity-${props.scope}`} xs={data.xs} series={data.series} height={260} />}
     </States>
   );
@@ -52,7 +73,15 @@ export function Capacity() {
     start_date: params.start_date,
     end_date: params.end_date,
   };
-  const l = useLoad(() => get<Page<Aggregation>>(`/capacity/${scope}`, q), JSON.stringify([scope, q]));
+  // Without a picked range the ranking is of the newest period, one row per instance/database.
+  const l = useLoad(async () => {
+    let range = { start_date: q.start_date, end_date: q.end_date };
+    if (!range.start_date && !range.end_date) {
+      const latest = await latestPeriod(scope, period);
+      if (latest) range = { start_date: latest, end_date: latest };
+    }
+    return { range, page: await get<Page<Aggregation>>(`/capacity/${scope}`, { ...q, ...range }) };
+  }, JSON.stringify([scope, q]));
   const withSort = { ...params, sort };
   return (
     <>
@@ -93,9 +122,12 @@ export function Capacity() {
       <h2>
         Top {scope} by {sort.replace("_", " ")}
       </h2>
-      <States l={l} empty={(d) => d.items.length === 0} emptyText="No aggregates for this period yet.">
-        {(d) => (
+      <States l={l} empty={(d) => d.page.items.length === 0} emptyText="No aggregates for this period yet.">
+        {({ range, page: d }) => (
           <>
+            <p class="muted">
+              {range.start_date ?? "…"} – {range.end_date ?? "…"}
+            </p>
             <table>
               <thead>
                 <tr>

@@ -30,7 +30,7 @@ export function DatabasePage() {
     () => (l.data?.items ?? []).map((p) => ({ date: p.collected_date, bytes: p.size_bytes })),
     [l.data],
   );
-  const cd = useMemo(() => chartData(points, threshold), [points, threshold]);
+  const cd = useMemo(() => ({ since: performance.now(), ...chartData(points, threshold) }), [points, threshold]);
   const series = useMemo(
     () => [
       { label: "daily", values: cd.daily, color: "#0b5d7a", points: true, width: 1.5 },
@@ -99,7 +99,7 @@ export function DatabasePage() {
             {d.items.length === 0 ? (
               <p class="empty">No size collected in this range.</p>
             ) : (
-              <Chart name="database" xs={cd.xs} series={series} threshold={threshold} />
+              <Chart name="database" xs={cd.xs} series={series} threshold={threshold} since={cd.since} />
             )}
             <h2>Recent changes</h2>
             <table>
