@@ -39,6 +39,8 @@ test("signs in with a token and shows the overview", async ({ page }) => {
   await page.getByLabel("Threshold").press("Enter");
   await expect(page).toHaveURL(/threshold_bytes=2147483648/);
   await expect(page.locator("main")).toContainText("threshold 2.00 GB");
+  await expect(page.getByLabel("Threshold")).toHaveValue("2.00 GB");
+  await page.getByLabel("Threshold").blur();
   await shot(page, "overview");
   await page.screenshot({ path: `${SHOTS}/overview-viewport.png` });
 });

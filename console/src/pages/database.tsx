@@ -2,7 +2,7 @@ import { useMemo } from "preact/hooks";
 import { get } from "../api/client";
 import type { DatabaseSizes } from "../api/types";
 import { Chart } from "../chart";
-import { dateRanges, formatDaysUntil, formatGrowth, formatPercent, parseBytes, todayIn } from "../format";
+import { dateRanges, formatBytes, formatDaysUntil, formatGrowth, formatPercent, parseBytes, todayIn } from "../format";
 import { Link, useParams, useRouteParams } from "../router";
 import { recentChanges } from "../derive";
 import { chartData, regression, type Point } from "../series";
@@ -65,7 +65,7 @@ export function DatabasePage() {
               <SearchInput
                 label="Threshold"
                 placeholder="100 GB"
-                value={params.threshold_bytes ? String(params.threshold_bytes) : ""}
+                value={threshold ? formatBytes(threshold) : ""}
                 onCommit={(v) => set(withFilter(params, "threshold_bytes", v ? String(parseBytes(v) ?? "") : ""))}
               />
             </div>

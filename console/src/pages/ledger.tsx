@@ -1,7 +1,7 @@
 import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { get, post, type Page } from "../api/client";
 import type { ExportJob, LedgerItem } from "../api/types";
-import { formatDaysUntil, formatGrowth, parseBytes, formatCount } from "../format";
+import { formatBytes, formatCount, formatDaysUntil, formatGrowth, parseBytes } from "../format";
 import { Link, useParams } from "../router";
 import { exportFilters } from "../derive";
 import { apiQuery, withFilter } from "../state";
@@ -102,7 +102,7 @@ export function Ledger() {
         <SearchInput
           label="Min size"
           placeholder="1 GB"
-          value={f("min_size_bytes")}
+          value={params.min_size_bytes ? formatBytes(Number(params.min_size_bytes)) : ""}
           onCommit={(v) => set(withFilter(params, "min_size_bytes", v ? String(parseBytes(v) ?? v) : ""))}
         />
         <Select
@@ -114,7 +114,7 @@ export function Ledger() {
         <SearchInput
           label="Threshold"
           placeholder="100 GB"
-          value={f("threshold_bytes")}
+          value={params.threshold_bytes ? formatBytes(Number(params.threshold_bytes)) : ""}
           onCommit={(v) => set(withFilter(params, "threshold_bytes", v ? String(parseBytes(v) ?? v) : ""))}
         />
         <Select

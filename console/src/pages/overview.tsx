@@ -1,6 +1,6 @@
 import { get } from "../api/client";
 import type { FleetSummary, Grower } from "../api/types";
-import { formatDaysUntil, formatGrowth, formatPercent, parseBytes, formatCount } from "../format";
+import { formatBytes, formatCount, formatDaysUntil, formatGrowth, formatPercent, parseBytes } from "../format";
 import { Link, useParams } from "../router";
 import { withFilter } from "../state";
 import { Badge, Bytes, SearchInput, States, Time, useLoad } from "../ui";
@@ -104,7 +104,7 @@ export function Overview() {
                 <h2>Fills first</h2>
                 <SearchInput
                   label="Threshold"
-                  value={threshold ? String(threshold) : ""}
+                  value={threshold ? formatBytes(Number(threshold)) : ""}
                   placeholder="50 GB"
                   onCommit={(v) => {
                     const b = v ? parseBytes(v) : null;
