@@ -201,6 +201,20 @@ test("creates, edits, deletes and restores an instance", async ({ page }) => {
   await expect(row).toContainText("active");
 });
 
+test("follows an unfinished run and cancels it", async ({ page }) => {
+  await signIn(page, OPERATOR, "/runs?status=running");
+  await page.locator("tbody tr a").first().click();
+  await expect(page).toHaveURL(/\/runs\/[0-9a-f-]{36}/);
+  await expect(page.getByRole("heading", { name: /Run/ })).toContainText("running");
+  await expect(page.locator("main")).toContainText("25% · 1 ok, 0 failed of 4");
+  await page.getByRole("button", { name: "Cancel run" }).click();
+  await expect(page.getByRole("status")).toContainText("Pending items cancelled");
+  await expect(page.getByRole("heading", { name: /Run/ })).toContainText("cancelled");
+  await expect(page.getByRole("button", { name: "Cancel run" })).toHaveCount(0);
+  await page.getByLabel("Items").selectOption("cancelled");
+  await expect(page.locator("tbody tr")).toHaveCount(3);
+});
+
 test("a viewer sees no write buttons", async ({ page }) => {
   await signIn(page, VIEWER, "/instances");
   await expect(page.getByTestId("instances-table")).toBeVisible();

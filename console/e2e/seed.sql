@@ -98,6 +98,18 @@ SELECT run.run_id, 'instance:' || i.id, i.id,
        CASE WHEN i.name IN ('app-024', 'app-025') THEN 'connection refused (' || i.host || ':' || i.port || ')' END
 FROM run, instances i;
 
+-- An unfinished run (older than the finished one above) for the cancel check.
+WITH run AS (
+  INSERT INTO task_runs (task_key, trigger, status, started_at, items_total, items_succeeded)
+  VALUES ('collect_databases', 'manual', 'running', now() - interval '4 hours', 4, 1)
+  RETURNING run_id)
+INSERT INTO task_run_items (run_id, item_key, instance_id, status, started_at, completed_at, duration_ms)
+SELECT run.run_id, 'instance:' || i.id, i.id, CASE WHEN i.name = 'app-001' THEN 'completed' ELSE 'pending' END,
+       CASE WHEN i.name = 'app-001' THEN now() - interval '4 hours' END,
+       CASE WHEN i.name = 'app-001' THEN now() - interval '4 hours' END,
+       CASE WHEN i.name = 'app-001' THEN 900 END
+FROM run, instances i WHERE i.name IN ('app-001', 'app-002', 'app-003', 'app-004');
+
 INSERT INTO event_logs (occurred_at, level, module, message, context)
 SELECT now() - make_interval(mins => g * 17), (ARRAY['INFO', 'INFO', 'WARNING', 'ERROR'])[1 + g % 4],
        (ARRAY['collect', 'capacity', 'exports', 'maintenance'])[1 + g % 4], 'seeded event ' || g, jsonb_build_object('n', g)
