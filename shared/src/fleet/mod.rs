@@ -64,23 +64,21 @@ pub const FILLS_FIRST_SQL: &str = "SELECT d.id, d.database_name, d.instance_id, 
        AND (d.growth_bytes_per_day > 0 OR d.latest_size_bytes >= $1) \
      ORDER BY days_until, d.latest_size_bytes DESC, d.id LIMIT $2";
 
-/// Top growers since a date: latest size against the first size in the window. The date is a
-/// literal (a parsed date, never request text) so only the window's partitions are read.
+/// Top growers since a date: the latest size against the size collected on that date
+/// (databases without a sample that day are left out). The date is a literal (a parsed date,
+/// never request text) so only its partition is read, and one day's rows are hash-joined to
+/// the inventory: no sort of the window's history.
 pub fn growers_sql(since: NaiveDate) -> String {
     format!(
-        "WITH first AS (SELECT DISTINCT ON (s.instance_id, s.database_name) \
-             s.instance_id, s.database_name, s.size_bytes, s.collected_date \
-           FROM database_size_stats s \
-           WHERE s.collected_date >= DATE '{}' \
-           ORDER BY s.instance_id, s.database_name, s.collected_date) \
-         SELECT d.id, d.database_name, d.instance_id, d.instance_name, d.latest_size_bytes, \
-           f.collected_date AS since_date, (d.latest_size_bytes - f.size_bytes) AS change_bytes, \
-           CASE WHEN f.size_bytes > 0 THEN (d.latest_size_bytes - f.size_bytes)::float8 / f.size_bytes * 100 END AS change_percent \
-         FROM first f \
-         JOIN instance_databases d ON d.instance_id = f.instance_id AND d.database_name = f.database_name \
+        "SELECT d.id, d.database_name, d.instance_id, d.instance_name, d.latest_size_bytes, \
+           s.collected_date AS since_date, (d.latest_size_bytes - s.size_bytes) AS change_bytes, \
+           CASE WHEN s.size_bytes > 0 THEN (d.latest_size_bytes - s.size_bytes)::float8 / s.size_bytes * 100 END AS change_percent \
+         FROM database_size_stats s \
+         JOIN instance_databases d ON d.instance_id = s.instance_id AND d.database_name = s.database_name \
          JOIN instances i ON i.id = d.instance_id \
-         WHERE d.is_active AND i.is_active AND i.deleted_at IS NULL \
-           AND d.latest_size_bytes IS NOT NULL AND d.latest_size_bytes > f.size_bytes \
+         WHERE s.collected_date = DATE '{}' \
+           AND d.is_active AND i.is_active AND i.deleted_at IS NULL \
+           AND d.latest_size_bytes IS NOT NULL AND d.latest_size_bytes > s.size_bytes \
          ORDER BY change_bytes DESC, d.id LIMIT $1",
         since.format("%Y-%m-%d")
     )
@@ -251,8 +249,8 @@ mod tests {
     }
 
     #[test]
-    fn growers_read_only_the_window() {
+    fn growers_read_only_the_day_they_compare_with() {
         let d = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
-        assert!(growers_sql(d).contains("collected_date >= DATE '2026-03-01'"));
+        assert!(growers_sql(d).contains("collected_date = DATE '2026-03-01'"));
     }
 }
