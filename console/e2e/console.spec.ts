@@ -129,12 +129,26 @@ test("a database page draws its chart with daily points and aggregate lines", as
   await expect(chart.locator("canvas")).toBeVisible();
   await expect(chart).toHaveAttribute("data-points", "730");
   await expect(page.locator(".u-legend")).toContainText("weekly avg");
-  await page.getByLabel("Threshold").fill("2 GB");
-  await page.getByLabel("Threshold").press("Enter");
+  // Each threshold redraws the 730 points, both aggregate lines and the forecast.
+  const draws = () => page.evaluate(() => performance.getEntriesByName("chart:database").map((e) => e.duration));
+  // Earlier draws were of the default 90 days; the last one so far is the first of 730.
+  const from = (await draws()).length - 1;
+  for (const t of ["3 GB", "4 GB", "5 GB", "2 GB"]) {
+    const before = (await draws()).length;
+    await page.getByLabel("Threshold").fill(t);
+    await page.getByLabel("Threshold").press("Enter");
+    await expect.poll(async () => (await draws()).length).toBeGreaterThan(before);
+  }
   await expect(page.locator(".card", { hasText: "Reaches" })).toContainText(/in \d+ days|reached/);
-  const ms = Number(await chart.getAttribute("data-render-ms"));
-  console.log(`BENCH database chart, 730 daily points + weekly/monthly lines + forecast: ${ms.toFixed(1)} ms (budget 50 ms)`);
-  expect(ms).toBeLessThan(50);
+  await expect(chart).toHaveAttribute("data-points", "730");
+  const all = (await draws()).slice(from);
+  const sorted = [...all].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  console.log(
+    `BENCH database chart, 730 daily points + weekly/monthly lines + forecast, data to drawn: median ${median.toFixed(1)} ms, ` +
+      `max ${sorted[sorted.length - 1].toFixed(1)} ms over ${all.length} draws (budget 50 ms)`,
+  );
+  expect(median).toBeLessThan(50);
   await shot(page, "database");
 });
 

@@ -15,31 +15,38 @@ export function xToDate(x: number): string {
   return new Date(x * 1000).toISOString().slice(0, 10);
 }
 
+/** Monday of the week of `x` (1970-01-01 was a Thursday: day 0 is weekday 3 from Monday). */
+export function weekStartX(x: number): number {
+  const day = Math.floor(x / DAY);
+  return (day - ((day + 3) % 7)) * DAY;
+}
 /** The Monday of a date's week (weeks start on Monday, as the API's periods do). */
 export function weekStart(date: string): string {
-  const x = dateToX(date);
-  const dow = (new Date(x * 1000).getUTCDay() + 6) % 7;
-  return xToDate(x - dow * DAY);
+  return xToDate(weekStartX(dateToX(date)));
 }
 export function monthStart(date: string): string {
   return date.slice(0, 8) + "01";
 }
 
 /** Average per period; each average is placed on every day of its period that has a point,
- * so the line is a step aligned with the daily series. */
-export function aggregate(points: Point[], periodOf: (d: string) => string): (number | null)[] {
-  const sums = new Map<string, { sum: number; n: number }>();
-  for (const p of points) {
-    const k = periodOf(p.date);
-    const s = sums.get(k) ?? { sum: 0, n: 0 };
-    s.sum += p.bytes;
-    s.n += 1;
-    sums.set(k, s);
-  }
-  return points.map((p) => {
-    const s = sums.get(periodOf(p.date));
-    return s ? Math.round(s.sum / s.n) : null;
+ * so the line is a step aligned with the daily series. `keys[i]` names point i's period. */
+export function aggregateBy(points: Point[], keys: (string | number)[]): (number | null)[] {
+  const sums = new Map<string | number, { sum: number; n: number }>();
+  points.forEach((p, i) => {
+    const s = sums.get(keys[i]);
+    if (s) {
+      s.sum += p.bytes;
+      s.n += 1;
+    } else sums.set(keys[i], { sum: p.bytes, n: 1 });
   });
+  return keys.map((k) => {
+    const s = sums.get(k)!;
+    return Math.round(s.sum / s.n);
+  });
+}
+
+export function aggregate(points: Point[], periodOf: (d: string) => string): (number | null)[] {
+  return aggregateBy(points, points.map((p) => periodOf(p.date)));
 }
 
 /** Least-squares slope (bytes/day) and intercept over the last `window` days of points. */
@@ -89,8 +96,9 @@ export interface ChartData {
 export function chartData(points: Point[], threshold: number | null, horizon = 365): ChartData {
   const xs = points.map((p) => dateToX(p.date));
   const daily: (number | null)[] = points.map((p) => p.bytes);
-  const weekly = aggregate(points, weekStart);
-  const monthly = aggregate(points, monthStart);
+  // Period keys from numbers and slices: no Date object per point.
+  const weekly = aggregateBy(points, xs.map(weekStartX));
+  const monthly = aggregateBy(points, points.map((p) => p.date.slice(0, 7)));
   const forecast: (number | null)[] = points.map(() => null);
   let days: number | null = null;
   const r = regression(points);
