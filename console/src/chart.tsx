@@ -1,6 +1,6 @@
 // Time series with uPlot. Each draw is timed with the Performance API (measure "chart:<name>")
 // so the end-to-end run can report how long a chart takes.
-import { useEffect, useRef } from "preact/hooks";
+import { useLayoutEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { Series } from "./chart-types";
@@ -11,7 +11,8 @@ export type { Series };
 /** `since`: a performance.now() taken before the data was shaped, so the measure covers it. */
 export function Chart(props: { name: string; xs: number[]; series: Series[]; threshold?: number | null; height?: number; since?: number }) {
   const el = useRef<HTMLDivElement>(null);
-  useEffect(() => {
+  // Layout effect: the chart is built right after the DOM commit, not a frame later.
+  useLayoutEffect(() => {
     const host = el.current;
     if (!host) return;
     const start = props.since ?? performance.now();
@@ -29,7 +30,8 @@ export function Chart(props: { name: string; xs: number[]; series: Series[]; thr
           width: s.width ?? 2,
           dash: s.dash,
           spanGaps: true,
-          points: { show: s.points ?? false, size: 4 },
+          // Markers only where uPlot finds room for them (not for 730 points on 1200 px).
+          points: s.points ? { size: 4 } : { show: false },
           value: (_u: uPlot, v: number | null) => formatBytes(v),
         })),
       ],
