@@ -71,7 +71,7 @@ function Shell(props: { me: Me; signOut: () => void }) {
   const [menu, setMenu] = useState(false);
   let page: any = <p class="empty">No such page. <Link href="/">Back to the overview</Link></p>;
   for (const [pattern, Comp] of ROUTES) {
-    const params = match(pattern.replace("/:id", "/:id"), loc.path);
+    const params = match(pattern, loc.path);
     if (params) {
       page = (
         <RouteParams.Provider value={params}>
@@ -82,8 +82,8 @@ function Shell(props: { me: Me; signOut: () => void }) {
     }
   }
   const section = "/" + (loc.path.split("/")[1] ?? "");
-  const active = (href: string) =>
-    href === section || (href === "/ledger" && section === "/databases") || (href === "/runs" && section === "/runs");
+  // A database page belongs to the ledger's section.
+  const active = (href: string) => href === section || (href === "/ledger" && section === "/databases");
   return (
     <Session.Provider value={props.me}>
       <header class="top">
