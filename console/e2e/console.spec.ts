@@ -116,6 +116,10 @@ test("exports the ledger and downloads the CSV through its link", async ({ page 
   expect(csv).not.toContain("app-010");
   await page.goto("/exports");
   await expect(page.getByRole("table")).toContainText("database_ledger");
+  // The list's file name downloads through a freshly presigned link too.
+  const again = page.waitForEvent("download");
+  await page.getByRole("button", { name: d.suggestedFilename() }).click();
+  expect(readFileSync(await (await again).path(), "utf8")).toBe(csv);
   await shot(page, "exports");
 });
 

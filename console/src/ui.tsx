@@ -114,7 +114,7 @@ export function Pager(props: {
         ← Previous
       </button>
       <span class="muted">
-        {props.count} rows{props.total !== undefined ? ` of ${formatCount(props.total)}` : ""}
+        {props.count} {props.count === 1 ? "row" : "rows"}{props.total !== undefined ? ` of ${formatCount(props.total)}` : ""}
       </span>
       <button
         disabled={!props.hasNext || !props.nextCursor}

@@ -17,6 +17,15 @@ export function Exports() {
     return () => clearInterval(t);
   }, [busy]);
   const [notice, note] = useNotice();
+  // The list carries no links; one job's GET presigns a fresh one.
+  const download = async (e: ExportJob) => {
+    try {
+      const j = await get<ExportJob>(`/exports/${e.id}`);
+      if (j.download_url) location.assign(j.download_url);
+    } catch (x) {
+      note(null, x);
+    }
+  };
   const remove = async (e: ExportJob) => {
     try {
       await del(`/exports/${e.id}`);
@@ -74,7 +83,17 @@ export function Exports() {
                     <td class="num">
                       <Bytes n={e.bytes_written} />
                     </td>
-                    <td>{e.download_url ? <a href={e.download_url}>{e.file_name ?? "download"}</a> : e.file_name}</td>
+                    <td>
+                      {e.download_url ? (
+                        <a href={e.download_url}>{e.file_name ?? "download"}</a>
+                      ) : e.status === "completed" ? (
+                        <button class="link" onClick={() => download(e)} title="a fresh presigned link">
+                          <u>{e.file_name ?? "download"}</u>
+                        </button>
+                      ) : (
+                        e.file_name
+                      )}
+                    </td>
                     <td>
                       <button class="secondary" onClick={() => remove(e)}>
                         Delete
