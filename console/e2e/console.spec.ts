@@ -266,6 +266,12 @@ test("screenshots of every page, at desktop and phone width", async ({ page }) =
     ["logs", "/logs"],
     ["system", "/system"],
   ];
+  // The log's time range is typed in the business time zone and sent as an instant.
+  await page.goto("/logs");
+  await page.getByLabel("From (UTC)").fill("2020-01-01 00:00");
+  await page.getByLabel("From (UTC)").press("Enter");
+  await expect(page).toHaveURL(/start_time=2020-01-01T00%3A00%3A00Z/);
+  await expect(page.getByRole("table")).toContainText("seeded event");
   for (const [name, path] of pages) {
     await page.goto(path);
     await expect(page.locator("main h1")).toBeVisible();

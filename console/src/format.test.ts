@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dateRanges, exactBytes, formatBytes, formatDaysUntil, formatDuration, formatGrowth, formatPercent, formatTime, parseBytes, todayIn } from "./format";
+import { zonedToIso, dateRanges, exactBytes, formatBytes, formatDaysUntil, formatDuration, formatGrowth, formatPercent, formatTime, parseBytes, todayIn } from "./format";
 
 describe("formatBytes", () => {
   it("uses binary multiples with 3 significant digits", () => {
@@ -80,5 +80,18 @@ describe("dateRanges", () => {
   });
   it("keeps a short range whole", () => {
     expect(dateRanges("2026-03-01", 30)).toEqual([["2026-01-31", "2026-03-01"]]);
+  });
+});
+
+describe("zonedToIso", () => {
+  it("reads a wall-clock time in the business time zone", () => {
+    expect(zonedToIso("2026-03-01T08:00", "UTC")).toBe("2026-03-01T08:00:00Z");
+    expect(zonedToIso("2026-03-01 08:00", "Asia/Shanghai")).toBe("2026-03-01T00:00:00Z");
+    expect(zonedToIso("2026-07-01T08:00", "America/New_York")).toBe("2026-07-01T12:00:00Z");
+    expect(zonedToIso("2026-01-15T08:00", "America/New_York")).toBe("2026-01-15T13:00:00Z");
+  });
+  it("passes other values through", () => {
+    expect(zonedToIso("", "UTC")).toBe("");
+    expect(zonedToIso("2026-03-01T08:00:00Z", "Asia/Tokyo")).toBe("2026-03-01T08:00:00Z");
   });
 });

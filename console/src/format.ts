@@ -111,3 +111,22 @@ export function dateRanges(end: string, days: number, max = 400): [string, strin
   }
   return out;
 }
+
+/** Minutes the zone is ahead of UTC at instant `ms`. */
+function zoneOffsetMinutes(ms: number, timeZone: string): number {
+  const shown = formatTime(new Date(ms).toISOString(), timeZone); // "YYYY-MM-DD HH:MM"
+  const asUtc = Date.parse(shown.replace(" ", "T") + ":00Z");
+  return Math.round((asUtc - Math.floor(ms / 60_000) * 60_000) / 60_000);
+}
+
+/** A wall-clock "YYYY-MM-DDTHH:MM" (or "YYYY-MM-DD HH:MM") in `timeZone` to an RFC 3339 instant;
+ * "" for an empty value, the value itself when it is not of that form. */
+export function zonedToIso(local: string, timeZone: string): string {
+  const m = local.trim().match(/^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})$/);
+  if (!m) return local.trim();
+  const guess = Date.parse(`${m[1]}T${m[2]}:00Z`);
+  // Two passes settle the offset across a DST change.
+  let t = guess - zoneOffsetMinutes(guess, timeZone) * 60_000;
+  t = guess - zoneOffsetMinutes(t, timeZone) * 60_000;
+  return new Date(t).toISOString().replace(".000Z", "Z");
+}

@@ -1,16 +1,14 @@
 import { get, type Page } from "../api/client";
 import type { LogEntry } from "../api/types";
+import { formatTime, zonedToIso } from "../format";
 import { useParams } from "../router";
+import { useSession } from "../session";
 import { apiQuery, withFilter } from "../state";
 import { Badge, Pager, SearchInput, Select, States, Time, useLoad } from "../ui";
 
-/** `datetime-local` value ("2026-03-01T10:00") read as UTC, to the API's RFC 3339. */
-export function localToIso(v: string): string {
-  return v ? (v.length === 16 ? `${v}:00Z` : v) : "";
-}
-
 export function Logs() {
   const [params, set] = useParams();
+  const { timezone } = useSession();
   const q = apiQuery(params);
   const l = useLoad(() => get<Page<LogEntry>>("/logs", { limit: 50, ...q }), JSON.stringify(q));
   const f = (k: string) => (params[k] === undefined ? "" : String(params[k]));
@@ -26,8 +24,18 @@ export function Logs() {
         />
         <SearchInput label="Module" value={f("module")} onCommit={(v) => set(withFilter(params, "module", v))} />
         <SearchInput label="Search" value={f("search")} onCommit={(v) => set(withFilter(params, "search", v))} />
-        <SearchInput label="From (UTC)" placeholder="2026-03-01T00:00" value={f("start_time")} onCommit={(v) => set(withFilter(params, "start_time", localToIso(v)))} />
-        <SearchInput label="To (UTC)" placeholder="2026-03-02T00:00" value={f("end_time")} onCommit={(v) => set(withFilter(params, "end_time", localToIso(v)))} />
+        <SearchInput
+          label={`From (${timezone})`}
+          placeholder="2026-03-01 00:00"
+          value={params.start_time ? formatTime(String(params.start_time), timezone) : ""}
+          onCommit={(v) => set(withFilter(params, "start_time", zonedToIso(v, timezone)))}
+        />
+        <SearchInput
+          label={`To (${timezone})`}
+          placeholder="2026-03-02 00:00"
+          value={params.end_time ? formatTime(String(params.end_time), timezone) : ""}
+          onCommit={(v) => set(withFilter(params, "end_time", zonedToIso(v, timezone)))}
+        />
       </div>
       <p class="muted">Default window: the last 24 hours.</p>
       <States l={l} empty={(d) => d.items.length === 0} emptyText="No event in this window.">
