@@ -138,94 +138,36 @@ async fn aggregates_every_period_type_with_change_and_trend() {
         .unwrap();
     let c = t.db.connect().await;
 
-    // Daily: yesterday; +100 over 2000 is exactly 5 %, which is still stable.
-    assert_eq!(
-        database_aggregate(&c, a, "orders", "daily", d(2026, 11, 24)).await,
-        (
-            2100,
-            2100,
-            2100,
-            1,
-            100,
-            5.0,
-            "stable".into(),
-            d(2026, 11, 24)
-        )
-    );
-    // Weekly: last complete week (doubled) and the current one (Monday to today).
-    assert_eq!(
-        database_aggregate(&c, a, "orders", "weekly", d(2026, 11, 16)).await,
-        (
-            2000,
-            2000,
-            2000,
-            7,
-            1000,
-            100.0,
-            "growing".into(),
-            d(2026, 11, 22)
-        )
-    );
-    assert_eq!(
-        database_aggregate(&c, a, "orders", "weekly", d(2026, 11, 23)).await,
-        (
-            2100,
-            2200,
-            2000,
-            3,
-            100,
-            5.0,
-            "stable".into(),
-            d(2026, 11, 29)
-        )
-    );
-    assert_eq!(
-        database_aggregate(&c, a, "logs", "weekly", d(2026, 11, 16)).await,
-        (
-            500,
-            500,
-            500,
-            7,
-            -500,
-            -50.0,
-            "shrinking".into(),
-            d(2026, 11, 22)
-        )
-    );
-    // Monthly: October (flat against September), November: (15*1000 + 8*2000 + 2100 + 2200) / 25.
-    assert_eq!(
-        database_aggregate(&c, a, "orders", "monthly", d(2026, 10, 1)).await,
-        (
-            1000,
-            1000,
-            1000,
-            31,
-            0,
-            0.0,
-            "stable".into(),
-            d(2026, 10, 31)
-        )
-    );
+    // (database, period type, period start) and the row it must have: avg, max, min,
+    // samples, change, change %, trend, period end.
+    #[rustfmt::skip]
+    let exact = [
+        // Daily: yesterday; +100 over 2000 is exactly 5 %, which is still stable.
+        ("orders", "daily", d(2026, 11, 24), (2100, 2100, 2100, 1, 100, 5.0, "stable", d(2026, 11, 24))),
+        // Weekly: last complete week (doubled) and the current one (Monday to today).
+        ("orders", "weekly", d(2026, 11, 16), (2000, 2000, 2000, 7, 1000, 100.0, "growing", d(2026, 11, 22))),
+        ("orders", "weekly", d(2026, 11, 23), (2100, 2200, 2000, 3, 100, 5.0, "stable", d(2026, 11, 29))),
+        ("logs", "weekly", d(2026, 11, 16), (500, 500, 500, 7, -500, -50.0, "shrinking", d(2026, 11, 22))),
+        // Monthly: October (flat against September).
+        ("orders", "monthly", d(2026, 10, 1), (1000, 1000, 1000, 31, 0, 0.0, "stable", d(2026, 10, 31))),
+        // Quarterly: Q3 has only September (no Q2 to compare: stable).
+        ("orders", "quarterly", d(2026, 7, 1), (1000, 1000, 1000, 30, 0, 0.0, "stable", d(2026, 9, 30))),
+    ];
+    for (database, period, start, (avg, max, min, n, change, pct, trend, end)) in exact {
+        assert_eq!(
+            database_aggregate(&c, a, database, period, start).await,
+            (avg, max, min, n, change, pct, trend.to_string(), end),
+            "{database} {period} {start}"
+        );
+    }
+    // November: (15*1000 + 8*2000 + 2100 + 2200) / 25.
     let nov = database_aggregate(&c, a, "orders", "monthly", d(2026, 11, 1)).await;
     assert_eq!(
         (nov.0, nov.1, nov.2, nov.3, nov.4, nov.6.as_str(), nov.7),
         (1412, 2200, 1000, 25, 412, "growing", d(2026, 11, 30))
     );
     assert!((nov.5 - 41.2).abs() < 1e-9, "{}", nov.5);
-    // Quarterly: Q3 has only September (no Q2 to compare: stable); Q4 = (31*1000 + 35300) / 56.
-    assert_eq!(
-        database_aggregate(&c, a, "orders", "quarterly", d(2026, 7, 1)).await,
-        (
-            1000,
-            1000,
-            1000,
-            30,
-            0,
-            0.0,
-            "stable".into(),
-            d(2026, 9, 30)
-        )
-    );
+    // Q4 = (31*1000 + 35300) / 56.
     let q4 = database_aggregate(&c, a, "orders", "quarterly", d(2026, 10, 1)).await;
     assert_eq!(
         (q4.0, q4.1, q4.2, q4.3, q4.4, q4.6.as_str(), q4.7),

@@ -276,6 +276,40 @@ async fn latest(c: &tokio_postgres::Client, instance_id: i64, name: &str) -> Lat
     (r.get(0), r.get(1), r.get(2))
 }
 
+/// A 1 MiB MariaDB database that a completed run collected once.
+struct Collected {
+    t: TestStack,
+    /// Held so the database is dropped when the test ends.
+    _scratch: Scratch,
+    name: String,
+    my_id: i64,
+    run_id: String,
+    c: tokio_postgres::Client,
+    /// Its inventory row after that run.
+    before: Latest,
+}
+
+async fn collected_once(prefix: &str) -> Collected {
+    let t = TestStack::start().await;
+    let mut s = Scratch::default();
+    let name = unique(prefix);
+    s.my_db(&name, 1).await;
+    let my_id = t.shared_mariadb().await;
+    let run_id = t.start_run(&[my_id]).await;
+    assert_eq!(t.wait_run(&run_id).await["status"], "completed");
+    let c = t.db.connect().await;
+    let before = latest(&c, my_id, &name).await;
+    Collected {
+        t,
+        _scratch: s,
+        name,
+        my_id,
+        run_id,
+        c,
+        before,
+    }
+}
+
 /// A running run of its own (`task_key`) with one pending item for the instance, as a
 /// collection start writes it; its id.
 async fn run_of_one(c: &tokio_postgres::Client, task_key: &str, instance_id: i64) -> Uuid {
@@ -298,19 +332,12 @@ async fn run_of_one(c: &tokio_postgres::Client, task_key: &str, instance_id: i64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_delivered_twice_writes_once() {
-    let t = TestStack::start().await;
-    let mut s = Scratch::default();
-    let name = unique("tmc_twice");
-    s.my_db(&name, 1).await;
-    let my_id = t.shared_mariadb().await;
-    let run_id = t.start_run(&[my_id]).await;
-    assert_eq!(t.wait_run(&run_id).await["status"], "completed");
-
-    let c = t.db.connect().await;
-    let before = latest(&c, my_id, &name).await;
+    let once = collected_once("tmc_twice").await;
+    let (t, c) = (&once.t, &once.c);
+    let (name, my_id, before) = (once.name.clone(), once.my_id, once.before);
     let date = before.2.unwrap();
     let message = CollectMessage {
-        run_id: run_id.parse().unwrap(),
+        run_id: once.run_id.parse().unwrap(),
         instance_id: my_id,
         host: "127.0.0.1".into(),
         port: MY_PORT.into(),
@@ -320,11 +347,11 @@ async fn a_message_delivered_twice_writes_once() {
     tidemark::collect::process(&t.stack.app, &message)
         .await
         .unwrap();
-    assert_eq!(latest(&c, my_id, &name).await, before);
+    assert_eq!(latest(c, my_id, &name).await, before);
 
     // Two deliveries of one message at the same moment, on a run of its own: one write,
     // one item completion, the run closed exactly once.
-    let run2 = run_of_one(&c, "collect_twice_test", my_id).await;
+    let run2 = run_of_one(c, "collect_twice_test", my_id).await;
     let twice = CollectMessage {
         run_id: run2,
         ..message.clone()
@@ -358,7 +385,7 @@ async fn a_message_delivered_twice_writes_once() {
         .collect();
     assert!(rows.iter().any(|(n, _)| *n == name));
     assert!(rows.iter().all(|(_, n)| *n == 1), "{rows:?}");
-    assert_eq!(latest(&c, my_id, &name).await.0, before.0);
+    assert_eq!(latest(c, my_id, &name).await.0, before.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -488,16 +515,9 @@ async fn a_dropped_database_goes_inactive_and_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_late_message_for_an_older_date_never_moves_latest_back() {
-    let t = TestStack::start().await;
-    let mut s = Scratch::default();
-    let name = unique("tmc_late");
-    s.my_db(&name, 1).await;
-    let my_id = t.shared_mariadb().await;
-    let run_id = t.start_run(&[my_id]).await;
-    assert_eq!(t.wait_run(&run_id).await["status"], "completed");
-
-    let c = t.db.connect().await;
-    let before = latest(&c, my_id, &name).await;
+    let once = collected_once("tmc_late").await;
+    let (t, c) = (&once.t, &once.c);
+    let (name, my_id, before) = (once.name.clone(), once.my_id, once.before);
     let today = before.2.unwrap();
     // The database grows; then yesterday's message arrives late.
     let mut m = my().await;
@@ -507,7 +527,7 @@ async fn a_late_message_for_an_older_date_never_moves_latest_back() {
     .await
     .unwrap();
     let _ = m.disconnect().await;
-    let late_run = run_of_one(&c, "collect_late_test", my_id).await;
+    let late_run = run_of_one(c, "collect_late_test", my_id).await;
     let yesterday = today.pred_opt().unwrap();
     tidemark::collect::process(
         &t.stack.app,
@@ -521,7 +541,7 @@ async fn a_late_message_for_an_older_date_never_moves_latest_back() {
     )
     .await
     .unwrap();
-    assert_eq!(latest(&c, my_id, &name).await, before);
+    assert_eq!(latest(c, my_id, &name).await, before);
     let r = c
         .query_one(
             "SELECT (SELECT size_bytes FROM database_size_stats WHERE instance_id = $1 AND database_name = $2 AND collected_date = $3), \

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tidemark::exports::Kind;
 use tidemark::queue::ExportMessage;
 use tidemark::App;
 use tidemark_tests::{token_subject, Role, TestStack, VIEWER};
@@ -76,22 +77,21 @@ async fn expected_ledger(db: &tokio_postgres::Client) -> Vec<Vec<String>> {
     .collect()
 }
 
-const LEDGER_HEADER: [&str; 14] = [
-    "id",
-    "instance_id",
-    "instance_name",
-    "host",
-    "port",
-    "db_type",
-    "database_name",
-    "size_bytes",
-    "size_mb",
-    "collected_at",
-    "collected_date",
-    "growth_bytes_per_day",
-    "sync_status",
-    "tags",
-];
+/// The columns the ledger export declares; the rows below are checked against an independent
+/// query, so a column out of place fails there.
+const LEDGER_HEADER: &[&str] = Kind::DatabaseLedger.header();
+
+/// A stack that uploads exports in 5 MiB parts, over a ledger seeded by [`seed_ledger`].
+async fn five_mib_parts(
+    instances: i32,
+    databases: i32,
+    name_len: i32,
+) -> (TestStack, tokio_postgres::Client) {
+    let t = TestStack::start_with(vec![("TIDEMARK_EXPORT_PART_MIB", "5")]).await;
+    let db = t.db.connect().await;
+    seed_ledger(&db, instances, databases, name_len).await;
+    (t, db)
+}
 
 /// Requests an export as the viewer and polls the job until it is completed or failed.
 async fn export(t: &TestStack, body: Value) -> Value {
@@ -179,10 +179,8 @@ async fn job_row(db: &tokio_postgres::Client, filters: Value) -> uuid::Uuid {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_ledger_export_streams_in_parts_and_matches_the_ledger() {
-    let t = TestStack::start_with(vec![("TIDEMARK_EXPORT_PART_MIB", "5")]).await;
-    let db = t.db.connect().await;
     // ~30,000 rows of ~450 bytes: ~13 MiB, so three parts of 5 MiB.
-    seed_ledger(&db, 60, 500, 250).await;
+    let (t, db) = five_mib_parts(60, 500, 250).await;
 
     let job = export(
         &t,
@@ -592,9 +590,7 @@ async fn job_state(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_failing_mid_export_fails_the_job_and_leaves_nothing() {
-    let t = TestStack::start_with(vec![("TIDEMARK_EXPORT_PART_MIB", "5")]).await;
-    let db = t.db.connect().await;
-    seed_ledger(&db, 60, 500, 250).await;
+    let (t, db) = five_mib_parts(60, 500, 250).await;
     let proxy = s3_proxy(t.stack.s3_addr, Fault::FailPartsFrom(3)).await;
     let app = app_via(&t, proxy);
     let id = job_row(&db, json!({})).await;
@@ -623,10 +619,8 @@ async fn storage_failing_mid_export_fails_the_job_and_leaves_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_dropping_the_stream_fails_the_job_and_leaves_nothing() {
-    let t = TestStack::start_with(vec![("TIDEMARK_EXPORT_PART_MIB", "5")]).await;
-    let db = t.db.connect().await;
     // ~28 MiB: the server is still sending rows when the first part is recorded.
-    seed_ledger(&db, 60, 700, 400).await;
+    let (t, db) = five_mib_parts(60, 700, 400).await;
     let proxy = s3_proxy(
         t.stack.s3_addr,
         Fault::DelayParts(Duration::from_millis(1500)),

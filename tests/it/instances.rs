@@ -2,26 +2,20 @@
 //! validation, list parameters, keyset pages, tag filters and ETags.
 
 use serde_json::{json, Value};
-use tidemark_tests::{item_ids, Role, TestStack, OPERATOR, VIEWER};
+use tidemark_tests::{item_ids, Method, Role, TestStack, OPERATOR, VIEWER};
 
 #[tokio::test]
 async fn instance_lifecycle_over_http() {
     let t = TestStack::start().await;
-    let cred = t
-        .post(
-            "/credentials",
-            Role::Admin,
-            json!({"name": "ro", "username": "reader", "password": "pw-123456"}),
-        )
-        .await;
-    assert_eq!(cred.status, 201, "{cred:?}");
+    let cred = json!({"name": "ro", "username": "reader", "password": "pw-123456"});
+    let cred = t.create("/credentials", Role::Admin, cred).await;
     let prod = t.tag("prod").await;
     let r = t
         .post(
             "/instances",
             Role::Operator,
             json!({"name": "mysql-prod-1", "db_type": "MariaDB", "host": "10.0.0.7", "port": 3306,
-                   "credential_id": cred.data()["id"], "description": "orders", "tag_ids": [prod],
+                   "credential_id": cred, "description": "orders", "tag_ids": [prod],
                    "exclude_databases": ["tmp_%"]}),
         )
         .await;
@@ -73,18 +67,12 @@ async fn instance_lifecycle_over_http() {
         (r.status, r.data()["deletion_mode"].clone()),
         (200, json!("soft"))
     );
-    assert_eq!(
-        t.delete(&format!("/instances/{id}"), Role::Operator)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        t.get(&format!("/instances/{id}"), Role::Viewer)
-            .await
-            .status,
-        404
-    );
+    let one = format!("/instances/{id}");
+    t.expect_statuses(&[
+        (Method::DELETE, &one, Role::Operator, 200),
+        (Method::GET, &one, Role::Viewer, 404),
+    ])
+    .await;
     assert_eq!(
         t.get("/instances", Role::Viewer).await.data()["items"],
         json!([])
@@ -117,81 +105,40 @@ async fn instance_lifecycle_over_http() {
     );
 
     // Hard delete is admin only.
-    assert_eq!(
-        t.delete(&format!("/instances/{id}?mode=hard"), Role::Operator)
-            .await
-            .status,
-        403
-    );
-    assert_eq!(
-        t.delete(&format!("/instances/{id}?mode=hard"), Role::Admin)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        t.get(
-            &format!("/instances/{id}?include_deleted=true"),
-            Role::Viewer
-        )
-        .await
-        .status,
-        404
-    );
-    assert_eq!(
-        t.delete(&format!("/instances/{id}"), Role::Operator)
-            .await
-            .status,
-        404
-    );
+    let hard = format!("/instances/{id}?mode=hard");
+    t.expect_statuses(&[
+        (Method::DELETE, &hard, Role::Operator, 403),
+        (Method::DELETE, &hard, Role::Admin, 200),
+        (
+            Method::GET,
+            &format!("{one}?include_deleted=true"),
+            Role::Viewer,
+            404,
+        ),
+        (Method::DELETE, &one, Role::Operator, 404),
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn instance_validation_errors() {
     let t = TestStack::start().await;
+    // Each case sets one key of a valid body; the error names `field` ("": none).
     let cases = [
-        (
-            json!({"name": "a", "db_type": "mysql", "host": "h", "port": 0}),
-            "port",
-        ),
-        (
-            json!({"name": "a", "db_type": "mysql", "host": "h", "port": 70000}),
-            "port",
-        ),
-        (
-            json!({"name": "a", "db_type": "mysql", "host": "300.1.1.1", "port": 1}),
-            "host",
-        ),
-        (
-            json!({"name": "a", "db_type": "mysql", "host": "bad host", "port": 1}),
-            "host",
-        ),
-        (
-            json!({"name": "a b", "db_type": "mysql", "host": "h", "port": 1}),
-            "name",
-        ),
-        (
-            json!({"name": "a", "db_type": "oracle", "host": "h", "port": 1}),
-            "db_type",
-        ),
-        (
-            json!({"name": "a", "db_type": "mysql", "host": "h", "port": 1, "colour": "red"}),
-            "colour",
-        ),
-        (
-            json!({"name": "a", "db_type": "mysql", "host": "h", "port": "x"}),
-            "",
-        ),
-        (
-            json!({"name": "a", "db_type": "mysql", "host": "h", "port": 1, "credential_id": 999}),
-            "credential_id",
-        ),
-        (
-            json!({"name": "a", "db_type": "mysql", "host": "h", "port": 1, "tag_ids": [999]}),
-            "tag_ids",
-        ),
+        ("port", json!(0), "port"),
+        ("port", json!(70000), "port"),
+        ("host", json!("300.1.1.1"), "host"),
+        ("host", json!("bad host"), "host"),
+        ("name", json!("a b"), "name"),
+        ("db_type", json!("oracle"), "db_type"),
+        ("colour", json!("red"), "colour"),
+        ("port", json!("x"), ""),
+        ("credential_id", json!(999), "credential_id"),
+        ("tag_ids", json!([999]), "tag_ids"),
     ];
-    for (body, field) in cases {
+    for (key, value, field) in cases {
+        let mut body = json!({"name": "a", "db_type": "mysql", "host": "h", "port": 1});
+        body[key] = value;
         let r = t.post("/instances", Role::Operator, body.clone()).await;
         assert_eq!(
             (r.status, r.code()),
@@ -238,20 +185,20 @@ async fn instance_validation_errors() {
 #[tokio::test]
 async fn list_parameters_are_validated() {
     let t = TestStack::start().await;
-    for (q, field) in [
-        ("limit=0", "limit"),
-        ("limit=201", "limit"),
-        ("page=0", "page"),
-        ("sort=password", "sort"),
-        ("order=sideways", "order"),
-        ("status=gone", "status"),
-        ("tag_mode=some", "tag_mode"),
-        ("cursor=%%%", "cursor"),
-    ] {
-        let r = t.get(&format!("/instances?{q}"), Role::Viewer).await;
-        assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR"), "{q}");
-        assert_eq!(r.body["error"]["field"], json!(field), "{q}");
-    }
+    t.expect_invalid_queries(
+        "/instances",
+        &[
+            ("limit=0", "limit"),
+            ("limit=201", "limit"),
+            ("page=0", "page"),
+            ("sort=password", "sort"),
+            ("order=sideways", "order"),
+            ("status=gone", "status"),
+            ("tag_mode=some", "tag_mode"),
+            ("cursor=%%%", "cursor"),
+        ],
+    )
+    .await;
     let r = t.get("/instances?limit=200", Role::Viewer).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.data()["limit"], json!(200));
@@ -345,31 +292,28 @@ async fn tag_filter_lists_each_instance_once() {
     assert_eq!(r.ids(), Vec::<i64>::new());
 }
 
+/// `GET /instances` as the viewer with `If-None-Match: etag`.
+async fn list_if_none_match(t: &TestStack, etag: &str) -> reqwest::Response {
+    t.http
+        .get(format!("{}/instances", t.base))
+        .bearer_auth(VIEWER)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn etag_then_304() {
     let t = TestStack::start().await;
     t.instance("x", "mysql", "h", 3306).await;
     let r = t.get("/instances", Role::Viewer).await;
     let etag = r.headers["etag"].to_str().unwrap().to_string();
-    let resp = t
-        .http
-        .get(format!("{}/instances", t.base))
-        .bearer_auth(VIEWER)
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let resp = list_if_none_match(&t, &etag).await;
     assert_eq!(resp.status(), 304);
     assert_eq!(resp.headers()["etag"].to_str().unwrap(), etag);
     // A change gives a new tag and a full answer.
     t.instance("y", "mysql", "h", 3306).await;
-    let resp = t
-        .http
-        .get(format!("{}/instances", t.base))
-        .bearer_auth(VIEWER)
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let resp = list_if_none_match(&t, &etag).await;
     assert_eq!(resp.status(), 200);
 }

@@ -81,34 +81,16 @@ async fn http_api_event_with_jwt_scopes() {
         "API Gateway's request id is the response's"
     );
     let create = r#"{"name":"from-lambda","db_type":"pg","host":"db1","port":5432}"#;
-    let (status, body, _) = call(
-        &t,
-        "api-instances",
-        apigw_event(
-            "POST",
-            "/api/v1/instances",
-            "",
-            Some("tidemark/viewer"),
-            Some(create),
-        ),
-    )
-    .await;
+    let post = |scopes| {
+        let event = apigw_event("POST", "/api/v1/instances", "", Some(scopes), Some(create));
+        call(&t, "api-instances", event)
+    };
+    let (status, body, _) = post("tidemark/viewer").await;
     assert_eq!(
         (status, body["error"]["code"].clone()),
         (403, json!("PERMISSION_DENIED"))
     );
-    let (status, _, _) = call(
-        &t,
-        "api-instances",
-        apigw_event(
-            "POST",
-            "/api/v1/instances",
-            "",
-            Some("tidemark/operator"),
-            Some(create),
-        ),
-    )
-    .await;
+    let (status, _, _) = post("tidemark/operator").await;
     assert_eq!(status, 201);
     // No authorizer context: 401; a route of another function: 404 in this one.
     for (function, path, scopes, expected) in [

@@ -138,3 +138,44 @@ async fn maintenance_moves_default_rows_into_new_partitions() {
     .unwrap();
     assert!(dropped.contains(&"database_size_stats_2031_06".to_string()));
 }
+
+/// What openapi.yaml says about methods: a known path with another method is 405 with
+/// `Allow` (before authentication); HEAD answers like GET without a body.
+#[tokio::test]
+async fn other_methods_are_405_with_allow_and_head_answers_like_get() {
+    let t = TestStack::start().await;
+    let id = t.instance("m", "mysql", "h", 3306).await;
+    for (method, path, allow) in [
+        (
+            Method::PUT,
+            format!("/instances/{id}"),
+            "DELETE, GET, HEAD, PATCH",
+        ),
+        (Method::DELETE, "/instances".to_string(), "GET, HEAD, POST"),
+        (Method::GET, "/tags/bulk/assign".to_string(), "POST"),
+    ] {
+        let r = t.call(method.clone(), &path, None, None).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (405, "METHOD_NOT_ALLOWED"),
+            "{method} {path}"
+        );
+        assert_eq!(r.headers["allow"], allow, "{method} {path}");
+    }
+    let r = t.call(Method::PUT, "/no-such-route", None, None).await;
+    assert_eq!(r.status, 404);
+
+    let get = t.get("/instances", Role::Viewer).await;
+    let head = t
+        .call(
+            Method::HEAD,
+            "/instances",
+            Some(tidemark_tests::VIEWER),
+            None,
+        )
+        .await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_null(), "{head:?}");
+    assert_eq!(head.headers["etag"], get.headers["etag"]);
+    assert!(head.headers.contains_key("x-request-id"));
+}

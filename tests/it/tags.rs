@@ -7,55 +7,29 @@ use tidemark_tests::{Role, TestStack};
 #[tokio::test]
 async fn tag_routes() {
     let t = TestStack::start().await;
-    let r = t
-        .post(
-            "/tags",
-            Role::Operator,
-            json!({"name": "prod", "display_name": "Production", "category": "env"}),
-        )
+    let tag = |name, display_name, category| json!({"name": name, "display_name": display_name, "category": category});
+    let prod = t
+        .create("/tags", Role::Operator, tag("prod", "Production", "env"))
         .await;
-    assert_eq!(r.status, 201);
-    let prod = r.data()["id"].as_i64().unwrap();
-    let r = t
-        .post(
-            "/tags",
-            Role::Operator,
-            json!({"name": "prod", "display_name": "P", "category": "env"}),
-        )
-        .await;
-    assert_eq!((r.status, r.code()), (409, "CONFLICT"));
-    let r = t
-        .post(
-            "/tags",
-            Role::Operator,
-            json!({"name": "bad name!", "display_name": "P", "category": "env"}),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body["error"]["field"].clone()),
-        (400, json!("name"))
-    );
-    let r = t
-        .post(
-            "/tags",
-            Role::Operator,
-            json!({"name": "x", "display_name": " ", "category": "env"}),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body["error"]["field"].clone()),
-        (400, json!("display_name"))
-    );
-    let staging = t.post("/tags", Role::Operator, json!({"name": "staging", "display_name": "Staging", "category": "env", "is_active": false})).await;
-    let staging = staging.data()["id"].as_i64().unwrap();
+    // A taken name conflicts; a bad name or blank display name is a validation error.
+    let refused = [
+        ("prod", "P", 409, "CONFLICT", json!("name")),
+        ("bad name!", "P", 400, "VALIDATION_ERROR", json!("name")),
+        ("x", " ", 400, "VALIDATION_ERROR", json!("display_name")),
+    ];
+    for (name, display_name, status, code, field) in refused {
+        let r = t
+            .post("/tags", Role::Operator, tag(name, display_name, "env"))
+            .await;
+        assert_eq!((r.status, r.code()), (status, code), "{name}: {r:?}");
+        assert_eq!(r.body["error"]["field"], field, "{name}: {r:?}");
+    }
+    let mut inactive = tag("staging", "Staging", "env");
+    inactive["is_active"] = json!(false);
+    let staging = t.create("/tags", Role::Operator, inactive).await;
     let dc = t
-        .post(
-            "/tags",
-            Role::Operator,
-            json!({"name": "dc1", "display_name": "DC 1", "category": "site"}),
-        )
+        .create("/tags", Role::Operator, tag("dc1", "DC 1", "site"))
         .await;
-    let dc = dc.data()["id"].as_i64().unwrap();
     let i = t.instance("i1", "mysql", "h", 1).await;
     t.patch(
         &format!("/instances/{i}"),

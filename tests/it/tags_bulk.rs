@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
-use tidemark::tags::bulk::{self, Counted};
+use tidemark::tags::bulk::{self, Counted, PairsOf};
 use tidemark_tests::{token_subject, Role, TestStack, OPERATOR};
 
 async fn links(t: &TestStack, instance_id: i64) -> BTreeSet<i64> {
@@ -20,6 +20,25 @@ async fn links(t: &TestStack, instance_id: i64) -> BTreeSet<i64> {
     .collect()
 }
 
+/// An instance that exists but is soft-deleted.
+async fn deleted_instance(t: &TestStack) -> i64 {
+    let gone = t.seed_instances("gone-", 1).await[0];
+    let r = t
+        .delete(&format!("/instances/{gone}"), Role::Operator)
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    gone
+}
+
+/// A tag that exists but is inactive.
+async fn inactive_tag(t: &TestStack, name: &str) -> i64 {
+    let id = t.tag(name).await;
+    let body = json!({"is_active": false});
+    let r = t.patch(&format!("/tags/{id}"), Role::Operator, body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    id
+}
+
 async fn link_count(t: &TestStack) -> i64 {
     let c = t.db.connect().await;
     c.query_one("SELECT count(*) FROM instance_tags", &[])
@@ -32,24 +51,10 @@ async fn link_count(t: &TestStack) -> i64 {
 async fn assign_remove_and_list_over_http() {
     let t = TestStack::start().await;
     let ids = t.seed_instances("bulk-", 3).await;
-    let gone = t.seed_instances("gone-", 1).await[0];
-    assert_eq!(
-        t.delete(&format!("/instances/{gone}"), Role::Operator)
-            .await
-            .status,
-        200
-    );
+    let gone = deleted_instance(&t).await;
     let prod = t.tag("prod").await;
     let eu = t.tag("eu").await;
-    let old = t.tag("old").await;
-    let r = t
-        .patch(
-            &format!("/tags/{old}"),
-            Role::Operator,
-            json!({"is_active": false}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
+    let old = inactive_tag(&t, "old").await;
 
     // Duplicates are ignored; unknown, deleted and inactive ids are reported and skipped.
     let body = json!({"instance_ids": [ids[0], ids[1], ids[2], ids[0], gone, 999_999],
@@ -165,192 +170,90 @@ async fn assign_remove_and_list_over_http() {
 async fn every_error_case_of_the_contract() {
     let t = TestStack::start().await;
     let ids = t.seed_instances("err-", 2).await;
-    let gone = t.seed_instances("gone-", 1).await[0];
-    assert_eq!(
-        t.delete(&format!("/instances/{gone}"), Role::Operator)
-            .await
-            .status,
-        200
-    );
+    let gone = deleted_instance(&t).await;
     let tag = t.tag("prod").await;
-    let off = t.tag("off").await;
-    t.patch(
-        &format!("/tags/{off}"),
-        Role::Operator,
-        json!({"is_active": false}),
-    )
-    .await;
+    let off = inactive_tag(&t, "off").await;
     let many_instances: Vec<i64> = (1..=10_001).collect();
     let many_tags: Vec<i64> = (1..=101).collect();
     let at_cap: Vec<i64> = (1..=10_000).collect();
 
-    let cases: Vec<(&str, Value, u16, &str)> = vec![
+    // Per action: (status, body). The code follows from the status.
+    let cases: Vec<(&str, Vec<(u16, Value)>)> = vec![
         (
             "assign",
-            json!({"instance_ids": [], "tag_ids": [tag]}),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            "assign",
-            json!({"instance_ids": [ids[0]], "tag_ids": []}),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            "assign",
-            json!({"instance_ids": ["1"], "tag_ids": [tag]}),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            "assign",
-            json!({"instance_ids": [1.5], "tag_ids": [tag]}),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            "assign",
-            json!({"instance_ids": [ids[0]], "tag_ids": [true]}),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            "assign",
-            json!({"instance_ids": [-3], "tag_ids": [tag]}),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            "assign",
-            json!({"instance_ids": ids[0], "tag_ids": [tag]}),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            "assign",
-            json!({"instance_ids": [ids[0]]}),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            "assign",
-            json!({"instance_ids": [ids[0]], "tag_ids": [tag], "x": 1}),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            "assign",
-            json!({"instance_ids": many_instances, "tag_ids": [tag]}),
-            413,
-            "PAYLOAD_TOO_LARGE",
-        ),
-        (
-            "assign",
-            json!({"instance_ids": [ids[0]], "tag_ids": many_tags}),
-            413,
-            "PAYLOAD_TOO_LARGE",
-        ),
-        (
-            "assign",
-            json!({"instance_ids": [999_999, gone], "tag_ids": [tag]}),
-            404,
-            "NOT_FOUND",
-        ),
-        (
-            "assign",
-            json!({"instance_ids": [ids[0]], "tag_ids": [999_999, off]}),
-            404,
-            "NOT_FOUND",
+            vec![
+                (400, json!({"instance_ids": [], "tag_ids": [tag]})),
+                (400, json!({"instance_ids": [ids[0]], "tag_ids": []})),
+                (400, json!({"instance_ids": ["1"], "tag_ids": [tag]})),
+                (400, json!({"instance_ids": [1.5], "tag_ids": [tag]})),
+                (400, json!({"instance_ids": [ids[0]], "tag_ids": [true]})),
+                (400, json!({"instance_ids": [-3], "tag_ids": [tag]})),
+                (400, json!({"instance_ids": ids[0], "tag_ids": [tag]})),
+                (400, json!({"instance_ids": [ids[0]]})),
+                (
+                    400,
+                    json!({"instance_ids": [ids[0]], "tag_ids": [tag], "x": 1}),
+                ),
+                (
+                    413,
+                    json!({"instance_ids": many_instances, "tag_ids": [tag]}),
+                ),
+                (413, json!({"instance_ids": [ids[0]], "tag_ids": many_tags})),
+                (
+                    404,
+                    json!({"instance_ids": [999_999, gone], "tag_ids": [tag]}),
+                ),
+                (
+                    404,
+                    json!({"instance_ids": [ids[0]], "tag_ids": [999_999, off]}),
+                ),
+            ],
         ),
         (
             "remove",
-            json!({"instance_ids": [], "tag_ids": [tag]}),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            "remove",
-            json!({"instance_ids": many_instances, "tag_ids": [tag]}),
-            413,
-            "PAYLOAD_TOO_LARGE",
-        ),
-        (
-            "remove",
-            json!({"instance_ids": [ids[0]], "tag_ids": many_tags}),
-            413,
-            "PAYLOAD_TOO_LARGE",
-        ),
-        (
-            "remove",
-            json!({"instance_ids": [999_999], "tag_ids": [tag]}),
-            404,
-            "NOT_FOUND",
-        ),
-        (
-            "remove",
-            json!({"instance_ids": [ids[0]], "tag_ids": [999_999]}),
-            404,
-            "NOT_FOUND",
+            vec![
+                (400, json!({"instance_ids": [], "tag_ids": [tag]})),
+                (
+                    413,
+                    json!({"instance_ids": many_instances, "tag_ids": [tag]}),
+                ),
+                (413, json!({"instance_ids": [ids[0]], "tag_ids": many_tags})),
+                (404, json!({"instance_ids": [999_999], "tag_ids": [tag]})),
+                (404, json!({"instance_ids": [ids[0]], "tag_ids": [999_999]})),
+            ],
         ),
         (
             "remove-all",
-            json!({"instance_ids": []}),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            "remove-all",
-            json!({"instance_ids": ["a"]}),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            "remove-all",
-            json!({"instance_ids": [ids[0]], "tag_ids": [tag]}),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            "remove-all",
-            json!({"instance_ids": many_instances}),
-            413,
-            "PAYLOAD_TOO_LARGE",
-        ),
-        (
-            "remove-all",
-            json!({"instance_ids": [gone]}),
-            404,
-            "NOT_FOUND",
+            vec![
+                (400, json!({"instance_ids": []})),
+                (400, json!({"instance_ids": ["a"]})),
+                (400, json!({"instance_ids": [ids[0]], "tag_ids": [tag]})),
+                (413, json!({"instance_ids": many_instances})),
+                (404, json!({"instance_ids": [gone]})),
+                // At the cap is fine (the ids that do not exist are reported).
+                (200, json!({"instance_ids": at_cap})),
+            ],
         ),
         (
             "instance-tags",
-            json!({"instance_ids": []}),
-            400,
-            "VALIDATION_ERROR",
+            vec![
+                (400, json!({"instance_ids": []})),
+                (400, json!({"instance_ids": [null]})),
+                (413, json!({"instance_ids": many_instances})),
+                (404, json!({"instance_ids": [999_999]})),
+            ],
         ),
-        (
-            "instance-tags",
-            json!({"instance_ids": [null]}),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            "instance-tags",
-            json!({"instance_ids": many_instances}),
-            413,
-            "PAYLOAD_TOO_LARGE",
-        ),
-        (
-            "instance-tags",
-            json!({"instance_ids": [999_999]}),
-            404,
-            "NOT_FOUND",
-        ),
-        // At the cap is fine (the ids that do not exist are reported).
-        ("remove-all", json!({"instance_ids": at_cap}), 200, ""),
     ];
-    for (action, body, status, code) in cases {
+    let expanded = cases
+        .into_iter()
+        .flat_map(|(action, bodies)| bodies.into_iter().map(move |(s, b)| (action, s, b)));
+    for (action, status, body) in expanded {
+        let code = match status {
+            400 => "VALIDATION_ERROR",
+            404 => "NOT_FOUND",
+            413 => "PAYLOAD_TOO_LARGE",
+            _ => "",
+        };
         let role = if action == "instance-tags" {
             Role::Viewer
         } else {
@@ -431,7 +334,16 @@ async fn statements_for(t: &TestStack, instances: &[i64], tags: &[i64]) -> Vec<u
 
     let tx = client.transaction().await.unwrap();
     let db = Counted::new(&tx);
-    let a = bulk::assign(&db, "test", instances, tags).await.unwrap();
+    let a = bulk::assign(
+        &db,
+        PairsOf {
+            who: "test",
+            instance_ids: instances,
+            tag_ids: tags,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!((a.assigned_count, a.already_assigned_count), (n * k, 0));
     sent.push(db.sent());
     tx.commit().await.unwrap();
@@ -450,9 +362,16 @@ async fn statements_for(t: &TestStack, instances: &[i64], tags: &[i64]) -> Vec<u
 
     let tx = client.transaction().await.unwrap();
     let db = Counted::new(&tx);
-    let r = bulk::remove(&db, "test", instances, &tags[..1])
-        .await
-        .unwrap();
+    let r = bulk::remove(
+        &db,
+        PairsOf {
+            who: "test",
+            instance_ids: instances,
+            tag_ids: &tags[..1],
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(r.removed_count, n);
     sent.push(db.sent());
     tx.commit().await.unwrap();

@@ -39,22 +39,11 @@ async fn one_collection_at_a_time_cancel_and_task_run_lists() {
         400
     );
 
-    let r = t
-        .post(
-            &format!("/task-runs/{run_id}/actions/cancel"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
+    let cancel = format!("/task-runs/{run_id}/actions/cancel");
+    let r = t.post(&cancel, Role::Operator, json!({})).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.data()["status"], "cancelled");
-    let r = t
-        .post(
-            &format!("/task-runs/{run_id}/actions/cancel"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
+    let r = t.post(&cancel, Role::Operator, json!({})).await;
     assert_eq!((r.status, r.code()), (409, "RUN_NOT_RUNNING"));
 
     // The item that was running finishes; the pending ones never start.

@@ -9,12 +9,12 @@ pub mod scratch;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use reqwest::Method;
 use serde_json::Value;
 use tidemark_local::{Options, Stack};
 
 pub use fixtures::{closed_port, silent_server, unique};
 // The library's auth names, imported here once for every test module.
+pub use reqwest::Method;
 pub use tidemark::web::auth::token_subject;
 pub use tidemark::web::Role;
 
@@ -247,6 +247,27 @@ impl TestStack {
     pub async fn delete(&self, path: &str, role: Role) -> Resp {
         self.call(Method::DELETE, path, Some(token(role)), None)
             .await
+    }
+
+    /// GETs `path?query` as the viewer for each `(query, field)` and checks the answer is a
+    /// 400 `VALIDATION_ERROR` naming `field`.
+    pub async fn expect_invalid_queries(&self, path: &str, cases: &[(&str, &str)]) {
+        for (query, field) in cases {
+            let r = self.get(&format!("{path}?{query}"), Role::Viewer).await;
+            assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR"), "{query}");
+            assert_eq!(r.body["error"]["field"], *field, "{query}");
+        }
+    }
+
+    /// Sends each request (no body) in order and checks its status, naming the request that
+    /// answered otherwise.
+    pub async fn expect_statuses(&self, cases: &[(Method, &str, Role, u16)]) {
+        for (method, path, role, status) in cases {
+            let r = self
+                .call(method.clone(), path, Some(token(*role)), None)
+                .await;
+            assert_eq!(r.status, *status, "{method} {path} as {role:?}: {r:?}");
+        }
     }
 }
 

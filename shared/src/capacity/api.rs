@@ -91,7 +91,7 @@ struct List {
     by_database: bool,
 }
 
-async fn list(app: &App, req: Req, list: List) -> ApiResult {
+async fn list(app: &App, req: Req, list: &List) -> ApiResult {
     let q = &req.query;
     let mut params = ListParams::parse(q, list.sorts)?;
     aggregation_filters(q, &mut params.sql)?;
@@ -106,36 +106,26 @@ async fn list(app: &App, req: Req, list: List) -> ApiResult {
         .await
 }
 
+static DATABASES: List = List {
+    sorts: &DATABASE_SORTS,
+    from: "database_size_aggregations",
+    extra: "json_build_object('database_name', a.database_name)",
+    by_database: true,
+};
+
+static INSTANCES: List = List {
+    sorts: &INSTANCE_SORTS,
+    from: "instance_size_aggregations",
+    extra: "json_build_object('database_count', a.database_count)",
+    by_database: false,
+};
+
 /// `GET /capacity/databases`; also filters by `database_name`.
 pub async fn databases(app: &App, req: Req) -> ApiResult {
-    let extra = "json_build_object('database_name', a.database_name)";
-    let from = "database_size_aggregations";
-    list(
-        app,
-        req,
-        List {
-            sorts: &DATABASE_SORTS,
-            from,
-            extra,
-            by_database: true,
-        },
-    )
-    .await
+    list(app, req, &DATABASES).await
 }
 
 /// `GET /capacity/instances`
 pub async fn instances(app: &App, req: Req) -> ApiResult {
-    let extra = "json_build_object('database_count', a.database_count)";
-    let from = "instance_size_aggregations";
-    list(
-        app,
-        req,
-        List {
-            sorts: &INSTANCE_SORTS,
-            from,
-            extra,
-            by_database: false,
-        },
-    )
-    .await
+    list(app, req, &INSTANCES).await
 }

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use anyhow::Context;
 use async_trait::async_trait;
 
 /// Where and how to reach one managed server.
@@ -48,22 +49,49 @@ pub struct Collected {
     pub databases: Vec<DatabaseSize>,
 }
 
+/// What the rest of the service knows about an engine without connecting to it.
+pub struct Engine {
+    /// The `instances.db_type` the adapter serves.
+    pub db_type: &'static str,
+    /// System databases and patterns (SQL LIKE) never collected on this engine.
+    pub default_exclusions: &'static [&'static str],
+}
+
 #[async_trait]
 pub trait Adapter: Send + Sync {
-    /// The `instances.db_type` this adapter serves.
-    fn db_type(&self) -> &'static str;
-    /// System databases and patterns (SQL LIKE) never collected on this engine.
-    fn default_exclusions(&self) -> &'static [&'static str];
+    fn engine(&self) -> &'static Engine;
     /// Connects within `connect_timeout`, bounds every statement by `statement_timeout`, and
     /// returns the size of every database that `exclusions` does not exclude. The error is for people:
     /// it says what failed (connect, authenticate, query) and never carries a password.
     async fn collect(&self, target: &Target, exclusions: &Exclusions) -> anyhow::Result<Collected>;
 }
 
+/// Bounds a connection attempt by the target's connect timeout; the error names the server
+/// (never the password) and says whether it did not answer or refused.
+pub async fn connect<T, E>(
+    target: &Target,
+    attempt: impl std::future::Future<Output = Result<T, E>>,
+) -> anyhow::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let where_ = format!("{}:{}", target.host, target.port);
+    match tokio::time::timeout(target.connect_timeout, attempt).await {
+        Err(_) => anyhow::bail!(
+            "could not connect to {where_}: no answer within {:?}",
+            target.connect_timeout
+        ),
+        Ok(r) => r.with_context(|| format!("could not connect to {where_}")),
+    }
+}
+
 static ADAPTERS: &[&dyn Adapter] = &[&super::postgres::Postgres, &super::mysql::MySql];
 
 pub fn adapter_for(db_type: &str) -> Option<&'static dyn Adapter> {
-    ADAPTERS.iter().copied().find(|a| a.db_type() == db_type)
+    ADAPTERS
+        .iter()
+        .copied()
+        .find(|a| a.engine().db_type == db_type)
 }
 
 /// The engine's defaults plus the instance's own `exclude_databases` (names or LIKE patterns).
@@ -76,7 +104,8 @@ pub struct Exclusions {
 impl Exclusions {
     pub fn new(adapter: &dyn Adapter, instance_patterns: &[String]) -> Self {
         let mut patterns: Vec<String> = adapter
-            .default_exclusions()
+            .engine()
+            .default_exclusions
             .iter()
             .map(|p| p.to_string())
             .collect();

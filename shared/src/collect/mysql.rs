@@ -21,27 +21,28 @@ use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 
-use super::adapter::{Adapter, Collected, DatabaseSize, Exclusions, Target};
+use super::adapter::{connect, Adapter, Collected, DatabaseSize, Engine, Exclusions, Target};
 
 pub struct MySql;
 
+/// Underscores escaped: `tmp\_%` drops `tmp_orders`, not `tmpfs_stats`.
+static ENGINE: Engine = Engine {
+    db_type: "mysql",
+    default_exclusions: &[
+        "information_schema",
+        "performance_schema",
+        "mysql",
+        "sys",
+        "tmp\\_%",
+        "temp\\_%",
+        "#sql%",
+    ],
+};
+
 #[async_trait]
 impl Adapter for MySql {
-    fn db_type(&self) -> &'static str {
-        "mysql"
-    }
-
-    /// Underscores escaped: `tmp\_%` drops `tmp_orders`, not `tmpfs_stats`.
-    fn default_exclusions(&self) -> &'static [&'static str] {
-        &[
-            "information_schema",
-            "performance_schema",
-            "mysql",
-            "sys",
-            "tmp\\_%",
-            "temp\\_%",
-            "#sql%",
-        ]
+    fn engine(&self) -> &'static Engine {
+        &ENGINE
     }
 
     async fn collect(&self, target: &Target, exclusions: &Exclusions) -> anyhow::Result<Collected> {
@@ -55,15 +56,7 @@ impl Adapter for MySql {
             // Talk to the host:port we were given, never a local socket it may advertise.
             .prefer_socket(false);
         let where_ = format!("{}:{}", target.host, target.port);
-        let mut conn = tokio::time::timeout(target.connect_timeout, Conn::new(opts))
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "could not connect to {where_}: no answer within {:?}",
-                    target.connect_timeout
-                )
-            })?
-            .with_context(|| format!("could not connect to {where_}"))?;
+        let mut conn = connect(target, Conn::new(opts)).await?;
         let result = tokio::time::timeout(
             target.statement_timeout * 4,
             sizes(&mut conn, target, exclusions),

@@ -5,19 +5,20 @@ use anyhow::Context;
 use async_trait::async_trait;
 use tokio_postgres::NoTls;
 
-use super::adapter::{Adapter, Collected, DatabaseSize, Exclusions, Target};
+use super::adapter::{connect, Adapter, Collected, DatabaseSize, Engine, Exclusions, Target};
 
 pub struct Postgres;
 
+/// `pg\_%`: the underscore is literal (`pg_%` as LIKE would also drop `pgbench`).
+static ENGINE: Engine = Engine {
+    db_type: "postgresql",
+    default_exclusions: &["template0", "template1", "postgres", "pg\\_%"],
+};
+
 #[async_trait]
 impl Adapter for Postgres {
-    fn db_type(&self) -> &'static str {
-        "postgresql"
-    }
-
-    /// `pg\_%`: the underscore is literal (`pg_%` as LIKE would also drop `pgbench`).
-    fn default_exclusions(&self) -> &'static [&'static str] {
-        &["template0", "template1", "postgres", "pg\\_%"]
+    fn engine(&self) -> &'static Engine {
+        &ENGINE
     }
 
     async fn collect(&self, target: &Target, exclusions: &Exclusions) -> anyhow::Result<Collected> {
@@ -38,15 +39,7 @@ impl Adapter for Postgres {
             cfg.password(p);
         }
         let where_ = format!("{}:{}", target.host, target.port);
-        let (client, connection) = tokio::time::timeout(target.connect_timeout, cfg.connect(NoTls))
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "could not connect to {where_}: no answer within {:?}",
-                    target.connect_timeout
-                )
-            })?
-            .with_context(|| format!("could not connect to {where_}"))?;
+        let (client, connection) = connect(target, cfg.connect(NoTls)).await?;
         let connection = tokio::spawn(async move {
             let _ = connection.await;
         });

@@ -44,18 +44,18 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
         .await
 }
 
+const TABLE: (&str, &str, &str) = (COLUMNS, "credentials c", "c.id");
+
 async fn fetch(
     client: &impl deadpool_postgres::GenericClient,
     id: i64,
 ) -> Result<Credential, ApiError> {
-    let statement = format!("SELECT {COLUMNS} FROM credentials c WHERE c.id = $1");
-    sql::one(client, &statement, &[&id], "credential").await
+    sql::by_id(client, TABLE, id, "credential").await
 }
 
 pub async fn get(app: &App, req: Req) -> ApiResult {
-    let id = req.id("id")?;
     let client = app.db.get().await?;
-    Ok(ApiResponse::ok(fetch(&client, id).await?))
+    Ok(ApiResponse::ok(fetch(&client, req.id("id")?).await?))
 }
 
 fn valid_name(v: &str) -> Result<String, ApiError> {
@@ -116,8 +116,7 @@ struct PatchBody {
 }
 
 pub async fn update(app: &App, req: Req) -> ApiResult {
-    let id = req.id("id")?;
-    let body: PatchBody = req.json()?;
+    let (id, body): (i64, PatchBody) = req.id_and_json()?;
     let name = body.name.as_deref().map(valid_name).transpose()?;
     let username = body.username.as_deref().map(valid_username).transpose()?;
     let password = match &body.password {

@@ -196,13 +196,16 @@ static SORTS: SortSpec = crate::sorts! {
 /// The caller's own recent exports, newest first; filters `status`, `kind`.
 pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
-    let mut params = ListParams::parse(q, &SORTS)?;
-    let sql = &mut params.sql;
-    sql.eq("j.requested_by", Some(req.principal.subject.clone()))
-        .eq("j.status", q.pick::<Status>("status")?.map(Status::as_str))
-        .eq("j.kind", q.pick::<Kind>("kind")?.map(Kind::as_str));
+    let owner = Some(req.principal.subject.clone());
+    let status = q.pick::<Status>("status")?.map(Status::as_str);
+    let kind = q.pick::<Kind>("kind")?.map(Kind::as_str);
     let source = Source::new(JOB_COLUMNS, "export_jobs j");
-    params.respond::<Job>(app, source).await
+    ListParams::filtered::<Job>(app, q, &SORTS, source, |sql| {
+        sql.eq("j.requested_by", owner)
+            .eq("j.status", status)
+            .eq("j.kind", kind);
+    })
+    .await
 }
 
 /// Deletes the export's object (or aborts its upload) and then the job. If storage refuses,

@@ -1,7 +1,7 @@
 //! What can be exported: each kind validates its filters like the list it mirrors, builds one
 //! parameterised query, and turns each row into one CSV record.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 
 use super::cells::CsvBuffer;
@@ -47,7 +47,7 @@ impl Kind {
         }
     }
 
-    pub fn header(self) -> &'static [&'static str] {
+    pub const fn header(self) -> &'static [&'static str] {
         match self {
             Kind::DatabaseLedger => &[
                 "id",
@@ -168,60 +168,71 @@ impl Kind {
         out: &mut CsvBuffer,
         now: DateTime<Utc>,
     ) -> Result<(), RowError> {
+        use Cell::*;
         match self {
             Kind::DatabaseLedger => {
                 let size: Option<i64> = row.try_get(7)?;
                 let collected_at: Option<DateTime<Utc>> = row.try_get(8)?;
-                out.int(row.try_get(0)?)?;
-                out.int(row.try_get(1)?)?;
-                out.text(row.try_get(2)?)?;
-                out.text(row.try_get(3)?)?;
-                out.int(i64::from(row.try_get::<_, i32>(4)?))?;
-                out.text(row.try_get(5)?)?;
-                out.text(row.try_get(6)?)?;
+                cells(row, out, 0, &[Int, Int, Text, Text, Port, Text, Text])?;
                 out.opt_int(size)?;
                 out.mb(size)?;
                 out.time(collected_at)?;
-                out.date(row.try_get::<_, Option<NaiveDate>>(9)?)?;
-                out.opt_int(row.try_get(10)?)?;
+                cells(row, out, 9, &[OptDate, OptInt])?;
                 out.text(crate::ledger::sync_status(collected_at, now))?;
-                out.opt_text(row.try_get(11)?)?;
+                cells(row, out, 11, &[OptText])?;
             }
             Kind::Instances => {
-                let status: &str = row.try_get(7)?;
-                out.int(row.try_get(0)?)?;
-                out.text(row.try_get(1)?)?;
-                out.text(row.try_get(2)?)?;
-                out.text(row.try_get(3)?)?;
-                out.int(i64::from(row.try_get::<_, i32>(4)?))?;
-                out.opt_text(row.try_get(5)?)?;
-                out.opt_text(row.try_get(6)?)?;
-                out.text(status)?;
-                out.opt_text(row.try_get(8)?)?;
-                out.opt_text(row.try_get(9)?)?;
-                out.time(row.try_get(10)?)?;
-                out.time(Some(row.try_get(11)?))?;
-                out.time(Some(row.try_get(12)?))?;
-                out.time(row.try_get(13)?)?;
+                let columns = [
+                    Int, Text, Text, Text, Port, OptText, OptText, Text, OptText, OptText, OptTime,
+                    Time, Time, OptTime,
+                ];
+                cells(row, out, 0, &columns)?;
             }
             Kind::DatabaseSizes => {
                 let size: i64 = row.try_get(6)?;
-                out.int(row.try_get(0)?)?;
-                out.text(row.try_get(1)?)?;
-                out.text(row.try_get(2)?)?;
-                out.text(row.try_get(3)?)?;
-                out.text(row.try_get(4)?)?;
-                out.date(Some(row.try_get(5)?))?;
+                cells(row, out, 0, &[Int, Text, Text, Text, Text, Date])?;
                 out.int(size)?;
                 out.mb(Some(size))?;
-                out.opt_int(row.try_get(7)?)?;
-                out.opt_int(row.try_get(8)?)?;
-                out.time(Some(row.try_get(9)?))?;
+                cells(row, out, 7, &[OptInt, OptInt, Time])?;
             }
         }
         out.end_row()?;
         Ok(())
     }
+}
+
+/// How one column of a row becomes one CSV cell.
+#[derive(Clone, Copy)]
+enum Cell {
+    Int,
+    OptInt,
+    /// A port (`integer` column).
+    Port,
+    Text,
+    OptText,
+    Time,
+    OptTime,
+    Date,
+    OptDate,
+}
+
+/// Writes `columns` from the row's columns `first`, `first + 1`, ...
+fn cells(row: &Row, out: &mut CsvBuffer, first: usize, columns: &[Cell]) -> Result<(), RowError> {
+    for (i, cell) in columns.iter().enumerate() {
+        let i = first + i;
+        match cell {
+            Cell::Int => out.int(row.try_get(i)?)?,
+            Cell::OptInt => out.opt_int(row.try_get(i)?)?,
+            Cell::Port => out.int(i64::from(row.try_get::<_, i32>(i)?))?,
+            Cell::Text => out.text(row.try_get(i)?)?,
+            Cell::OptText => out.opt_text(row.try_get(i)?)?,
+            Cell::Time => out.time(Some(row.try_get(i)?))?,
+            Cell::OptTime => out.time(row.try_get(i)?)?,
+            Cell::Date => out.date(Some(row.try_get(i)?))?,
+            Cell::OptDate => out.date(row.try_get(i)?)?,
+        }
+    }
+    Ok(())
 }
 
 /// A row could not be decoded or written (both mean a bug or a schema change, not bad input).

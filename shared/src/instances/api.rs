@@ -197,8 +197,7 @@ struct PatchBody {
 }
 
 pub async fn update(app: &App, req: Req) -> ApiResult {
-    let id = req.id("id")?;
-    let body: PatchBody = req.json()?;
+    let (id, body): (i64, PatchBody) = req.id_and_json()?;
     // `Some(None)` clears a nullable field; `None` leaves it.
     let clearable = |v: &Option<Option<String>>, rule| {
         v.as_ref().map(|v| optional(v.as_deref(), rule)).transpose()

@@ -207,16 +207,24 @@ impl Pairs {
     }
 }
 
+/// An assign or remove: who asks (for the audit line), and the instances and tags whose
+/// every found pair it changes.
+#[derive(Debug, Clone, Copy)]
+pub struct PairsOf<'a> {
+    pub who: &'a str,
+    pub instance_ids: &'a [i64],
+    pub tag_ids: &'a [i64],
+}
+
 /// Validates the id lists, locks what exists and runs `statement` (`$1` instances, `$2`
 /// tags) over every found pair.
 async fn on_pairs<C: GenericClient>(
     db: &Counted<'_, C>,
-    instance_ids: &[i64],
-    tag_ids: &[i64],
+    ids: PairsOf<'_>,
     statement: &str,
 ) -> Result<Pairs, ApiError> {
-    let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
-    let tag_ids = id_list("tag_ids", tag_ids, MAX_TAG_IDS)?;
+    let instance_ids = id_list("instance_ids", ids.instance_ids, MAX_INSTANCE_IDS)?;
+    let tag_ids = id_list("tag_ids", ids.tag_ids, MAX_TAG_IDS)?;
     let (instances, tags) = lock_both(db, &instance_ids, &tag_ids).await?;
     let changed = db
         .counted()
@@ -234,16 +242,14 @@ async fn on_pairs<C: GenericClient>(
 /// Links every found instance to every found tag. `db` should wrap a transaction.
 pub async fn assign<C: GenericClient>(
     db: &Counted<'_, C>,
-    who: &str,
-    instance_ids: &[i64],
-    tag_ids: &[i64],
+    ids: PairsOf<'_>,
 ) -> Result<Assigned, ApiError> {
-    let p = on_pairs(db, instance_ids, tag_ids, INSERT_PAIRS).await?;
+    let p = on_pairs(db, ids, INSERT_PAIRS).await?;
     // The instances are locked, so no other bulk call changed their links in between.
     let pairs = (p.instances * p.tags) as u64;
     let counts = json!({"assigned_count": p.changed,
         "already_assigned_count": pairs.saturating_sub(p.changed)});
-    db.audit(who, "assign", p.context(counts)).await?;
+    db.audit(ids.who, "assign", p.context(counts)).await?;
     Ok(Assigned {
         assigned_count: p.changed,
         already_assigned_count: pairs.saturating_sub(p.changed),
@@ -255,17 +261,44 @@ pub async fn assign<C: GenericClient>(
 /// Unlinks every found tag from every found instance. `db` should wrap a transaction.
 pub async fn remove<C: GenericClient>(
     db: &Counted<'_, C>,
-    who: &str,
-    instance_ids: &[i64],
-    tag_ids: &[i64],
+    ids: PairsOf<'_>,
 ) -> Result<Removed, ApiError> {
-    let p = on_pairs(db, instance_ids, tag_ids, DELETE_PAIRS).await?;
+    let p = on_pairs(db, ids, DELETE_PAIRS).await?;
     let counts = json!({"removed_count": p.changed});
-    db.audit(who, "remove", p.context(counts)).await?;
+    db.audit(ids.who, "remove", p.context(counts)).await?;
     Ok(Removed {
         removed_count: p.changed,
         missing_instance_ids: p.missing_instance_ids,
         missing_tag_ids: p.missing_tag_ids,
+    })
+}
+
+/// The instances of a remove-all or instance-tags call that exist.
+struct Found {
+    /// The validated ids asked for.
+    asked: Vec<i64>,
+    /// The first column of `statement`'s row: the ids that exist.
+    instances: Vec<i64>,
+    row: tokio_postgres::Row,
+}
+
+/// Validates `instance_ids` and runs `statement` (`$1` the ids) for its one row; none of
+/// them existing is an error.
+async fn found_instances<C: GenericClient>(
+    db: &Counted<'_, C>,
+    instance_ids: &[i64],
+    statement: &str,
+) -> Result<Found, ApiError> {
+    let asked = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
+    let row = db.counted().query_one(statement, &[&asked]).await?;
+    let instances: Vec<i64> = row.try_get(0)?;
+    if instances.is_empty() {
+        return Err(none_exist("instance_ids", "instances"));
+    }
+    Ok(Found {
+        asked,
+        instances,
+        row,
     })
 }
 
@@ -275,24 +308,19 @@ pub async fn remove_all<C: GenericClient>(
     who: &str,
     instance_ids: &[i64],
 ) -> Result<RemovedAll, ApiError> {
-    let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
-    let instances: Vec<i64> = db
+    let found = found_instances(db, instance_ids, LOCK_INSTANCES).await?;
+    let removed = db
         .counted()
-        .query_one(LOCK_INSTANCES, &[&instance_ids])
-        .await?
-        .try_get(0)?;
-    if instances.is_empty() {
-        return Err(none_exist("instance_ids", "instances"));
-    }
-    let removed = db.counted().execute(DELETE_ALL, &[&instances]).await?;
+        .execute(DELETE_ALL, &[&found.instances])
+        .await?;
     let out = RemovedAll {
         removed_count: removed,
-        missing_instance_ids: missing(&instance_ids, &instances),
+        missing_instance_ids: missing(&found.asked, &found.instances),
     };
     db.audit(
         who,
         "remove-all",
-        json!({"instances": instances.len(), "removed_count": out.removed_count,
+        json!({"instances": found.instances.len(), "removed_count": out.removed_count,
                "missing_instances": out.missing_instance_ids.len()}),
     )
     .await?;
@@ -306,19 +334,14 @@ pub async fn instance_tags<C: GenericClient>(
     who: &str,
     instance_ids: &[i64],
 ) -> Result<InstanceTags, ApiError> {
-    let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
-    let row = db
-        .counted()
-        .query_one(INSTANCE_TAGS, &[&instance_ids])
-        .await?;
-    let instances: Vec<i64> = row.try_get(0)?;
-    if instances.is_empty() {
-        return Err(none_exist("instance_ids", "instances"));
-    }
-    let tags: Value = row.try_get(1)?;
+    let Found {
+        asked,
+        instances,
+        row,
+    } = found_instances(db, instance_ids, INSTANCE_TAGS).await?;
     let out = InstanceTags {
-        missing_instance_ids: missing(&instance_ids, &instances),
-        tags,
+        missing_instance_ids: missing(&asked, &instances),
+        tags: row.try_get(1)?,
     };
     db.audit(
         who,
@@ -336,6 +359,16 @@ pub async fn instance_tags<C: GenericClient>(
 struct PairsBody {
     instance_ids: Vec<i64>,
     tag_ids: Vec<i64>,
+}
+
+impl PairsBody {
+    fn pairs<'a>(&'a self, who: &'a str) -> PairsOf<'a> {
+        PairsOf {
+            who,
+            instance_ids: &self.instance_ids,
+            tag_ids: &self.tag_ids,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -364,8 +397,8 @@ macro_rules! bulk_routes {
 }
 
 bulk_routes! {
-    assign_route "assign" PairsBody, |db, who, b| assign(&db, who, &b.instance_ids, &b.tag_ids);
-    remove_route "remove" PairsBody, |db, who, b| remove(&db, who, &b.instance_ids, &b.tag_ids);
+    assign_route "assign" PairsBody, |db, who, b| assign(&db, b.pairs(who));
+    remove_route "remove" PairsBody, |db, who, b| remove(&db, b.pairs(who));
     remove_all_route "remove-all" InstancesBody, |db, who, b| remove_all(&db, who, &b.instance_ids);
     instance_tags_route "instance-tags" InstancesBody,
         |db, who, b| instance_tags(&db, who, &b.instance_ids);

@@ -58,14 +58,12 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
 }
 
 async fn fetch(client: &impl deadpool_postgres::GenericClient, id: i64) -> Result<Tag, ApiError> {
-    let statement = format!("SELECT {COLUMNS} FROM tags t WHERE t.id = $1");
-    sql::one(client, &statement, &[&id], "tag").await
+    sql::by_id(client, (COLUMNS, "tags t", "t.id"), id, "tag").await
 }
 
 pub async fn get(app: &App, req: Req) -> ApiResult {
-    let id = req.id("id")?;
     let client = app.db.get().await?;
-    Ok(ApiResponse::ok(fetch(&client, id).await?))
+    Ok(ApiResponse::ok(fetch(&client, req.id("id")?).await?))
 }
 
 fn valid_name(v: &str) -> Result<String, ApiError> {
@@ -116,8 +114,7 @@ struct PatchBody {
 }
 
 pub async fn update(app: &App, req: Req) -> ApiResult {
-    let id = req.id("id")?;
-    let body: PatchBody = req.json()?;
+    let (id, body): (i64, PatchBody) = req.id_and_json()?;
     let text = |field: &str, v: &Option<String>, max| {
         v.as_deref()
             .map(|v| values::text(field, v, max))

@@ -80,19 +80,24 @@ static RUN_SORTS: SortSpec = crate::sorts! {
 /// `GET /task-runs`: newest first; filters `task_key`, `status`, `trigger`.
 pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
-    let mut params = ListParams::parse(q, &RUN_SORTS)?;
-    let sql = &mut params.sql;
-    sql.eq("r.task_key", q.text("task_key").map(str::to_string))
-        .eq(
+    let filters = [
+        ("r.task_key", q.text("task_key")),
+        (
             "r.status",
             q.pick::<RunStatus>("status")?.map(RunStatus::as_str),
-        )
-        .eq(
+        ),
+        (
             "r.trigger",
             q.pick::<Trigger>("trigger")?.map(Trigger::as_str),
-        );
+        ),
+    ];
     let source = Source::new(RUN_COLUMNS, "task_runs r");
-    params.respond::<Run>(app, source).await
+    ListParams::filtered::<Run>(app, q, &RUN_SORTS, source, |sql| {
+        for (column, value) in filters {
+            sql.eq(column, value.map(str::to_string));
+        }
+    })
+    .await
 }
 
 /// `GET /task-runs/{run_id}`: the run with live progress and item duration percentiles.

@@ -303,6 +303,20 @@ impl ListParams {
         Ok(ApiResponse::ok(page))
     }
 
+    /// A whole list handler: `q`'s paging and sort, the conditions `filter` adds, one page of
+    /// `T` from `source`.
+    pub async fn filtered<T: FromRow + Serialize>(
+        app: &App,
+        q: &Query,
+        spec: &'static SortSpec,
+        source: Source<'_>,
+        filter: impl FnOnce(&mut Sql),
+    ) -> ApiResult {
+        let mut params = ListParams::parse(q, spec)?;
+        filter(&mut params.sql);
+        params.respond::<T>(app, source).await
+    }
+
     /// Trims the extra row, builds `has_next` and `next_cursor`.
     fn finish<T: Serialize>(
         &self,

@@ -204,6 +204,11 @@ impl Req {
     }
 
     /// The body as JSON of type `T` (which should `deny_unknown_fields`).
+    /// An update's `{id}` path parameter and JSON body.
+    pub fn id_and_json<T: DeserializeOwned>(&self) -> Result<(i64, T), ApiError> {
+        Ok((self.id("id")?, self.json()?))
+    }
+
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         parse_json(&self.body)
     }

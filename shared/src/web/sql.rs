@@ -223,3 +223,14 @@ pub async fn one<T: FromRow>(
 ) -> Result<T, ApiError> {
     T::from_row(&row(client, statement, params, what).await?)
 }
+
+/// The row of `from` whose `key` column is `id`, as a `T`; 404 naming `what` when absent.
+pub async fn by_id<T: FromRow>(
+    client: &impl deadpool_postgres::GenericClient,
+    (columns, from, key): (&str, &str, &str),
+    id: i64,
+    what: &str,
+) -> Result<T, ApiError> {
+    let statement = format!("SELECT {columns} FROM {from} WHERE {key} = $1");
+    one(client, &statement, &[&id], what).await
+}
