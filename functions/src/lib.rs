@@ -71,13 +71,14 @@ pub async fn app() -> Result<App, Error> {
         _ => std::env::var(k).ok(),
     })?;
     let key = tidemark::config::parse_credential_key(&secrets.credential_key)?;
-    let db = tidemark::db::pool(&config.database_url, config.db_pool_size)?;
+    let db = tidemark::db::pool_for(&config)?;
     let s3 = tidemark::storage::s3_client_from(&aws, config.s3_endpoint.as_deref());
     let queue = SqsQueue {
         client: aws_sdk_sqs::Client::new(&aws),
         collect_url: std::env::var("TIDEMARK_COLLECT_QUEUE_URL").unwrap_or_default(),
         export_url: std::env::var("TIDEMARK_EXPORT_QUEUE_URL").unwrap_or_default(),
     };
+    let auth = Authenticator::jwt(&config.scope_prefix);
     Ok(App {
         storage: Storage {
             client: s3,
@@ -85,7 +86,7 @@ pub async fn app() -> Result<App, Error> {
         },
         config: Arc::new(config),
         db,
-        auth: Authenticator::Jwt,
+        auth,
         credential_key: CredentialKey::new(&key),
         queue: Arc::new(queue),
     })

@@ -5,15 +5,39 @@ use std::time::Duration;
 
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
+
+use crate::tls::{client_config, split_sslmode, CaBundle, PgTls};
 
 mod embedded {
     refinery::embed_migrations!("../migrations");
 }
 
+/// The pool for `config`: `DATABASE_URL` with its `sslmode`, `TIDEMARK_DB_CA_FILE`'s CAs.
+pub fn pool_for(config: &crate::Config) -> anyhow::Result<Pool> {
+    pool_with_ca(
+        &config.database_url,
+        config.db_pool_size,
+        config.db_ca.as_ref(),
+    )
+}
+
+/// A pool trusting the built-in roots (tools and benchmarks).
 pub fn pool(database_url: &str, size: usize) -> anyhow::Result<Pool> {
-    let mut cfg = tokio_postgres::Config::from_str(database_url)
+    pool_with_ca(database_url, size, None)
+}
+
+pub fn pool_with_ca(
+    database_url: &str,
+    size: usize,
+    ca: Option<&CaBundle>,
+) -> anyhow::Result<Pool> {
+    let (database_url, mode) = split_sslmode(database_url).map_err(anyhow::Error::msg)?;
+    let mut cfg = tokio_postgres::Config::from_str(&database_url)
         .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    cfg.ssl_mode(mode.pg_ssl_mode());
+    let tls = PgTls::new(
+        client_config(mode, ca.map(CaBundle::certs)).context("TLS settings of DATABASE_URL")?,
+    );
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(Duration::from_secs(5));
     }
@@ -22,7 +46,7 @@ pub fn pool(database_url: &str, size: usize) -> anyhow::Result<Pool> {
     }
     let manager = Manager::from_config(
         cfg,
-        NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

@@ -21,6 +21,7 @@ pub mod system;
 pub mod tags;
 pub mod tasks;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::App;
 pub use config::Config;

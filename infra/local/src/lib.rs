@@ -48,7 +48,7 @@ impl Stack {
     /// The same app authenticating as in AWS (JWT authorizer claims), for adapter tests.
     pub fn app_with_jwt(&self) -> App {
         App {
-            auth: Authenticator::Jwt,
+            auth: Authenticator::jwt(&self.app.config.scope_prefix),
             ..self.app.clone()
         }
     }
@@ -148,7 +148,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
     .map_err(anyhow::Error::msg)?;
     config.s3_endpoint = Some(s3_endpoint.clone());
 
-    let db = tidemark::db::pool(&config.database_url, config.db_pool_size)?;
+    let db = tidemark::db::pool_for(&config)?;
     let applied = tidemark::db::migrate(&db).await?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "migrations applied");

@@ -18,6 +18,9 @@ pub struct Target {
     pub database_name: Option<String>,
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
+    /// The instance's `tls_mode` and optional CA bundle (`tls_ca_pem`).
+    pub tls_mode: crate::tls::TlsMode,
+    pub tls_ca_pem: Option<String>,
 }
 
 // Hand-written so a password can never reach a log line through `{:?}`.
@@ -28,6 +31,7 @@ impl std::fmt::Debug for Target {
             .field("port", &self.port)
             .field("username", &self.username)
             .field("database_name", &self.database_name)
+            .field("tls_mode", &self.tls_mode)
             .finish_non_exhaustive()
     }
 }
@@ -46,6 +50,8 @@ pub struct DatabaseSize {
 pub struct Collected {
     pub version: String,
     pub databases: Vec<DatabaseSize>,
+    /// Whether the connection that read them was TLS.
+    pub encrypted: bool,
 }
 
 #[async_trait]

@@ -1,5 +1,6 @@
 //! Instances: the managed database servers (function `api-instances`).
 
+pub mod custody;
 pub mod validate;
 
 use deadpool_postgres::GenericClient;
@@ -28,7 +29,8 @@ pub fn routes() -> Vec<Route> {
 
 /// Columns every instance response carries (alias `i`), with its tags and credential.
 const INSTANCE_COLUMNS: &str = "i.id, i.name, i.db_type, i.host, i.port, i.database_name, i.description, \
-    i.is_active, i.exclude_databases, i.version, i.last_collected_at, i.created_at, i.updated_at, i.deleted_at, \
+    i.is_active, i.exclude_databases, i.version, i.last_collected_at, \
+    i.tls_mode, i.tls_ca_pem IS NOT NULL AS has_tls_ca, i.last_collection_encrypted, i.created_at, i.updated_at, i.deleted_at, \
     (SELECT json_build_object('id', c.id, 'name', c.name, 'username', c.username) \
        FROM credentials c WHERE c.id = i.credential_id) AS credential, \
     COALESCE((SELECT json_agg(json_build_object('id', t.id, 'name', t.name, 'display_name', t.display_name, \
@@ -58,6 +60,9 @@ pub fn instance_json(row: &Row) -> Value {
         "exclude_databases": row.get::<_, Vec<String>>("exclude_databases"),
         "version": row.get::<_, Option<String>>("version"),
         "last_collected_at": row.get::<_, Option<chrono::DateTime<chrono::Utc>>>("last_collected_at"),
+        "tls_mode": row.get::<_, String>("tls_mode"),
+        "has_tls_ca": row.get::<_, bool>("has_tls_ca"),
+        "last_collection_encrypted": row.get::<_, Option<bool>>("last_collection_encrypted"),
         "created_at": row.get::<_, chrono::DateTime<chrono::Utc>>("created_at"),
         "updated_at": row.get::<_, chrono::DateTime<chrono::Utc>>("updated_at"),
         "deleted_at": deleted_at,
@@ -245,6 +250,8 @@ struct CreateBody {
     is_active: Option<bool>,
     tag_ids: Option<Vec<i64>>,
     exclude_databases: Option<Vec<String>>,
+    tls_mode: Option<String>,
+    tls_ca_pem: Option<String>,
 }
 
 async fn check_credential<C: GenericClient>(client: &C, id: Option<i64>) -> Result<(), ApiError> {
@@ -311,15 +318,32 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
     };
     let exclude =
         validate::exclude_databases(body.exclude_databases.as_deref().unwrap_or_default())?;
+    let tls_mode = custody::tls_mode(body.tls_mode.as_deref().unwrap_or("prefer"))?;
+    let tls_ca_pem = match &body.tls_ca_pem {
+        Some(p) => custody::tls_ca_pem(p)?,
+        None => None,
+    };
+    custody::check(
+        &req.principal,
+        None,
+        &custody::Connection {
+            db_type: db_type.to_string(),
+            host: host.clone(),
+            port,
+            credential_id: body.credential_id,
+            tls_mode: tls_mode.as_str().to_string(),
+            tls_ca_pem: tls_ca_pem.clone(),
+        },
+    )?;
 
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
     check_credential(&tx, body.credential_id).await?;
     let id: i64 = tx
         .query_one(
-            "INSERT INTO instances (name, db_type, host, port, credential_id, database_name, description, is_active, exclude_databases) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-            &[&name, &db_type, &host, &port, &body.credential_id, &database_name, &description, &body.is_active.unwrap_or(true), &exclude],
+            "INSERT INTO instances (name, db_type, host, port, credential_id, database_name, description, is_active, exclude_databases, tls_mode, tls_ca_pem) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            &[&name, &db_type, &host, &port, &body.credential_id, &database_name, &description, &body.is_active.unwrap_or(true), &exclude, &tls_mode.as_str(), &tls_ca_pem],
         )
         .await
         .map_err(|e| ApiError::name_taken(e, "instance", &name))?
@@ -349,6 +373,9 @@ struct PatchBody {
     is_active: Option<bool>,
     tag_ids: Option<Vec<i64>>,
     exclude_databases: Option<Vec<String>>,
+    tls_mode: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    tls_ca_pem: Option<Option<String>>,
 }
 
 pub async fn update(app: &App, req: Req) -> ApiResult {
@@ -401,8 +428,50 @@ pub async fn update(app: &App, req: Req) -> ApiResult {
         ));
     }
 
+    let tls_mode = body
+        .tls_mode
+        .as_deref()
+        .map(custody::tls_mode)
+        .transpose()?;
+    if let Some(m) = tls_mode {
+        sets.push(format!("tls_mode = {}", sql.bind(m.as_str().to_string())));
+    }
+    let tls_ca_pem = match &body.tls_ca_pem {
+        Some(Some(p)) => Some(custody::tls_ca_pem(p)?),
+        Some(None) => Some(None),
+        None => None,
+    };
+    if let Some(p) = &tls_ca_pem {
+        sets.push(format!("tls_ca_pem = {}", sql.bind(p.clone())));
+    }
+
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
+    let before = custody::Connection::load_for_update(&tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("instance"))?;
+    let after = custody::Connection {
+        db_type: match &body.db_type {
+            Some(v) => validate::db_type(v)?.to_string(),
+            None => before.db_type.clone(),
+        },
+        host: match &body.host {
+            Some(v) => validate::host(v)?,
+            None => before.host.clone(),
+        },
+        port: match body.port {
+            Some(v) => validate::port(v)?,
+            None => before.port,
+        },
+        credential_id: body.credential_id.unwrap_or(before.credential_id),
+        tls_mode: tls_mode
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_else(|| before.tls_mode.clone()),
+        tls_ca_pem: tls_ca_pem
+            .clone()
+            .unwrap_or_else(|| before.tls_ca_pem.clone()),
+    };
+    custody::check(&req.principal, Some(&before), &after)?;
     if let Some(Some(cid)) = body.credential_id {
         check_credential(&tx, Some(cid)).await?;
     }
