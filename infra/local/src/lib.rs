@@ -5,8 +5,10 @@ pub mod api;
 pub mod demo;
 pub mod postgres;
 pub mod queue;
+pub mod rotate;
 pub mod s3;
 pub mod scheduler;
+pub mod secret_files;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -70,17 +72,12 @@ fn persistent_secret(
         return Ok(v.trim().to_string());
     }
     let v = make();
-    std::fs::write(&path, &v).with_context(|| format!("writing {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-    }
+    secret_files::write(&path, &v)?;
     Ok(v)
 }
 
 /// A setting: the options' override, else the environment.
-fn setting(opts: &Options, key: &str) -> Option<String> {
+pub(crate) fn setting(opts: &Options, key: &str) -> Option<String> {
     if key == "TIDEMARK_API_TOKENS" {
         if let Some(t) = &opts.api_tokens {
             return Some(t.clone());
@@ -94,7 +91,7 @@ fn setting(opts: &Options, key: &str) -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     use rand::RngCore;
     let mut b = [0u8; 18];
     rand::thread_rng().fill_bytes(&mut b);
@@ -102,8 +99,7 @@ fn random_token() -> String {
 }
 
 pub async fn start(opts: Options) -> anyhow::Result<Stack> {
-    std::fs::create_dir_all(&opts.data_dir)
-        .with_context(|| format!("creating {}", opts.data_dir.display()))?;
+    secret_files::private_dir(&opts.data_dir)?;
     let database_url = postgres::resolve(opts.database_url.clone(), &opts.data_dir).await?;
 
     let api_listener = TcpListener::bind(opts.listen)

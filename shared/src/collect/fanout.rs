@@ -187,9 +187,8 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
                 if e.downcast_ref::<tokio_postgres::Error>().is_some() {
                     return Err(e);
                 }
-                return Ok(Visit::Failed(
-                    "the instance's credential could not be decrypted".into(),
-                ));
+                // The message names the credential and the key version, never the password.
+                return Ok(Visit::Failed(format!("{e:#}")));
             }
         };
     drop(client);

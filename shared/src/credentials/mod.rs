@@ -1,6 +1,8 @@
 //! Credentials for managed databases (admin only). The password is write-only: encrypted
 //! with AES-256-GCM on the way in, never in a response or a log line.
 
+pub mod keys;
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_postgres::Row;
@@ -147,19 +149,26 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
     let body: CreateBody = req.json()?;
     let name = valid_name(&body.name)?;
     let username = valid_username(&body.username)?;
-    let cipher = app
-        .credential_key
-        .encrypt(valid_password(&body.password)?)?;
-    let client = app.db.get().await?;
-    let id: i64 = client
+    let password = valid_password(&body.password)?;
+    let mut client = app.db.get().await?;
+    let tx = client.transaction().await?;
+    // The id first: the ciphertext is bound to it.
+    let id: i64 = tx
         .query_one(
-            "INSERT INTO credentials (name, username, password_ciphertext) VALUES ($1, $2, $3) RETURNING id",
-            &[&name, &username, &cipher],
+            "SELECT nextval(pg_get_serial_sequence('credentials', 'id'))",
+            &[],
         )
-        .await
-        .map_err(|e| ApiError::name_taken(e, "credential", &name))?
+        .await?
         .get(0);
-    let row = fetch(&client, id).await?;
+    let (version, cipher) = encrypt(app, &tx, id, password).await?;
+    tx.execute(
+        "INSERT INTO credentials (id, name, username, password_ciphertext, key_version) VALUES ($1, $2, $3, $4, $5)",
+        &[&id, &name, &username, &cipher, &version],
+    )
+    .await
+    .map_err(|e| ApiError::name_taken(e, "credential", &name))?;
+    let row = fetch(&tx, id).await?;
+    tx.commit().await?;
     Ok(ApiResponse::created(credential_json(&row))
         .with_header(http::header::LOCATION, &format!("/api/v1/credentials/{id}")))
 }
@@ -184,26 +193,28 @@ pub async fn update(app: &App, req: Req) -> ApiResult {
     if let Some(u) = &body.username {
         sets.push(format!("username = {}", sql.bind(valid_username(u)?)));
     }
+    let mut client = app.db.get().await?;
+    let tx = client.transaction().await?;
     if let Some(p) = &body.password {
-        sets.push(format!(
-            "password_ciphertext = {}",
-            sql.bind(app.credential_key.encrypt(valid_password(p)?)?)
-        ));
+        let (version, cipher) = encrypt(app, &tx, id, valid_password(p)?).await?;
+        sets.push(format!("password_ciphertext = {}", sql.bind(cipher)));
+        sets.push(format!("key_version = {}", sql.bind(version)));
     }
     let idp = sql.bind(id);
     sql.text = format!(
         "UPDATE credentials SET {} WHERE id = {idp}",
         sets.join(", ")
     );
-    let client = app.db.get().await?;
-    let n = client
+    let n = tx
         .execute(&sql.text, &sql.params())
         .await
         .map_err(|e| ApiError::name_taken(e, "credential", name.as_deref().unwrap_or("")))?;
     if n == 0 {
         return Err(ApiError::not_found("credential"));
     }
-    Ok(ApiResponse::ok(credential_json(&fetch(&client, id).await?)))
+    let row = fetch(&tx, id).await?;
+    tx.commit().await?;
+    Ok(ApiResponse::ok(credential_json(&row)))
 }
 
 pub async fn delete(app: &App, req: Req) -> ApiResult {
@@ -233,6 +244,29 @@ pub async fn delete(app: &App, req: Req) -> ApiResult {
     Ok(ApiResponse::ok(json!({"id": id, "deleted": true})))
 }
 
+/// Encrypts credential `id`'s password under the current key version (in the caller's
+/// transaction, which keeps a rotation from slipping in between).
+async fn encrypt<C: deadpool_postgres::GenericClient>(
+    app: &App,
+    client: &C,
+    id: i64,
+    password: &str,
+) -> Result<(i32, Vec<u8>), ApiError> {
+    client
+        .execute("LOCK TABLE credential_keys IN SHARE ROW EXCLUSIVE MODE", &[])
+        .await?;
+    let (version, fp) = keys::current(client, &app.credential_key)
+        .await
+        .map_err(|e| match e.downcast::<tokio_postgres::Error>() {
+            Ok(db) => ApiError::from(db),
+            Err(e) => ApiError::unavailable(e.to_string()),
+        })?;
+    let cipher = app
+        .credential_key
+        .encrypt_for(&fp, id, version, password)?;
+    Ok((version, cipher))
+}
+
 /// The decrypted password of an instance's credential, for collection only.
 pub async fn secret_for_instance(
     app: &App,
@@ -244,7 +278,7 @@ pub async fn secret_for_instance(
     };
     let row = client
         .query_opt(
-            "SELECT username, password_ciphertext FROM credentials WHERE id = $1",
+            "SELECT username, password_ciphertext, key_version FROM credentials WHERE id = $1",
             &[&cid],
         )
         .await?;
@@ -252,7 +286,7 @@ pub async fn secret_for_instance(
     let username: String = row.get(0);
     let cipher: Option<Vec<u8>> = row.get(1);
     let password = match cipher {
-        Some(c) => app.credential_key.decrypt(&c)?,
+        Some(c) => app.credential_key.decrypt_for(cid, row.get(2), &c)?,
         None => String::new(),
     };
     Ok(Some((username, password)))
