@@ -84,6 +84,7 @@ pub async fn app() -> Result<App, Error> {
         credential_key = credential_key.with_next(&next);
     }
     let db = tidemark::db::pool_for(&config)?;
+    tidemark::db::connect_check(&db).await?;
     let s3 = tidemark::storage::s3_client_from(&aws, config.s3_endpoint.as_deref());
     let queue = SqsQueue {
         client: aws_sdk_sqs::Client::new(&aws),

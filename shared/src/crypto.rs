@@ -86,7 +86,9 @@ impl CredentialKey {
             .0
             .iter()
             .find(|k| k.fingerprint == fingerprint)
-            .ok_or_else(|| anyhow::anyhow!("this process does not hold key version {key_version}"))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("this process does not hold key version {key_version}")
+            })?;
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let aad = associated_data(credential_id, Some(key_version));
         let ct = key

@@ -60,12 +60,33 @@ pub fn pool_with_ca(
         .context("building the database pool")
 }
 
+/// One connection now, so a wrong address, password or TLS setting stops the process at
+/// start with the reason (the connection then serves the first request).
+pub async fn connect_check(pool: &Pool) -> anyhow::Result<()> {
+    pool.get().await.map(drop).map_err(unreachable_database)
+}
+
+/// The reason the app database refused us, in words: the TLS failure if it was one, else the
+/// whole error chain (the server's own message, e.g. "no pg_hba.conf entry ... no encryption").
+fn unreachable_database(e: deadpool_postgres::PoolError) -> anyhow::Error {
+    let why = crate::tls::describe_failure(&e).unwrap_or_else(|| {
+        let mut parts: Vec<String> = Vec::new();
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = cur {
+            let text = err.to_string();
+            if !parts.iter().any(|p| p.contains(&text)) {
+                parts.push(text);
+            }
+            cur = err.source();
+        }
+        parts.join(": ")
+    });
+    anyhow::anyhow!("cannot connect to the app database (DATABASE_URL, TIDEMARK_DB_CA_FILE): {why}")
+}
+
 /// Applies pending migrations; returns the versions applied now.
 pub async fn migrate(pool: &Pool) -> anyhow::Result<Vec<String>> {
-    let mut client = pool
-        .get()
-        .await
-        .context("connecting to the database for migrations")?;
+    let mut client = pool.get().await.map_err(unreachable_database)?;
     // Two starters at once: the advisory lock makes the second wait, then find nothing to do.
     client
         .batch_execute("SELECT pg_advisory_lock(7246001)")

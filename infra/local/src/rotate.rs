@@ -63,7 +63,12 @@ pub async fn rotate_credential_key(opts: &Options) -> anyhow::Result<Rotation> {
         secret_files::write(&next_file, &new_b64)?;
     }
     let mut client = pool.get().await?;
-    let result = rotate(&mut client, &CredentialKey::new(&old), &CredentialKey::new(&new)).await;
+    let result = rotate(
+        &mut client,
+        &CredentialKey::new(&old),
+        &CredentialKey::new(&new),
+    )
+    .await;
     if from_file {
         match &result {
             Ok(_) => std::fs::rename(&next_file, &key_file)?,

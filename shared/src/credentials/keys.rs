@@ -43,7 +43,9 @@ pub async fn current<C: GenericClient>(
     Ok(found)
 }
 
-async fn latest<C: GenericClient>(client: &C) -> Result<Option<(i32, String)>, tokio_postgres::Error> {
+async fn latest<C: GenericClient>(
+    client: &C,
+) -> Result<Option<(i32, String)>, tokio_postgres::Error> {
     Ok(client
         .query_opt(
             "SELECT version, fingerprint FROM credential_keys ORDER BY version DESC LIMIT 1",
@@ -129,11 +131,7 @@ pub async fn rotate(
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(
-        version,
-        re_encrypted = ids.len(),
-        "credential key rotated"
-    );
+    tracing::info!(version, re_encrypted = ids.len(), "credential key rotated");
     Ok(Rotation {
         version,
         re_encrypted: ids.len(),

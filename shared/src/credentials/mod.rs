@@ -253,7 +253,10 @@ async fn encrypt<C: deadpool_postgres::GenericClient>(
     password: &str,
 ) -> Result<(i32, Vec<u8>), ApiError> {
     client
-        .execute("LOCK TABLE credential_keys IN SHARE ROW EXCLUSIVE MODE", &[])
+        .execute(
+            "LOCK TABLE credential_keys IN SHARE ROW EXCLUSIVE MODE",
+            &[],
+        )
         .await?;
     let (version, fp) = keys::current(client, &app.credential_key)
         .await
@@ -261,9 +264,7 @@ async fn encrypt<C: deadpool_postgres::GenericClient>(
             Ok(db) => ApiError::from(db),
             Err(e) => ApiError::unavailable(e.to_string()),
         })?;
-    let cipher = app
-        .credential_key
-        .encrypt_for(&fp, id, version, password)?;
+    let cipher = app.credential_key.encrypt_for(&fp, id, version, password)?;
     Ok((version, cipher))
 }
 
