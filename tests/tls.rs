@@ -680,8 +680,7 @@ async fn ciphertexts_are_bound_to_their_row_and_rotation_re_encrypts_all() {
     };
     let e = tidemark_local::rotate::rotate_credential_key(&opts(&t))
         .await
-        .err()
-        .expect("rotation refused");
+        .expect_err("rotation refused");
     assert!(
         format!("{e:#}").contains(&format!("credential {b}")),
         "{e:#}"
