@@ -37,7 +37,7 @@ async fn instance_lifecycle_over_http() {
     let r = t
         .post(
             "/instances",
-            Role::Operator,
+            Role::Admin,
             json!({"name": "mysql-prod-1", "db_type": "MariaDB", "host": "10.0.0.7", "port": 3306,
                    "credential_id": cred.data()["id"], "description": "orders", "tag_ids": [prod],
                    "exclude_databases": ["tmp_%"]}),
@@ -62,7 +62,7 @@ async fn instance_lifecycle_over_http() {
     let r = t
         .patch(
             &format!("/instances/{id}"),
-            Role::Operator,
+            Role::Admin,
             json!({"port": 3307, "description": null}),
         )
         .await;
@@ -210,7 +210,8 @@ async fn instance_validation_errors() {
         ),
     ];
     for (body, field) in cases {
-        let r = t.post("/instances", Role::Operator, body.clone()).await;
+        // Admin: a credential_id is theirs to give (an operator gets 403 first).
+        let r = t.post("/instances", Role::Admin, body.clone()).await;
         assert_eq!(
             (r.status, r.code()),
             (400, "VALIDATION_ERROR"),
@@ -544,7 +545,7 @@ async fn credential_password_is_write_only_and_never_logged() {
     let i = t
         .post(
             "/instances",
-            Role::Operator,
+            Role::Admin,
             json!({"name": "i1", "db_type": "pg", "host": "h", "port": 5432, "credential_id": id}),
         )
         .await;

@@ -188,10 +188,11 @@ async fn instance(
     credential_id: Option<i64>,
     exclude: &[&str],
 ) -> i64 {
+    // Admin: attaching a credential is theirs.
     let r = t
         .post(
             "/instances",
-            Role::Operator,
+            Role::Admin,
             json!({"name": unique("inst"), "db_type": db_type, "host": host, "port": port,
                    "credential_id": credential_id, "exclude_databases": exclude}),
         )
