@@ -783,3 +783,59 @@ async fn ciphertexts_are_bound_to_their_row_and_rotation_re_encrypts_all() {
         tidemark::collect::fanout::Visit::Collected { .. }
     ));
 }
+
+#[tokio::test]
+async fn local_private_cluster_needs_its_generated_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = 55442;
+    let url = match tidemark_local::postgres::start_private(dir.path(), port).await {
+        Ok(url) => url,
+        Err(e) if format!("{e}").contains("no PostgreSQL found") => {
+            eprintln!("PostgreSQL server binaries not installed; skipped");
+            return;
+        }
+        Err(e) => panic!("{e:#}"),
+    };
+    struct Stop<'a>(&'a std::path::Path);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            tidemark_local::postgres::stop_private(self.0);
+        }
+    }
+    let _stop = Stop(dir.path());
+    let password = std::fs::read_to_string(dir.path().join("pg.password")).unwrap();
+    assert!(password.trim().len() >= 20);
+    assert!(
+        url.contains(password.trim()),
+        "the URL carries the password"
+    );
+    // SCRAM, not trust: without the password the server says no.
+    let no_password = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
+    let e = tokio_postgres::connect(&no_password, tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("refused without a password");
+    let e = anyhow::Error::new(e);
+    assert!(format!("{e:#}").contains("password"), "{e:#}");
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("the generated password works");
+    tokio::spawn(conn);
+    let method: String = client
+        .query_one("SHOW password_encryption", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(method, "scram-sha-256");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("pg.password")), 0o600);
+        assert_eq!(mode(&dir.path().join("pg")), 0o700);
+        assert!(
+            !dir.path().join("pg-init").exists(),
+            "the initdb password file is gone"
+        );
+    }
+}

@@ -19,7 +19,7 @@ pub async fn resolve(database_url: Option<String>, data_dir: &Path) -> anyhow::R
         ensure_database(&format!("{default} dbname=postgres"), "tidemark").await?;
         return Ok("postgres://postgres@127.0.0.1:5432/tidemark".into());
     }
-    start_private(data_dir).await
+    start_private(data_dir, PRIVATE_PORT).await
 }
 
 async fn answers(conn: &str) -> bool {
@@ -77,7 +77,9 @@ fn as_cluster_user(bin: &Path) -> Command {
     }
 }
 
-async fn start_private(data_dir: &Path) -> anyhow::Result<String> {
+/// Starts (initialising it the first time) the cluster in `<data_dir>/pg` on `port`; returns
+/// its URL, with the generated password.
+pub async fn start_private(data_dir: &Path, port: u16) -> anyhow::Result<String> {
     let (Some(initdb), Some(pg_ctl)) = (find_bin("initdb"), find_bin("pg_ctl")) else {
         bail!(
             "no PostgreSQL found: set DATABASE_URL, start PostgreSQL on 127.0.0.1:5432, \
@@ -134,16 +136,15 @@ async fn start_private(data_dir: &Path) -> anyhow::Result<String> {
             bail!("initdb failed for {}", pg_dir.display());
         }
     }
-    let conn = format!(
-        "host=127.0.0.1 port={PRIVATE_PORT} user=postgres password={password} dbname=postgres"
-    );
+    let conn =
+        format!("host=127.0.0.1 port={port} user=postgres password={password} dbname=postgres");
     if !answers(&conn).await {
         let status = as_cluster_user(&pg_ctl)
             .arg("-D")
             .arg(&pg_dir)
             .arg("-o")
             .arg(format!(
-                "-p {PRIVATE_PORT} -c listen_addresses=127.0.0.1 -k {}",
+                "-p {port} -c listen_addresses=127.0.0.1 -k {}",
                 pg_dir.display()
             ))
             .arg("-l")
@@ -162,6 +163,19 @@ async fn start_private(data_dir: &Path) -> anyhow::Result<String> {
     ensure_database(&conn, "tidemark").await?;
     // Generated tokens are URL-safe base64: no escaping needed in the URL.
     Ok(format!(
-        "postgres://postgres:{password}@127.0.0.1:{PRIVATE_PORT}/tidemark"
+        "postgres://postgres:{password}@127.0.0.1:{port}/tidemark"
     ))
+}
+
+/// Stops the private cluster of `data_dir` (tests; the local stack leaves it running).
+pub fn stop_private(data_dir: &Path) {
+    if let Some(pg_ctl) = find_bin("pg_ctl") {
+        let _ = as_cluster_user(&pg_ctl)
+            .arg("-D")
+            .arg(data_dir.join("pg"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
