@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 use tidemark::crypto::CredentialKey;
 use tidemark::http::Role;
 use tidemark::tls::{client_config, CaBundle, PgTls};
-use tidemark_tests::tls_servers::{tls_postgres, FakeCleartextPg, PrivateMariaDb, TestCa};
+use tidemark_tests::tls_servers::{
+    tls_postgres, FakeCleartextPg, FakeNoTlsMySql, PrivateMariaDb, TestCa,
+};
 use tidemark_tests::TestStack;
 
 /// The key every test stack starts with (tests/support).
@@ -497,6 +499,59 @@ async fn require_sends_no_password_to_a_server_that_declines_tls() {
     assert!(got
         .windows(password.len())
         .any(|w| w == password.as_bytes()));
+}
+
+#[tokio::test]
+async fn require_sends_nothing_to_a_mysql_server_without_tls() {
+    let fake = FakeNoTlsMySql::start(56001).await;
+    let t = TestStack::start().await;
+    let cred = credential(&t, "my-stolen", "victim-mysql-user", "pw-mysql-0123456789").await;
+    let id = create_instance(
+        &t,
+        Role::Admin,
+        json!({"name": "fake-mysql", "db_type": "mysql", "host": "127.0.0.1", "port": fake.port,
+               "credential_id": cred, "tls_mode": "verify-full"}),
+    )
+    .await;
+    let r = t
+        .post(
+            &format!("/instances/{id}/actions/collect"),
+            Role::Operator,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 502, "{r:?}");
+    let msg = r.body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("does not offer"), "{msg}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        fake.received().is_empty(),
+        "not a byte: {:?}",
+        fake.received()
+    );
+    // Under prefer the driver goes on in plaintext: the fake then learns the user name.
+    let r = t
+        .patch(
+            &format!("/instances/{id}"),
+            Role::Admin,
+            json!({"tls_mode": "prefer"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = t
+        .post(
+            &format!("/instances/{id}/actions/collect"),
+            Role::Operator,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 502, "{r:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = fake.received();
+    assert!(
+        got.windows(17).any(|w| w == b"victim-mysql-user"),
+        "{got:?}"
+    );
 }
 
 #[tokio::test]

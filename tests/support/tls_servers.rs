@@ -226,6 +226,82 @@ impl Drop for PrivateMariaDb {
     }
 }
 
+/// A fake MySQL server that does not offer TLS: its greeting (HandshakeV10) lacks the
+/// CLIENT_SSL capability. `received` holds every byte any client sent it.
+pub struct FakeNoTlsMySql {
+    pub port: u16,
+    pub received: Arc<Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn mysql_greeting() -> Vec<u8> {
+    let mut p = vec![0x0a];
+    p.extend_from_slice(b"5.7.99-fake\0");
+    p.extend_from_slice(&7u32.to_le_bytes());
+    p.extend_from_slice(b"abcdefgh\0");
+    // PROTOCOL_41, SECURE_CONNECTION, LONG_PASSWORD, TRANSACTIONS ...; bit 0x0800 (SSL) off.
+    p.extend_from_slice(&0xF7FFu16.to_le_bytes());
+    p.push(0x21);
+    p.extend_from_slice(&2u16.to_le_bytes());
+    // Upper flags: MULTI_STATEMENTS, MULTI_RESULTS, PLUGIN_AUTH.
+    p.extend_from_slice(&0x000Bu16.to_le_bytes());
+    p.push(21);
+    p.extend_from_slice(&[0u8; 10]);
+    p.extend_from_slice(b"ijklmnopqrst\0");
+    p.extend_from_slice(b"mysql_native_password\0");
+    let len = p.len() as u32;
+    let mut packet = len.to_le_bytes()[..3].to_vec();
+    packet.push(0);
+    packet.extend_from_slice(&p);
+    packet
+}
+
+impl FakeNoTlsMySql {
+    pub async fn start(port: u16) -> FakeNoTlsMySql {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind fake server");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    if sock.write_all(&mysql_greeting()).await.is_err() {
+                        return;
+                    }
+                    let mut buf = [0u8; 4096];
+                    while let Ok(Ok(n)) =
+                        tokio::time::timeout(Duration::from_secs(2), sock.read(&mut buf)).await
+                    {
+                        if n == 0 {
+                            return;
+                        }
+                        if let Ok(mut s) = sink.lock() {
+                            s.extend_from_slice(&buf[..n]);
+                        }
+                    }
+                });
+            }
+        });
+        FakeNoTlsMySql {
+            port,
+            received,
+            task,
+        }
+    }
+
+    pub fn received(&self) -> Vec<u8> {
+        self.received.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for FakeNoTlsMySql {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// A fake PostgreSQL server: answers `N` (no TLS) to an SSLRequest and then asks for a
 /// cleartext password. `received` holds every byte any client sent it.
 pub struct FakeCleartextPg {
