@@ -1,5 +1,5 @@
-//! Scenario `collect` (see spec/performance.md): 200 instances on this machine's PostgreSQL
-//! and MariaDB, one collection run through the local queue, against the original's shape
+//! Scenario `collect`: 200 instances on this machine's PostgreSQL
+//! and MariaDB, one collection run through the local queue, against the sequential shape
 //! (the same instances collected one after another) in the same run; and the persistence
 //! step alone for an instance with 200 databases.
 
@@ -9,20 +9,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tidemark::collect::DatabaseSize;
-use tidemark::http::Role;
+use tidemark::web::Role;
 use tidemark_tests::TestStack;
 
-use crate::measure::Measure;
+use crate::measure::{scale, Measure};
 
 const SCENARIO: &str = "collect";
-
-fn scale() -> f64 {
-    std::env::var("TIDEMARK_BENCH_SCALE")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|v| *v > 0.0)
-        .unwrap_or(1.0)
-}
 
 fn ok(r: &tidemark_tests::Resp, status: u16) -> anyhow::Result<Value> {
     anyhow::ensure!(r.status == status, "unexpected answer {r:?}");
@@ -113,7 +105,7 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
         per_host.insert(g.clone(), json!(peak(&of_group)));
     }
 
-    // The original's shape: the same instances, one after another.
+    // The sequential shape: the same instances, one after another.
     let started = Instant::now();
     for id in &ids {
         ok(

@@ -1,4 +1,4 @@
-//! Scenario `export` (see spec/performance.md): a ledger of 1,000,000 rows (5,000 instances x
+//! Scenario `export`: a ledger of 1,000,000 rows (5,000 instances x
 //! 200 databases, x `TIDEMARK_BENCH_SCALE`) exported as CSV to the embedded S3 endpoint
 //! through the local stack, against `psql -c "COPY (same rows) TO STDOUT WITH CSV"`.
 //!
@@ -10,22 +10,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{json, Value};
-use tidemark::http::Query;
+use tidemark::web::Query;
 use tidemark_tests::TestDb;
 
-use crate::measure::{percentile, Measure};
+use crate::measure::{percentile, scale, Measure};
 
 const CHILD_ENV: &str = "TIDEMARK_BENCH_EXPORT_CHILD";
 const RUNS: usize = 3;
 const VIEWER: &str = "bench-viewer-token-0123456789";
-
-fn scale() -> f64 {
-    std::env::var("TIDEMARK_BENCH_SCALE")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|v| *v > 0.0)
-        .unwrap_or(1.0)
-}
 
 pub async fn run() -> anyhow::Result<Vec<Measure>> {
     match std::env::var(CHILD_ENV) {

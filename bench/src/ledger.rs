@@ -1,30 +1,22 @@
-//! Scenario `ledger` (see spec/performance.md): 200 instances x 200 databases x 365 days of
+//! Scenario `ledger`: 200 instances x 200 databases x 365 days of
 //! history (14.6 M `database_size_stats` rows at scale 1), generated in SQL. Over HTTP against
 //! the local stack: the first page, a filtered page, the page at row 30,000 by offset and by
-//! cursor, and `include_total`. Side by side, timed in SQL: the audit's 'before' shape (latest
+//! cursor, and `include_total`. Side by side, timed in SQL: the naive 'before' shape (latest
 //! size by `max(collected_at)` over all history, joined back, plus its count). Then the first
 //! page again over a fresh database holding only 30 days: history must not change it.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tidemark::http::Role;
+use tidemark::web::Role;
 use tidemark_tests::TestStack;
 
-use crate::measure::{percentile, time_n, Measure};
+use crate::measure::{percentile, scale, time_n, Measure};
 
 const SCENARIO: &str = "ledger";
 const DATABASES_PER_INSTANCE: i64 = 200;
 const DEEP_ROW: i64 = 30_000;
 const SAMPLES: usize = 200;
-
-fn scale() -> f64 {
-    std::env::var("TIDEMARK_BENCH_SCALE")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .unwrap_or(1.0)
-}
 
 /// Instances, tags, inventory, `days` of history ending today and the latest columns, as
 /// collection leaves them. Returns the number of history rows.
@@ -137,28 +129,26 @@ fn ids(page: &Value) -> Vec<i64> {
         .unwrap_or_default()
 }
 
-/// The audit's 'before' shape: the latest row per database found by grouping all history,
+/// The naive 'before' shape: the latest row per database found by grouping all history,
 /// joined back to history, then the page; plus its count.
-const BEFORE_PAGE: &str =
-    "SELECT d.id, d.database_name, i.db_type, i.id, i.name, i.host, s.size_bytes, s.collected_at
-    FROM instance_databases d JOIN instances i ON i.id = d.instance_id
+macro_rules! before_from {
+    () => {
+        "FROM instance_databases d JOIN instances i ON i.id = d.instance_id
     LEFT JOIN (SELECT instance_id, database_name, max(collected_at) AS latest_at
                FROM database_size_stats GROUP BY instance_id, database_name) latest
       ON latest.instance_id = d.instance_id AND latest.database_name = d.database_name
     LEFT JOIN database_size_stats s
       ON s.instance_id = latest.instance_id AND s.database_name = latest.database_name
      AND s.collected_at = latest.latest_at
-    WHERE d.is_active AND i.is_active AND i.deleted_at IS NULL
-    ORDER BY i.name, d.database_name LIMIT 20 OFFSET 0";
-const BEFORE_COUNT: &str =
-    "SELECT count(*) FROM instance_databases d JOIN instances i ON i.id = d.instance_id
-    LEFT JOIN (SELECT instance_id, database_name, max(collected_at) AS latest_at
-               FROM database_size_stats GROUP BY instance_id, database_name) latest
-      ON latest.instance_id = d.instance_id AND latest.database_name = d.database_name
-    LEFT JOIN database_size_stats s
-      ON s.instance_id = latest.instance_id AND s.database_name = latest.database_name
-     AND s.collected_at = latest.latest_at
-    WHERE d.is_active AND i.is_active AND i.deleted_at IS NULL";
+    WHERE d.is_active AND i.is_active AND i.deleted_at IS NULL"
+    };
+}
+const BEFORE_PAGE: &str = concat!(
+    "SELECT d.id, d.database_name, i.db_type, i.id, i.name, i.host, s.size_bytes, s.collected_at ",
+    before_from!(),
+    " ORDER BY i.name, d.database_name LIMIT 20 OFFSET 0"
+);
+const BEFORE_COUNT: &str = concat!("SELECT count(*) ", before_from!());
 
 pub async fn run() -> anyhow::Result<Vec<Measure>> {
     let scale = scale();

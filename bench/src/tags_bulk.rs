@@ -1,7 +1,7 @@
-//! Scenario `tags-bulk` (see spec/performance.md): 10,000 instances x 10 tags (instances
+//! Scenario `tags-bulk`: 10,000 instances x 10 tags (instances
 //! scaled by `TIDEMARK_BENCH_SCALE`), over HTTP against the local stack: assign (100,000
 //! links), re-assign, instance-tags, remove, remove-all. Side by side in the same run:
-//! - the naive shape of the audit (per instance: read its tags, then insert each missing
+//! - the naive shape (per instance: read its tags, then insert each missing
 //!   pair, one statement each), through one client in one transaction;
 //! - the floor: one `INSERT ... SELECT FROM unnest ... ON CONFLICT DO NOTHING` of the same
 //!   pairs sent straight through the `psql` binary into an empty `instance_tags`.
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use tidemark::http::Role;
+use tidemark::web::Role;
 use tidemark_tests::TestStack;
 use tokio::io::AsyncWriteExt;
 
@@ -190,7 +190,7 @@ async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The audit's shape: per instance, read its tags, then insert each missing pair, one
+/// The naive shape: per instance, read its tags, then insert each missing pair, one
 /// statement each (prepared once, one transaction: the most favourable form of it).
 async fn naive_assign(
     t: &TestStack,

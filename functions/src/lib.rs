@@ -11,10 +11,10 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use lambda_runtime::LambdaEvent;
 use tidemark::crypto::CredentialKey;
-use tidemark::http::auth::{Authenticator, JwtClaims};
-use tidemark::http::{router, RawRequest};
 use tidemark::queue::{CollectMessage, ExportMessage, Queue};
 use tidemark::storage::Storage;
+use tidemark::web::auth::{Authenticator, JwtClaims};
+use tidemark::web::{ApiResponse, RawRequest};
 use tidemark::{App, Config};
 
 pub type Error = lambda_runtime::Error;
@@ -170,14 +170,35 @@ pub async fn serve_http(function: &'static str) -> Result<(), Error> {
     let app = &app;
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
         let raw = to_raw(req);
-        let resp = router::dispatch(app, raw, Some(function)).await;
-        let mut out = Response::builder().status(resp.status);
-        for (k, v) in &resp.headers {
-            out = out.header(k, v);
-        }
-        Ok::<_, Error>(out.body(Body::Binary(resp.body.to_vec()))?)
+        let resp = tidemark::api::dispatch(app, raw, Some(function)).await;
+        to_lambda(resp)
     }))
     .await
+}
+
+/// The router's answer as API Gateway's: JSON and other text go out as text bodies (API
+/// Gateway passes them through unchanged, no base64), anything else as binary.
+pub fn to_lambda(resp: ApiResponse) -> Result<Response<Body>, Error> {
+    let mut out = Response::builder().status(resp.status);
+    for (k, v) in &resp.headers {
+        out = out.header(k, v);
+    }
+    let textual = resp
+        .headers
+        .get(lambda_http::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/"));
+    let body = if resp.body.is_empty() {
+        Body::Empty
+    } else if textual {
+        match String::from_utf8(resp.body.to_vec()) {
+            Ok(text) => Body::Text(text),
+            Err(e) => Body::Binary(e.into_bytes()),
+        }
+    } else {
+        Body::Binary(resp.body.to_vec())
+    };
+    Ok(out.body(body)?)
 }
 
 /// API Gateway's request (payload 2.0) as the router's transport-free request; the JWT

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::json;
-use tidemark::http::router;
+
 use tidemark_tests::TestStack;
 
 fn apigw_event(
@@ -43,17 +43,19 @@ async fn call(
 ) -> (u16, serde_json::Value, Option<String>) {
     let req = lambda_http::request::from_str(&event).expect("API Gateway v2 event");
     let raw = tidemark_functions::to_raw(req);
-    let resp = router::dispatch(&t.stack.app_with_jwt(), raw, Some(function)).await;
-    let rid = resp
-        .headers
+    let resp = tidemark::api::dispatch(&t.stack.app_with_jwt(), raw, Some(function)).await;
+    // What the Lambda hands back to API Gateway: JSON as a text body, never base64.
+    let out = tidemark_functions::to_lambda(resp).expect("a Lambda response");
+    let rid = out
+        .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    (
-        resp.status.as_u16(),
-        serde_json::from_slice(&resp.body).unwrap_or_default(),
-        rid,
-    )
+    let body = match out.body() {
+        lambda_http::Body::Text(text) => serde_json::from_str(text).expect("JSON text"),
+        other => panic!("a JSON answer must be a text body, got {other:?}"),
+    };
+    (out.status().as_u16(), body, rid)
 }
 
 #[tokio::test]

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 
 use crate::crypto::CredentialKey;
-use crate::http::auth::Authenticator;
 use crate::queue::Queue;
 use crate::storage::Storage;
+use crate::web::auth::Authenticator;
 use crate::Config;
 
 #[derive(Clone)]

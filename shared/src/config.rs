@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use chrono::NaiveTime;
 use chrono_tz::Tz;
 
 pub use crate::tls::{CaBundle, TlsMode};
@@ -73,10 +74,10 @@ pub struct Config {
     pub db_pool_size: usize,
     pub stats_retention_months: u32,
     pub log_retention_months: u32,
-    /// Daily collection time (HH:MM in `timezone`).
-    pub collect_at: String,
-    pub aggregate_at: String,
-    pub maintenance_at: String,
+    /// Daily job times of day in `timezone` (parsed from HH:MM at start).
+    pub collect_at: NaiveTime,
+    pub aggregate_at: NaiveTime,
+    pub maintenance_at: NaiveTime,
     /// `TIDEMARK_SCOPE_PREFIX`: JWT scopes `<prefix>/<role>` grant roles (AWS).
     pub scope_prefix: String,
 }
@@ -152,11 +153,10 @@ impl Config {
                     .into(),
             );
         }
-        let time = |name: &str, default: &str| -> Result<String, String> {
+        let time = |name: &str, default: &str| -> Result<NaiveTime, String> {
             let v = opt(name).unwrap_or_else(|| default.to_string());
-            chrono::NaiveTime::parse_from_str(&v, "%H:%M")
-                .map_err(|_| format!("{name} must be HH:MM, got {v:?}"))?;
-            Ok(v)
+            NaiveTime::parse_from_str(&v, "%H:%M")
+                .map_err(|_| format!("{name} must be HH:MM, got {v:?}"))
         };
         Ok(Config {
             database_url: DatabaseUrl(database_url),
@@ -199,7 +199,7 @@ impl Config {
             maintenance_at: time("TIDEMARK_MAINTENANCE_AT", "05:00")?,
             scope_prefix: {
                 let p = opt("TIDEMARK_SCOPE_PREFIX")
-                    .unwrap_or_else(|| crate::http::auth::DEFAULT_SCOPE_PREFIX.into());
+                    .unwrap_or_else(|| crate::web::auth::DEFAULT_SCOPE_PREFIX.into());
                 if p.ends_with('/') || p.contains(char::is_whitespace) {
                     return Err(format!(
                         "TIDEMARK_SCOPE_PREFIX must not end with / nor contain spaces, got {p:?}"
@@ -264,6 +264,13 @@ mod tests {
         let c = cfg(&[("DATABASE_URL", "postgres://x")]).unwrap();
         assert_eq!(c.collect_concurrency, 5);
         assert_eq!(c.export_part_size, 8 * 1024 * 1024);
+        assert_eq!(c.aggregate_at, NaiveTime::from_hms_opt(4, 0, 0).unwrap());
+        let e = cfg(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("TIDEMARK_COLLECT_AT", "25:00"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("TIDEMARK_COLLECT_AT"));
         assert!(parse_credential_key("short").is_err());
         let e = cfg(&[("DATABASE_URL", "postgres://x/db?sslmode=verify")]).unwrap_err();
         assert!(e.contains("sslmode"), "{e}");

@@ -4,7 +4,7 @@
 //! decrypt. The key comes from `TIDEMARK_CREDENTIAL_KEY`; during a rotation a process may
 //! also hold the next key (`TIDEMARK_NEXT_CREDENTIAL_KEY`).
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use sha2::{Digest, Sha256};
 
@@ -47,7 +47,7 @@ pub fn fingerprint(key: &[u8; 32]) -> String {
 impl CredentialKey {
     pub fn new(key: &[u8; 32]) -> Self {
         CredentialKey(vec![OneKey {
-            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)),
+            cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key)),
             fingerprint: fingerprint(key),
         }])
     }
@@ -89,7 +89,7 @@ impl CredentialKey {
             .ok_or_else(|| {
                 anyhow::anyhow!("this process does not hold key version {key_version}")
             })?;
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let nonce = Nonce::generate();
         let aad = associated_data(credential_id, Some(key_version));
         let ct = key
             .cipher
@@ -117,13 +117,14 @@ impl CredentialKey {
             anyhow::bail!("the stored password of credential {credential_id} is too short");
         }
         let (nonce, ct) = stored.split_at(12);
+        let nonce = Nonce::try_from(nonce)?;
         let aad = associated_data(credential_id, key_version);
         let pt = self
             .0
             .iter()
             .find_map(|k| {
                 k.cipher
-                    .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+                    .decrypt(&nonce, Payload { msg: ct, aad: &aad })
                     .ok()
             })
             .ok_or_else(|| {

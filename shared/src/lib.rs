@@ -3,6 +3,7 @@
 //! Every function (Lambda binary or the local stack) is wiring around this crate. Modules are
 //! named after what users talk about; each keeps its SQL next to the code that runs it.
 
+pub mod api;
 pub mod app;
 pub mod capacity;
 pub mod collect;
@@ -12,7 +13,7 @@ pub mod crypto;
 pub mod db;
 pub mod events;
 pub mod exports;
-pub mod http;
+pub mod filters;
 pub mod instances;
 pub mod ledger;
 pub mod queue;
@@ -22,6 +23,8 @@ pub mod tags;
 pub mod tasks;
 pub mod telemetry;
 pub mod tls;
+pub mod values;
+pub mod web;
 
 pub use app::App;
 pub use config::Config;

@@ -1,15 +1,23 @@
 //! Test support: a fresh PostgreSQL database per stack, the local stack on ephemeral ports,
-//! and a small HTTP client that speaks the contract's envelope.
+//! a small HTTP client that speaks the contract's envelope, and the fixtures the integration
+//! tests (`tests/it`), the Lambda adapter tests and the benchmarks share.
 
+mod fixtures;
 pub mod private_pg;
+pub mod scratch;
 pub mod tls_servers;
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use reqwest::Method;
 use serde_json::Value;
-use tidemark::http::Role;
 use tidemark_local::{Options, Stack};
+
+pub use fixtures::{closed_port, silent_server, unique};
+// The library's auth names, imported here once for every test module.
+pub use tidemark::web::auth::token_subject;
+pub use tidemark::web::Role;
 
 pub const VIEWER: &str = "viewer-token-0123456789";
 pub const OPERATOR: &str = "operator-token-0123456789";
@@ -47,12 +55,31 @@ impl TestDb {
     }
 
     pub async fn connect(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
-            .await
-            .expect("connect test db");
-        tokio::spawn(conn);
-        client
+        connect(&self.url).await
     }
+}
+
+/// A client on `url` (a key-value string or a URL), its connection driven in the background.
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    tokio::spawn(conn);
+    client
+}
+
+/// Runs `cleanup` to completion from a `Drop`: on a thread and runtime of its own, since the
+/// test's runtime may be shutting down (or be the current-thread one, which cannot block).
+pub fn cleanup_on_drop<F: Future<Output = ()> + Send + 'static>(cleanup: F) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(cleanup);
+        }
+    })
+    .join();
 }
 
 impl Drop for TestDb {
@@ -61,25 +88,16 @@ impl Drop for TestDb {
             return;
         }
         let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok((client, conn)) =
-                    tokio_postgres::connect(ADMIN_URL, tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .await;
-                }
-            });
-        })
-        .join();
+        cleanup_on_drop(async move {
+            if let Ok((client, conn)) =
+                tokio_postgres::connect(ADMIN_URL, tokio_postgres::NoTls).await
+            {
+                tokio::spawn(conn);
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
+            }
+        });
     }
 }
 
@@ -105,6 +123,23 @@ impl Resp {
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
+    /// The `items` of a list answer (which must be a 200).
+    pub fn items(&self) -> Vec<Value> {
+        assert_eq!(self.status, 200, "{self:?}");
+        self.data()["items"].as_array().expect("items").clone()
+    }
+    /// The `id` of each item of a list answer, in order.
+    pub fn ids(&self) -> Vec<i64> {
+        item_ids(&self.items())
+    }
+}
+
+/// The `id` of each item, in order.
+pub fn item_ids(items: &[Value]) -> Vec<i64> {
+    items
+        .iter()
+        .map(|i| i["id"].as_i64().expect("id"))
+        .collect()
 }
 
 impl std::fmt::Debug for Resp {
@@ -228,32 +263,6 @@ impl TestStack {
     pub async fn delete(&self, path: &str, role: Role) -> Resp {
         self.call(Method::DELETE, path, Some(token(role)), None)
             .await
-    }
-
-    /// Creates an instance and returns its id.
-    pub async fn instance(&self, name: &str, db_type: &str, host: &str, port: u16) -> i64 {
-        let r = self
-            .post(
-                "/instances",
-                Role::Operator,
-                serde_json::json!({"name": name, "db_type": db_type, "host": host, "port": port}),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{r:?}");
-        r.data()["id"].as_i64().expect("id")
-    }
-
-    /// Creates a tag and returns its id.
-    pub async fn tag(&self, name: &str) -> i64 {
-        let r = self
-            .post(
-                "/tags",
-                Role::Operator,
-                serde_json::json!({"name": name, "display_name": name, "category": "test"}),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{r:?}");
-        r.data()["id"].as_i64().expect("id")
     }
 }
 

@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
-use tidemark::http::{router, RawRequest, MAX_BODY_BYTES};
+use tidemark::web::{RawRequest, MAX_BODY_BYTES};
 use tidemark::App;
 use tokio::net::TcpListener;
 
@@ -34,7 +34,7 @@ async fn handle(State(app): State<App>, req: Request) -> Response {
         jwt: None,
         request_id: None,
     };
-    let resp = router::dispatch(&app, raw, None).await;
+    let resp = tidemark::api::dispatch(&app, raw, None).await;
     let mut out = Response::new(Body::from(resp.body));
     *out.status_mut() = resp.status;
     *out.headers_mut() = resp.headers;

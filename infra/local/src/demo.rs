@@ -2,7 +2,7 @@
 //! credential and a few tags, then collect at once.
 
 use serde_json::json;
-use tidemark::http::{router, RawRequest, Role};
+use tidemark::web::{RawRequest, Role};
 use tidemark::App;
 
 async fn call(
@@ -18,7 +18,7 @@ async fn call(
         format!("Bearer {token}").parse().expect("header"),
     );
     raw.body = serde_json::to_vec(&body).unwrap_or_default().into();
-    let resp = router::dispatch(app, raw, None).await;
+    let resp = tidemark::api::dispatch(app, raw, None).await;
     serde_json::from_slice(&resp.body).unwrap_or(serde_json::Value::Null)
 }
 
@@ -35,55 +35,41 @@ pub async fn run(app: &App, tokens: &[(Role, String)]) -> anyhow::Result<()> {
         .map(|(_, t)| t.clone())
         .unwrap_or_default();
     let post = http::Method::POST;
-    let prod = call(
-        app,
-        &admin,
-        post.clone(),
-        "/api/v1/tags",
+    let mut tags = Vec::new();
+    for tag in [
         json!({"name": "demo", "display_name": "Demo", "category": "env"}),
-    )
-    .await;
-    let local = call(
-        app,
-        &admin,
-        post.clone(),
-        "/api/v1/tags",
         json!({"name": "local", "display_name": "This machine", "category": "site"}),
-    )
-    .await;
-    let tag_ids: Vec<i64> = [prod, local]
+    ] {
+        tags.push(call(app, &admin, post.clone(), "/api/v1/tags", tag).await);
+    }
+    let tag_ids: Vec<i64> = tags
         .iter()
         .filter_map(|v| v["data"]["id"].as_i64())
         .collect();
     let mut registered = 0;
-    if port_open(5432).await {
-        let cred = call(
-            app,
-            &admin,
-            post.clone(),
-            "/api/v1/credentials",
+    // (port, credential, instance) for each engine that answers on this machine.
+    let servers = [
+        (
+            5432,
             json!({"name": "demo-postgres", "username": "postgres", "password": ""}),
-        )
-        .await;
-        let r = call(app, &admin, post.clone(), "/api/v1/instances", json!({
-            "name": "local-postgres", "db_type": "postgresql", "host": "127.0.0.1", "port": 5432,
-            "credential_id": cred["data"]["id"], "tag_ids": tag_ids, "description": "PostgreSQL on this machine"
-        })).await;
-        registered += i32::from(r["success"] == json!(true));
-    }
-    if port_open(3306).await {
-        let cred = call(
-            app,
-            &admin,
-            post.clone(),
-            "/api/v1/credentials",
+            json!({"name": "local-postgres", "db_type": "postgresql", "host": "127.0.0.1", "port": 5432,
+                   "description": "PostgreSQL on this machine"}),
+        ),
+        (
+            3306,
             json!({"name": "demo-mariadb", "username": "root", "password": ""}),
-        )
-        .await;
-        let r = call(app, &admin, post.clone(), "/api/v1/instances", json!({
-            "name": "local-mariadb", "db_type": "mysql", "host": "127.0.0.1", "port": 3306,
-            "credential_id": cred["data"]["id"], "tag_ids": tag_ids, "description": "MariaDB/MySQL on this machine"
-        })).await;
+            json!({"name": "local-mariadb", "db_type": "mysql", "host": "127.0.0.1", "port": 3306,
+                   "description": "MariaDB/MySQL on this machine"}),
+        ),
+    ];
+    for (port, credential, mut instance) in servers {
+        if !port_open(port).await {
+            continue;
+        }
+        let cred = call(app, &admin, post.clone(), "/api/v1/credentials", credential).await;
+        instance["credential_id"] = cred["data"]["id"].clone();
+        instance["tag_ids"] = json!(tag_ids);
+        let r = call(app, &admin, post.clone(), "/api/v1/instances", instance).await;
         registered += i32::from(r["success"] == json!(true));
     }
     let run = call(app, &admin, post, "/api/v1/collections", json!({})).await;

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use base64::Engine;
 use tidemark::crypto::CredentialKey;
-use tidemark::http::auth::Authenticator;
-use tidemark::http::Role;
 use tidemark::storage::Storage;
+use tidemark::web::auth::Authenticator;
+use tidemark::web::Role;
 use tidemark::{App, Config};
 use tokio::net::TcpListener;
 
@@ -92,9 +92,9 @@ pub(crate) fn setting(opts: &Options, key: &str) -> Option<String> {
 }
 
 pub(crate) fn random_token() -> String {
-    use rand::RngCore;
+    use rand::Rng;
     let mut b = [0u8; 18];
-    rand::thread_rng().fill_bytes(&mut b);
+    rand::rng().fill_bytes(&mut b);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
@@ -128,9 +128,9 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
     let auth = Authenticator::parse_tokens(&tokens_spec)
         .map_err(|e| anyhow::anyhow!("TIDEMARK_API_TOKENS: {e}"))?;
     let key_b64 = persistent_secret(&opts, "credential.key", "TIDEMARK_CREDENTIAL_KEY", || {
-        use rand::RngCore;
+        use rand::Rng;
         let mut k = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut k);
+        rand::rng().fill_bytes(&mut k);
         base64::engine::general_purpose::STANDARD.encode(k)
     })?;
     let key = tidemark::config::parse_credential_key(&key_b64).map_err(anyhow::Error::msg)?;

@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some((_, viewer)) = stack
         .tokens
         .iter()
-        .find(|(r, _)| *r == tidemark::http::Role::Viewer)
+        .find(|(r, _)| *r == tidemark::web::Role::Viewer)
     {
         println!("  Try:      curl -s -H 'Authorization: Bearer {viewer}' {api}/api/v1/instances");
     }

@@ -36,9 +36,9 @@ pub async fn rotate_credential_key(opts: &Options) -> anyhow::Result<Rotation> {
     let new_b64 = match setting(opts, "TIDEMARK_NEW_CREDENTIAL_KEY") {
         Some(k) => k,
         None if from_file => {
-            use rand::RngCore;
+            use rand::Rng;
             let mut k = [0u8; 32];
-            rand::thread_rng().fill_bytes(&mut k);
+            rand::rng().fill_bytes(&mut k);
             base64::engine::general_purpose::STANDARD.encode(k)
         }
         None => anyhow::bail!(

@@ -13,6 +13,7 @@ use super::adapter::{adapter_for, Collected, Exclusions, Target};
 use super::persist::persist;
 use super::Trigger;
 use crate::queue::CollectMessage;
+use crate::tasks::ItemStatus;
 use crate::App;
 
 pub const TASK_KEY: &str = "collect_databases";
@@ -278,7 +279,7 @@ pub async fn process(app: &App, message: &CollectMessage) -> anyhow::Result<()> 
                 Some(saved) => {
                     record_encryption(&tx, message.instance_id, collected.encrypted).await?;
                     (
-                        "completed",
+                        ItemStatus::Completed,
                         json!({
                             "database_count": saved.database_count,
                             "total_size_bytes": saved.total_size_bytes,
@@ -296,27 +297,27 @@ pub async fn process(app: &App, message: &CollectMessage) -> anyhow::Result<()> 
                     )
                 }
                 None => (
-                    "cancelled",
+                    ItemStatus::Cancelled,
                     json!({}),
                     Some("the instance no longer exists".to_string()),
                 ),
             }
         }
-        Visit::Failed(reason) => ("failed", json!({}), Some(reason)),
-        Visit::Gone(reason) => ("cancelled", json!({}), Some(reason)),
+        Visit::Failed(reason) => (ItemStatus::Failed, json!({}), Some(reason)),
+        Visit::Gone(reason) => (ItemStatus::Cancelled, json!({}), Some(reason)),
     };
     let duration_ms = started.elapsed().as_millis() as i64;
     tx.execute(
         "UPDATE task_run_items SET status = $3, completed_at = clock_timestamp(), duration_ms = $4, \
             metrics = $5, error = $6 \
          WHERE run_id = $1 AND item_key = $2",
-        &[&run_id, &item_key, &status, &duration_ms, &metrics, &error],
+        &[&run_id, &item_key, &status.as_str(), &duration_ms, &metrics, &error],
     )
     .await?;
     tx.execute(
         "UPDATE task_runs SET items_succeeded = items_succeeded + ($2 = 'completed')::int, \
             items_failed = items_failed + ($2 = 'failed')::int WHERE run_id = $1",
-        &[&run_id, &status],
+        &[&run_id, &status.as_str()],
     )
     .await?;
     tx.commit().await?;

@@ -17,36 +17,13 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::router::Route;
-use crate::http::{ApiError, ApiResponse, ApiResult, Req};
-use crate::{route, App};
+use crate::web::{ApiError, ApiResponse, ApiResult, Req};
+use crate::App;
 
+pub use crate::tasks::Trigger;
 pub use adapter::{Collected, DatabaseSize};
 pub use fanout::{dispatch, process, TASK_KEY};
 pub use persist::{persist, Persisted};
-
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(POST "/collections", Operator, "api-tasks", start),
-        route!(POST "/instances/{id}/actions/collect", Operator, "api-instances", collect_now),
-    ]
-}
-
-/// What started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    Scheduled,
-    Manual,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Scheduled => "scheduled",
-            Trigger::Manual => "manual",
-        }
-    }
-}
 
 /// The most instance ids one `POST /collections` may name.
 const MAX_INSTANCE_IDS: usize = 10_000;
@@ -73,15 +50,10 @@ pub async fn start(app: &App, req: Req) -> ApiResult {
             ))
         }
         Some(ids) => {
-            let ids = crate::instances::validate::ids("instance_ids", ids, MAX_INSTANCE_IDS)?;
+            let ids = crate::values::ids("instance_ids", ids, MAX_INSTANCE_IDS)?;
             let client = app.db.get().await?;
-            let active: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM instances WHERE id = ANY($1) AND is_active AND deleted_at IS NULL",
-                    &[&ids],
-                )
-                .await?
-                .get(0);
+            let count = "SELECT count(*) FROM instances WHERE id = ANY($1) AND is_active AND deleted_at IS NULL";
+            let active: i64 = crate::web::sql::scalar(&client, count, &[&ids]).await?;
             if active == 0 {
                 return Err(ApiError::not_found("active instance"));
             }
@@ -89,12 +61,10 @@ pub async fn start(app: &App, req: Req) -> ApiResult {
         }
     };
     match dispatch(app, Trigger::Manual, ids).await? {
-        Some(run_id) => Ok(
-            ApiResponse::accepted(json!({ "run_id": run_id })).with_header(
-                http::header::LOCATION,
-                &format!("/api/v1/task-runs/{run_id}"),
-            ),
-        ),
+        Some(run_id) => {
+            Ok(ApiResponse::accepted(json!({ "run_id": run_id }))
+                .with_location("/task-runs", run_id))
+        }
         None => Err(ApiError::conflict(
             "CONFLICT",
             "a collection is already running",

@@ -3,125 +3,69 @@
 
 pub mod keys;
 
-use serde::Deserialize;
-use serde_json::{json, Value};
-use tokio_postgres::Row;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use crate::http::list::{Order, SortField, SortSpec};
-use crate::http::router::Route;
-use crate::http::sql::{contains_pattern, Sql};
-use crate::http::{ApiError, ApiResponse, ApiResult, ListParams, Req};
-use crate::{route, App};
-
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(GET "/credentials", Admin, "api-instances", list),
-        route!(POST "/credentials", Admin, "api-instances", create),
-        route!(GET "/credentials/{id}", Admin, "api-instances", get),
-        route!(PATCH "/credentials/{id}", Admin, "api-instances", update),
-        route!(DELETE "/credentials/{id}", Admin, "api-instances", delete),
-    ]
-}
+use crate::values;
+use crate::web::list::{SortSpec, Source};
+use crate::web::sql::{self, insert_named, Update};
+use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
+use crate::App;
 
 const COLUMNS: &str =
     "c.id, c.name, c.username, c.password_ciphertext IS NOT NULL AS has_password, \
     c.created_at, c.updated_at, \
     (SELECT count(*) FROM instances i WHERE i.credential_id = c.id) AS instance_count";
 
-fn credential_json(r: &Row) -> Value {
-    json!({
-        "id": r.get::<_, i64>("id"),
-        "name": r.get::<_, String>("name"),
-        "username": r.get::<_, String>("username"),
-        "has_password": r.get::<_, bool>("has_password"),
-        "instance_count": r.get::<_, i64>("instance_count"),
-        "created_at": r.get::<_, chrono::DateTime<chrono::Utc>>("created_at"),
-        "updated_at": r.get::<_, chrono::DateTime<chrono::Utc>>("updated_at"),
-    })
+crate::row_struct! {
+    /// A credential as the API shows it: never the password, only whether it has one.
+    #[derive(Debug, Serialize)]
+    struct Credential {
+        id: i64,
+        name: String,
+        username: String,
+        has_password: bool,
+        instance_count: i64,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    }
 }
 
-static SORTS: SortSpec = SortSpec {
-    fields: &[
-        SortField {
-            name: "name",
-            expr: "c.name",
-            sql_type: "text",
-            default_order: Order::Asc,
-        },
-        SortField {
-            name: "id",
-            expr: "c.id",
-            sql_type: "bigint",
-            default_order: Order::Desc,
-        },
-        SortField {
-            name: "created_at",
-            expr: "c.created_at",
-            sql_type: "timestamptz",
-            default_order: Order::Desc,
-        },
-    ],
-    id_expr: "c.id",
+static SORTS: SortSpec = crate::sorts! {
+    "c.id";
+    name asc "c.name" text, id desc "c.id" bigint, created_at desc "c.created_at" timestamptz
 };
 
 pub async fn list(app: &App, req: Req) -> ApiResult {
-    let params = ListParams::parse(&req.query, &SORTS)?;
-    let mut sql = Sql::default();
-    let mut conds = Vec::new();
-    if let Some(s) = req.query.text("search") {
-        let p = sql.bind(contains_pattern(s));
-        conds.push(format!("(c.name ILIKE {p} OR c.username ILIKE {p})"));
-    }
-    let client = app.db.get().await?;
-    let page = params
-        .fetch(
-            &client,
-            sql,
-            conds,
-            COLUMNS,
-            "credentials c",
-            credential_json,
-        )
-        .await?;
-    Ok(ApiResponse::ok(page))
+    let mut params = ListParams::parse(&req.query, &SORTS)?;
+    let sql = &mut params.sql;
+    sql.search(req.query.text("search"), &["c.name", "c.username"]);
+    params
+        .respond::<Credential>(app, Source::new(COLUMNS, "credentials c"))
+        .await
 }
 
-async fn fetch(client: &impl deadpool_postgres::GenericClient, id: i64) -> Result<Row, ApiError> {
-    client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM credentials c WHERE c.id = $1"),
-            &[&id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("credential"))
+async fn fetch(
+    client: &impl deadpool_postgres::GenericClient,
+    id: i64,
+) -> Result<Credential, ApiError> {
+    let statement = format!("SELECT {COLUMNS} FROM credentials c WHERE c.id = $1");
+    sql::one(client, &statement, &[&id], "credential").await
 }
 
 pub async fn get(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
     let client = app.db.get().await?;
-    Ok(ApiResponse::ok(credential_json(&fetch(&client, id).await?)))
+    Ok(ApiResponse::ok(fetch(&client, id).await?))
 }
 
 fn valid_name(v: &str) -> Result<String, ApiError> {
-    let v = v.trim();
-    if v.is_empty() || v.chars().count() > 100 {
-        return Err(ApiError::validation(
-            "name",
-            "name must have 1 to 100 characters",
-        ));
-    }
-    Ok(v.to_string())
+    values::text("name", v, 100)
 }
 
 fn valid_username(v: &str) -> Result<String, ApiError> {
-    let v = v.trim();
-    if v.is_empty() || v.chars().count() > 128 {
-        return Err(ApiError::validation(
-            "username",
-            "username must have 1 to 128 characters",
-        ));
-    }
-    Ok(v.to_string())
+    values::text("username", v, 128)
 }
 
 fn valid_password(v: &str) -> Result<&str, ApiError> {
@@ -153,24 +97,21 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
     // The id first: the ciphertext is bound to it.
-    let id: i64 = tx
-        .query_one(
-            "SELECT nextval(pg_get_serial_sequence('credentials', 'id'))",
-            &[],
-        )
-        .await?
-        .get(0);
+    let next_id = "SELECT nextval(pg_get_serial_sequence('credentials', 'id'))";
+    let id: i64 = sql::scalar(&tx, next_id, &[]).await?;
     let (version, cipher) = encrypt(app, &tx, id, password).await?;
-    tx.execute(
-        "INSERT INTO credentials (id, name, username, password_ciphertext, key_version) VALUES ($1, $2, $3, $4, $5)",
+    insert_named(
+        &tx,
+        "INSERT INTO credentials (id, name, username, password_ciphertext, key_version) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
         &[&id, &name, &username, &cipher, &version],
+        "credential",
+        &name,
     )
-    .await
-    .map_err(|e| ApiError::name_taken(e, "credential", &name))?;
-    let row = fetch(&tx, id).await?;
+    .await?;
+    let credential = fetch(&tx, id).await?;
     tx.commit().await?;
-    Ok(ApiResponse::created(credential_json(&row))
-        .with_header(http::header::LOCATION, &format!("/api/v1/credentials/{id}")))
+    Ok(ApiResponse::created_at("/credentials", id, credential))
 }
 
 #[derive(Deserialize)]
@@ -184,53 +125,32 @@ struct PatchBody {
 pub async fn update(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
     let body: PatchBody = req.json()?;
-    let mut sql = Sql::default();
-    let mut sets = vec!["updated_at = now()".to_string()];
     let name = body.name.as_deref().map(valid_name).transpose()?;
-    if let Some(n) = &name {
-        sets.push(format!("name = {}", sql.bind(n.clone())));
-    }
-    if let Some(u) = &body.username {
-        sets.push(format!("username = {}", sql.bind(valid_username(u)?)));
-    }
+    let username = body.username.as_deref().map(valid_username).transpose()?;
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
+    let mut update = Update::default();
+    update.set_name(name).set_some("username", username);
     if let Some(p) = &body.password {
         let (version, cipher) = encrypt(app, &tx, id, valid_password(p)?).await?;
-        sets.push(format!("password_ciphertext = {}", sql.bind(cipher)));
-        sets.push(format!("key_version = {}", sql.bind(version)));
+        update
+            .set("password_ciphertext", cipher)
+            .set("key_version", version);
     }
-    let idp = sql.bind(id);
-    sql.text = format!(
-        "UPDATE credentials SET {} WHERE id = {idp}",
-        sets.join(", ")
-    );
-    let n = tx
-        .execute(&sql.text, &sql.params())
-        .await
-        .map_err(|e| ApiError::name_taken(e, "credential", name.as_deref().unwrap_or("")))?;
-    if n == 0 {
-        return Err(ApiError::not_found("credential"));
-    }
-    let row = fetch(&tx, id).await?;
+    update.run(&tx, "credentials", id, "", "credential").await?;
+    let credential = fetch(&tx, id).await?;
     tx.commit().await?;
-    Ok(ApiResponse::ok(credential_json(&row)))
+    Ok(ApiResponse::ok(credential))
 }
 
 pub async fn delete(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
-    tx.query_opt("SELECT 1 FROM credentials WHERE id = $1 FOR UPDATE", &[&id])
-        .await?
-        .ok_or_else(|| ApiError::not_found("credential"))?;
-    let used: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM instances WHERE credential_id = $1",
-            &[&id],
-        )
-        .await?
-        .get(0);
+    let lock = "SELECT 1 FROM credentials WHERE id = $1 FOR UPDATE";
+    sql::row(&tx, lock, &[&id], "credential").await?;
+    let count = "SELECT count(*) FROM instances WHERE credential_id = $1";
+    let used: i64 = sql::scalar(&tx, count, &[&id]).await?;
     if used > 0 {
         return Err(ApiError::conflict(
             "CONFLICT",
@@ -284,10 +204,10 @@ pub async fn secret_for_instance(
         )
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let username: String = row.get(0);
-    let cipher: Option<Vec<u8>> = row.get(1);
+    let username: String = row.try_get(0)?;
+    let cipher: Option<Vec<u8>> = row.try_get(1)?;
     let password = match cipher {
-        Some(c) => app.credential_key.decrypt_for(cid, row.get(2), &c)?,
+        Some(c) => app.credential_key.decrypt_for(cid, row.try_get(2)?, &c)?,
         None => String::new(),
     };
     Ok(Some((username, password)))

@@ -1,4 +1,4 @@
-//! CSV rows as api.md wants them: RFC 4180 (CRLF, quoting where needed), UTF-8, ISO-8601 UTC
+//! CSV rows as the exports promise them: RFC 4180 (CRLF, quoting where needed), UTF-8, ISO-8601 UTC
 //! times, sizes in bytes plus MB, and every text cell neutralised against formula injection.
 
 use std::borrow::Cow;
@@ -84,7 +84,7 @@ impl CsvBuffer {
         match bytes {
             Some(b) => {
                 self.scratch.clear();
-                let _ = write!(self.scratch, "{:.2}", crate::ledger::size::mb(b));
+                let _ = write!(self.scratch, "{:.2}", crate::values::mb(b));
                 self.writer.write_field(self.scratch.as_bytes())
             }
             None => self.writer.write_field(b""),

@@ -5,17 +5,16 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::Row;
 
 use super::cells::CsvBuffer;
-use crate::http::sql::Sql;
-use crate::http::{ApiError, Query};
+use crate::values::DateRange;
+use crate::web::sql::Sql;
+use crate::web::{ApiError, Query};
 
-/// The most days a `database_sizes` export covers (as `GET /databases/{id}/sizes`).
-pub const MAX_SIZE_HISTORY_DAYS: i64 = 400;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    DatabaseLedger,
-    Instances,
-    DatabaseSizes,
+crate::text_enum! {
+    /// What can be exported.
+    pub enum Kind {
+        DatabaseLedger = "database_ledger", Instances = "instances",
+        DatabaseSizes = "database_sizes",
+    }
 }
 
 /// Tag names of each instance joined by `;`, computed once per instance (not per database).
@@ -24,25 +23,6 @@ const INSTANCE_TAGS: &str =
     FROM instance_tags it JOIN tags t ON t.id = it.tag_id WHERE it.instance_id = i.id) tg ON true";
 
 impl Kind {
-    pub const ALL: [&'static str; 3] = ["database_ledger", "instances", "database_sizes"];
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "database_ledger" => Some(Kind::DatabaseLedger),
-            "instances" => Some(Kind::Instances),
-            "database_sizes" => Some(Kind::DatabaseSizes),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::DatabaseLedger => "database_ledger",
-            Kind::Instances => "instances",
-            Kind::DatabaseSizes => "database_sizes",
-        }
-    }
-
     /// The filters of the list this kind exports (paging and sorting do not apply).
     fn filter_names(self) -> &'static [&'static str] {
         match self {
@@ -140,47 +120,40 @@ impl Kind {
         let mut sql = Sql::default();
         match self {
             Kind::DatabaseLedger => {
-                let conds = crate::ledger::filter::conditions(q, &mut sql).map_err(prefix_field)?;
+                crate::filters::ledger(q, &mut sql).map_err(prefix_field)?;
                 sql.text = format!(
                     "SELECT d.id, i.id AS instance_id, i.name AS instance_name, i.host, i.port, i.db_type, \
                      d.database_name, d.latest_size_bytes, d.latest_collected_at, d.latest_collected_date, \
                      d.growth_bytes_per_day, tg.tags \
                      FROM instances i {INSTANCE_TAGS} JOIN instance_databases d ON d.instance_id = i.id"
                 );
-                sql.push_where(&conds);
+                sql.push_where();
                 // Instances in name order, each one's databases from the (instance_id,
                 // database_name) index: rows stream from the first one, with no big sort.
                 sql.push(" ORDER BY i.name, d.database_name, d.id");
             }
             Kind::Instances => {
-                let conds =
-                    crate::instances::filter_conditions(q, &mut sql).map_err(prefix_field)?;
+                crate::filters::instances(q, &mut sql).map_err(prefix_field)?;
                 sql.text = format!(
                     "SELECT i.id, i.name, i.db_type, i.host, i.port, i.database_name, i.description, \
-                     i.is_active, i.version, tg.tags, i.last_collected_at, i.created_at, i.updated_at, \
-                     i.deleted_at FROM instances i {INSTANCE_TAGS}"
+                     {} AS status, i.version, tg.tags, i.last_collected_at, i.created_at, i.updated_at, \
+                     i.deleted_at FROM instances i {INSTANCE_TAGS}",
+                    crate::instances::STATUS
                 );
-                sql.push_where(&conds);
+                sql.push_where();
                 sql.push(" ORDER BY i.id");
             }
             Kind::DatabaseSizes => {
                 let range = SizeRange::parse(q).map_err(prefix_field)?;
-                let mut conds = vec![format!(
-                    "s.collected_date BETWEEN {} AND {}",
-                    sql.bind(range.start),
-                    sql.bind(range.end)
-                )];
-                if let Some(id) = range.instance_id {
-                    conds.push(format!("s.instance_id = {}", sql.bind(id)));
-                }
-                if let Some(name) = range.database_name {
-                    conds.push(format!("s.database_name = {}", sql.bind(name)));
-                }
+                let (start, end) = (sql.bind(range.dates.start), sql.bind(range.dates.end));
+                sql.and(format!("s.collected_date BETWEEN {start} AND {end}"))
+                    .eq("s.instance_id", range.instance_id)
+                    .eq("s.database_name", range.database_name);
                 sql.text = "SELECT s.instance_id, i.name AS instance_name, i.host, i.db_type, s.database_name, \
                      s.collected_date, s.size_bytes, s.data_size_bytes, s.log_size_bytes, s.collected_at \
                      FROM database_size_stats s JOIN instances i ON i.id = s.instance_id"
                     .to_string();
-                sql.push_where(&conds);
+                sql.push_where();
                 sql.push(" ORDER BY i.name, s.database_name, s.collected_date");
             }
         }
@@ -211,17 +184,11 @@ impl Kind {
                 out.time(collected_at)?;
                 out.date(row.try_get::<_, Option<NaiveDate>>(9)?)?;
                 out.opt_int(row.try_get(10)?)?;
-                out.text(crate::ledger::filter::sync_status(collected_at, now))?;
+                out.text(crate::ledger::sync_status(collected_at, now))?;
                 out.opt_text(row.try_get(11)?)?;
             }
             Kind::Instances => {
-                let is_active: bool = row.try_get(7)?;
-                let deleted_at: Option<DateTime<Utc>> = row.try_get(13)?;
-                let status = match (deleted_at, is_active) {
-                    (Some(_), _) => "deleted",
-                    (None, true) => "active",
-                    (None, false) => "inactive",
-                };
+                let status: &str = row.try_get(7)?;
                 out.int(row.try_get(0)?)?;
                 out.text(row.try_get(1)?)?;
                 out.text(row.try_get(2)?)?;
@@ -235,7 +202,7 @@ impl Kind {
                 out.time(row.try_get(10)?)?;
                 out.time(Some(row.try_get(11)?))?;
                 out.time(Some(row.try_get(12)?))?;
-                out.time(deleted_at)?;
+                out.time(row.try_get(13)?)?;
             }
             Kind::DatabaseSizes => {
                 let size: i64 = row.try_get(6)?;
@@ -266,14 +233,13 @@ pub enum RowError {
     Csv(#[from] csv::Error),
 }
 
-/// The filters of a `database_sizes` export: one instance's or all history, in a date range
-/// of at most [`MAX_SIZE_HISTORY_DAYS`] days.
+/// The filters of a `database_sizes` export: one instance's or all history, in a required
+/// [`DateRange`].
 #[derive(Debug)]
 pub struct SizeRange {
     pub instance_id: Option<i64>,
     pub database_name: Option<String>,
-    pub start: NaiveDate,
-    pub end: NaiveDate,
+    pub dates: DateRange,
 }
 
 impl SizeRange {
@@ -284,18 +250,7 @@ impl SizeRange {
         let end = q
             .date("end_date")?
             .ok_or_else(|| ApiError::validation("end_date", "end_date is required"))?;
-        if end < start {
-            return Err(ApiError::validation(
-                "end_date",
-                "end_date must not be before start_date",
-            ));
-        }
-        if (end - start).num_days() + 1 > MAX_SIZE_HISTORY_DAYS {
-            return Err(ApiError::validation(
-                "end_date",
-                format!("a size history export covers at most {MAX_SIZE_HISTORY_DAYS} days"),
-            ));
-        }
+        let dates = DateRange::new(start, end)?;
         let instance_id = q.int("instance_id")?;
         if instance_id.is_some_and(|id| id <= 0) {
             return Err(ApiError::validation(
@@ -306,8 +261,7 @@ impl SizeRange {
         Ok(SizeRange {
             instance_id,
             database_name: q.text("database_name").map(str::to_string),
-            start,
-            end,
+            dates,
         })
     }
 }

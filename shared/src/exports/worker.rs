@@ -14,8 +14,9 @@ use uuid::Uuid;
 use super::cells::CsvBuffer;
 use super::kinds::Kind;
 use super::upload::{self, part_size, StorageError, Upload};
-use crate::http::Query;
 use crate::queue::ExportMessage;
+use crate::web::sql::Sql;
+use crate::web::Query;
 use crate::App;
 
 /// A run that has not renewed its lease (at every part) for this long is presumed dead.
@@ -148,9 +149,10 @@ async fn claim<C: GenericClient>(client: &C, id: Uuid) -> anyhow::Result<Option<
         )
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let kind_name: String = row.try_get("kind")?;
-    let kind = Kind::parse(&kind_name)
-        .ok_or_else(|| anyhow::anyhow!("export {id} has an unknown kind {kind_name:?}"))?;
+    let kind: Kind = row
+        .try_get::<_, &str>("kind")?
+        .parse()
+        .map_err(anyhow::Error::msg)?;
     let upload_id: Option<String> = row.try_get("upload_id")?;
     let object_key: Option<String> = row.try_get("object_key")?;
     Ok(Some(Claim {
@@ -281,7 +283,7 @@ async fn stream(
     control: &deadpool_postgres::Client,
     claim: &Claim,
     reader: &deadpool_postgres::Client,
-    query: &crate::http::sql::Sql,
+    query: &Sql,
     upload: &mut Upload,
 ) -> Result<Totals, Stop> {
     let base = app.config.export_part_size;

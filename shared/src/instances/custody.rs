@@ -8,8 +8,8 @@
 
 use deadpool_postgres::GenericClient;
 
-use crate::http::{ApiError, Principal, Role};
 use crate::tls::{parse_pem_bundle, TlsMode};
+use crate::web::{ApiError, Principal, Role};
 
 /// The connection settings of one instance as stored, or as a request would leave them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,8 @@
-//! Field rules of api.md for instances (as the original system had them).
+//! Field rules for instances.
 
 use std::net::IpAddr;
 
-use crate::http::ApiError;
+use crate::web::ApiError;
 
 pub const DB_TYPES: &[&str] = &["mysql", "postgresql"];
 
@@ -99,11 +99,7 @@ pub fn database_name(v: &str) -> Result<Option<String>, ApiError> {
     if v.is_empty() {
         return Ok(None);
     }
-    if v.len() > 64
-        || !v
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if v.len() > 64 || !crate::values::is_identifier(v) {
         return Err(ApiError::validation(
             "database_name",
             "database_name must be at most 64 characters of letters, digits, '_' and '-'",
@@ -142,24 +138,6 @@ pub fn exclude_databases(v: &[String]) -> Result<Vec<String>, ApiError> {
         out.push(p.to_string());
     }
     Ok(out)
-}
-
-pub fn ids(field: &str, v: &[i64], max: usize) -> Result<Vec<i64>, ApiError> {
-    if v.len() > max {
-        return Err(
-            ApiError::too_large(format!("{field} has more than {max} ids")).with_field(field),
-        );
-    }
-    if v.iter().any(|id| *id <= 0) {
-        return Err(ApiError::validation(
-            field,
-            format!("{field} must hold positive integers"),
-        ));
-    }
-    let mut ids = v.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
 }
 
 #[cfg(test)]

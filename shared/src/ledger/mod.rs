@@ -5,64 +5,27 @@
 //! aggregates `database_size_stats`; each sort walks its own index (migration V4), so a page
 //! costs `limit` index entries whatever the fleet or the history size.
 
-pub mod filter;
-pub mod size;
-
 use chrono::{DateTime, NaiveDate, Utc};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use tokio_postgres::Row;
 
-use crate::http::list::{Order, SortField, SortSpec};
-use crate::http::router::Route;
-use crate::http::sql::Sql;
-use crate::http::{ApiError, ApiResponse, ApiResult, ListParams, Query, Req};
-use crate::{route, App};
-
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(GET "/databases/ledger", Viewer, "api-databases", list),
-        route!(GET "/databases/{id}/sizes", Viewer, "api-databases", sizes),
-    ]
-}
+use crate::values::{self, DateRange, Size};
+use crate::web::list::{SortSpec, Source};
+use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Query, Req};
+use crate::App;
 
 /// Each expression is the exact expression of one V4 index, so the planner walks that index.
-static SORTS: SortSpec = SortSpec {
-    fields: &[
-        SortField {
-            name: "instance_name",
-            expr: "ROW(d.instance_name, d.database_name)::ledger_name_key",
-            sql_type: "ledger_name_key",
-            default_order: Order::Asc,
-        },
-        SortField {
-            name: "database_name",
-            expr: "d.database_name",
-            sql_type: "text",
-            default_order: Order::Asc,
-        },
-        SortField {
-            name: "size",
-            expr: "COALESCE(d.latest_size_bytes, -1)",
-            sql_type: "bigint",
-            default_order: Order::Desc,
-        },
-        SortField {
-            name: "collected_at",
-            expr: "COALESCE(d.latest_collected_at, '-infinity'::timestamptz)",
-            sql_type: "timestamptz",
-            default_order: Order::Desc,
-        },
-        SortField {
-            name: "growth",
-            expr: "COALESCE(d.growth_bytes_per_day, '-9223372036854775808'::bigint)",
-            sql_type: "bigint",
-            default_order: Order::Desc,
-        },
-    ],
-    id_expr: "d.id",
+static SORTS: SortSpec = crate::sorts! {
+    "d.id";
+    instance_name asc "ROW(d.instance_name, d.database_name)::ledger_name_key" ledger_name_key,
+    database_name asc "d.database_name" text,
+    size desc "COALESCE(d.latest_size_bytes, -1)" bigint,
+    collected_at desc "COALESCE(d.latest_collected_at, '-infinity'::timestamptz)" timestamptz,
+    growth desc "COALESCE(d.growth_bytes_per_day, '-9223372036854775808'::bigint)" bigint
 };
 
-const FROM: &str = "FROM instance_databases d JOIN instances i ON i.id = d.instance_id";
+const FROM: &str = "instance_databases d JOIN instances i ON i.id = d.instance_id";
 
 /// `threshold_bytes` for `growth.days_until`: a positive integer when given.
 fn threshold(q: &Query) -> Result<Option<i64>, ApiError> {
@@ -88,124 +51,151 @@ pub fn days_until(bytes: Option<i64>, per_day: Option<i64>, threshold: Option<i6
     Some(i64::try_from(days).unwrap_or(i64::MAX))
 }
 
-fn item_json(row: &Row, now: DateTime<Utc>, threshold: Option<i64>) -> Value {
-    let bytes: Option<i64> = row.get("latest_size_bytes");
-    let collected_at: Option<DateTime<Utc>> = row.get("latest_collected_at");
-    let per_day: Option<i64> = row.get("growth_bytes_per_day");
-    json!({
-        "id": row.get::<_, i64>("id"),
-        "database_name": row.get::<_, String>("database_name"),
-        "db_type": row.get::<_, String>("db_type"),
-        "instance": {
-            "id": row.get::<_, i64>("instance_id"),
-            "name": row.get::<_, String>("instance_name"),
-            "host": row.get::<_, String>("host"),
-            "port": row.get::<_, i32>("port"),
-        },
-        "size": bytes.map(|b| size::size_json(b, collected_at, row.get("latest_collected_date"))),
-        "growth": {
-            "bytes_per_day": per_day,
-            "days_until": days_until(bytes, per_day, threshold),
-        },
-        "sync_status": filter::sync_status(collected_at, now),
-        "tags": row.get::<_, Value>("tags"),
-    })
+/// `never`, `fresh` (<= 6 h), `due` (<= 48 h) or `stale`, from the latest collection time.
+pub fn sync_status(latest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> &'static str {
+    match latest {
+        None => "never",
+        Some(t) if now - t <= chrono::Duration::hours(6) => "fresh",
+        Some(t) if now - t <= chrono::Duration::hours(48) => "due",
+        Some(_) => "stale",
+    }
 }
+
+/// Where a database lives.
+#[derive(Debug, Serialize)]
+struct InstanceRef {
+    id: i64,
+    name: String,
+    host: String,
+    port: i32,
+}
+
+#[derive(Debug, Serialize)]
+struct Growth {
+    bytes_per_day: Option<i64>,
+    days_until: Option<i64>,
+}
+
+/// One row of the ledger.
+#[derive(Debug, Serialize)]
+struct Item {
+    id: i64,
+    database_name: String,
+    db_type: String,
+    instance: InstanceRef,
+    size: Option<Size>,
+    growth: Growth,
+    sync_status: &'static str,
+    tags: Value,
+}
+
+impl Item {
+    fn from_row(row: &Row, now: DateTime<Utc>, threshold: Option<i64>) -> Result<Self, ApiError> {
+        let bytes: Option<i64> = row.try_get("latest_size_bytes")?;
+        let collected_at: Option<DateTime<Utc>> = row.try_get("latest_collected_at")?;
+        let per_day: Option<i64> = row.try_get("growth_bytes_per_day")?;
+        Ok(Item {
+            id: row.try_get("id")?,
+            database_name: row.try_get("database_name")?,
+            db_type: row.try_get("db_type")?,
+            instance: InstanceRef {
+                id: row.try_get("instance_id")?,
+                name: row.try_get("instance_name")?,
+                host: row.try_get("host")?,
+                port: row.try_get("port")?,
+            },
+            size: Size::latest(row)?,
+            growth: Growth {
+                bytes_per_day: per_day,
+                days_until: days_until(bytes, per_day, threshold),
+            },
+            sync_status: sync_status(collected_at, now),
+            tags: row.try_get("tags")?,
+        })
+    }
+}
+
+/// The tags of only the page's rows, aggregated after the page is cut (one lateral lookup
+/// per row of the page).
+const PAGE_TAGS: &str = "LEFT JOIN LATERAL (\
+    SELECT json_agg(json_build_object('name', t.name, 'display_name', t.display_name) ORDER BY t.name) AS tags \
+    FROM instance_tags it JOIN tags t ON t.id = it.tag_id WHERE it.instance_id = p.instance_id) tg ON true";
 
 /// `GET /databases/ledger`
 pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
-    let params = ListParams::parse(q, &SORTS)?;
+    let mut params = ListParams::parse(q, &SORTS)?;
     let threshold = threshold(q)?;
-    let mut sql = Sql::default();
-    let mut conds = filter::conditions(q, &mut sql)?;
-
+    let sql = &mut params.sql;
+    crate::filters::ledger(q, sql)?;
     let client = app.db.get().await?;
-    let total = if params.include_total {
-        let text = format!("SELECT count(*) {FROM} WHERE {}", conds.join(" AND "));
-        Some(
-            client
-                .query_one(&text, &sql.params())
-                .await?
-                .get::<_, i64>(0),
-        )
-    } else {
-        None
-    };
-    params.keyset_condition(&mut sql, &mut conds);
-    // The page is cut first (index walk + LIMIT); the tags of only its rows are then
-    // aggregated in the same statement, one lateral lookup per row of the page.
-    let dir = params.order.as_sql();
-    sql.text = format!(
-        "SELECT p.*, COALESCE(tg.tags, '[]'::json) AS tags FROM (\
-           SELECT d.id, d.database_name, i.db_type, i.id AS instance_id, i.name AS instance_name, \
-                  i.host, i.port, d.latest_size_bytes, d.latest_collected_at, \
-                  d.latest_collected_date, d.growth_bytes_per_day, {} AS sort_value, {} \
-           {FROM} WHERE {}{}\
-         ) p LEFT JOIN LATERAL (\
-           SELECT json_agg(json_build_object('name', t.name, 'display_name', t.display_name) \
-                           ORDER BY t.name) AS tags \
-           FROM instance_tags it JOIN tags t ON t.id = it.tag_id WHERE it.instance_id = p.instance_id\
-         ) tg ON true \
-         ORDER BY p.sort_value {dir}, p.sort_id {dir}",
-        params.sort.expr,
-        params.key_select(),
-        conds.join(" AND "),
-        params.order_and_limit(),
-    );
-    let rows = client.query(&sql.text, &sql.params()).await?;
+    let source = Source::new(
+        "d.id, d.database_name, i.db_type, i.id AS instance_id, i.name AS instance_name, \
+         i.host, i.port, d.latest_size_bytes, d.latest_collected_at, \
+         d.latest_collected_date, d.growth_bytes_per_day",
+        FROM,
+    )
+    .wrapped("COALESCE(tg.tags, '[]'::json) AS tags", PAGE_TAGS);
     let now = Utc::now();
-    Ok(ApiResponse::ok(
-        params.finish(rows, total, |r| item_json(r, now, threshold)),
-    ))
+    let page = params
+        .fetch(&client, source, |r| Item::from_row(r, now, threshold))
+        .await?;
+    Ok(ApiResponse::ok(page))
 }
 
-/// Longest date range one `sizes` call may ask for, both ends included.
-pub const MAX_SIZES_DAYS: i64 = 400;
 /// Range when none is given: the last 30 days, today included.
 const DEFAULT_SIZES_DAYS: i64 = 30;
 
 /// The validated range of a `sizes` call, defaulting to the last 30 business days.
-pub fn sizes_range(q: &Query, today: NaiveDate) -> Result<(NaiveDate, NaiveDate), ApiError> {
+pub fn sizes_range(q: &Query, today: NaiveDate) -> Result<DateRange, ApiError> {
     let end = q.date("end_date")?.unwrap_or(today);
     let start = match q.date("start_date")? {
         Some(s) => s,
         None => end - chrono::Duration::days(DEFAULT_SIZES_DAYS - 1),
     };
-    if end < start {
-        return Err(ApiError::validation(
-            "end_date",
-            "end_date must be on or after start_date",
-        ));
-    }
-    if (end - start).num_days() + 1 > MAX_SIZES_DAYS {
-        return Err(ApiError::validation(
-            "start_date",
-            format!("at most {MAX_SIZES_DAYS} days per call"),
-        ));
-    }
-    Ok((start, end))
+    DateRange::new(start, end)
 }
 
 /// The history statement for one database. The dates are written as literals (they are parsed
 /// `NaiveDate`s, never request text) so the planner prunes the partitions outside the range
 /// at plan time rather than opening and locking every month.
-pub fn sizes_sql(start: NaiveDate, end: NaiveDate) -> String {
+pub fn sizes_sql(range: DateRange) -> String {
     format!(
         "SELECT collected_date, size_bytes, data_size_bytes, log_size_bytes, collected_at \
          FROM database_size_stats \
          WHERE instance_id = $1 AND database_name = $2 \
            AND collected_date >= DATE '{}' AND collected_date <= DATE '{}' \
          ORDER BY collected_date",
-        start.format("%Y-%m-%d"),
-        end.format("%Y-%m-%d"),
+        range.start.format("%Y-%m-%d"),
+        range.end.format("%Y-%m-%d"),
     )
+}
+
+#[derive(Debug, Serialize)]
+struct DaySize {
+    collected_date: NaiveDate,
+    size_bytes: i64,
+    mb: f64,
+    data_size_bytes: Option<i64>,
+    log_size_bytes: Option<i64>,
+    collected_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+struct History {
+    id: i64,
+    database_name: String,
+    db_type: String,
+    instance: InstanceRef,
+    start_date: NaiveDate,
+    end_date: NaiveDate,
+    items: Vec<DaySize>,
 }
 
 /// `GET /databases/{id}/sizes?start_date=&end_date=`
 pub async fn sizes(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
-    let (start, end) = sizes_range(&req.query, app.config.business_date(Utc::now()))?;
+    let range = sizes_range(&req.query, app.config.business_date(Utc::now()))?;
     let client = app.db.get().await?;
     let db = client
         .query_opt(
@@ -216,39 +206,39 @@ pub async fn sizes(app: &App, req: Req) -> ApiResult {
         )
         .await?
         .ok_or_else(|| ApiError::not_found("database"))?;
-    let instance_id: i64 = db.get("instance_id");
-    let database_name: String = db.get("database_name");
+    let instance_id: i64 = db.try_get("instance_id")?;
+    let database_name: String = db.try_get("database_name")?;
     let rows = client
-        .query(&sizes_sql(start, end), &[&instance_id, &database_name])
+        .query(&sizes_sql(range), &[&instance_id, &database_name])
         .await?;
-    let items: Vec<Value> = rows
+    let items = rows
         .iter()
         .map(|r| {
-            let bytes: i64 = r.get("size_bytes");
-            json!({
-                "collected_date": r.get::<_, NaiveDate>("collected_date"),
-                "size_bytes": bytes,
-                "mb": size::mb(bytes),
-                "data_size_bytes": r.get::<_, Option<i64>>("data_size_bytes"),
-                "log_size_bytes": r.get::<_, Option<i64>>("log_size_bytes"),
-                "collected_at": r.get::<_, DateTime<Utc>>("collected_at"),
+            let bytes: i64 = r.try_get("size_bytes")?;
+            Ok(DaySize {
+                collected_date: r.try_get("collected_date")?,
+                size_bytes: bytes,
+                mb: values::mb(bytes),
+                data_size_bytes: r.try_get("data_size_bytes")?,
+                log_size_bytes: r.try_get("log_size_bytes")?,
+                collected_at: r.try_get("collected_at")?,
             })
         })
-        .collect();
-    Ok(ApiResponse::ok(json!({
-        "id": id,
-        "database_name": database_name,
-        "db_type": db.get::<_, String>("db_type"),
-        "instance": {
-            "id": instance_id,
-            "name": db.get::<_, String>("name"),
-            "host": db.get::<_, String>("host"),
-            "port": db.get::<_, i32>("port"),
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(ApiResponse::ok(History {
+        id,
+        database_name,
+        db_type: db.try_get("db_type")?,
+        instance: InstanceRef {
+            id: instance_id,
+            name: db.try_get("name")?,
+            host: db.try_get("host")?,
+            port: db.try_get("port")?,
         },
-        "start_date": start,
-        "end_date": end,
-        "items": items,
-    })))
+        start_date: range.start,
+        end_date: range.end,
+        items,
+    }))
 }
 
 #[cfg(test)]
@@ -276,7 +266,7 @@ mod tests {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         assert_eq!(
             sizes_range(&Query::parse(""), today).unwrap(),
-            (d("2026-02-09"), today)
+            DateRange::new(d("2026-02-09"), today).unwrap()
         );
         assert_eq!(
             sizes_range(
@@ -284,13 +274,13 @@ mod tests {
                 today
             )
             .unwrap(),
-            (d("2025-02-04"), today)
+            DateRange::new(d("2025-02-04"), today).unwrap()
         );
         let too_long = sizes_range(
             &Query::parse("start_date=2025-02-03&end_date=2026-03-10"),
             today,
         );
-        assert_eq!(too_long.unwrap_err().field.as_deref(), Some("start_date"));
+        assert_eq!(too_long.unwrap_err().field.as_deref(), Some("end_date"));
         let reversed = sizes_range(
             &Query::parse("start_date=2026-03-10&end_date=2026-03-09"),
             today,

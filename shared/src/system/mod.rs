@@ -9,22 +9,14 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::http::list::{Order, SortField, SortSpec};
-use crate::http::router::Route;
-use crate::http::sql::{contains_pattern, Sql};
-use crate::http::{ApiError, ApiResponse, ApiResult, ListParams, Req};
-use crate::{route, App};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
 
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(GET "/health", public, "api-system", health),
-        route!(GET "/partitions", Admin, "api-system", partitions::list),
-        route!(POST "/partitions/actions/ensure", Admin, "api-system", partitions::ensure),
-        route!(GET "/schedules", Viewer, "api-system", list_schedules),
-        route!(GET "/logs", Admin, "api-logs", logs),
-        route!(GET "/logs/statistics", Admin, "api-logs", log_statistics),
-    ]
-}
+use crate::web::list::{SortSpec, Source};
+use crate::web::sql::Sql;
+use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
+use crate::App;
 
 pub async fn health(app: &App, _req: Req) -> ApiResult {
     let probe = async {
@@ -70,18 +62,26 @@ pub async fn list_schedules(app: &App, _req: Req) -> ApiResult {
     Ok(ApiResponse::ok(json!({"items": items})))
 }
 
-static LOG_SORTS: SortSpec = SortSpec {
-    fields: &[SortField {
-        name: "occurred_at",
-        expr: "e.occurred_at",
-        sql_type: "timestamptz",
-        default_order: Order::Desc,
-    }],
-    id_expr: "e.id",
+static LOG_SORTS: SortSpec = crate::sorts! {
+    "e.id";
+    occurred_at desc "e.occurred_at" timestamptz
 };
 
+crate::row_struct! {
+    /// One line of the event log.
+    #[derive(Debug, Serialize)]
+    struct Event {
+        id: i64,
+        occurred_at: DateTime<Utc>,
+        level: String,
+        module: String,
+        message: String,
+        context: Value,
+    }
+}
+
 /// Window and filters shared by the log list and its statistics; default the last 24 h.
-fn log_conditions(req: &Req, sql: &mut Sql) -> Result<Vec<String>, ApiError> {
+fn log_conditions(req: &Req, sql: &mut Sql) -> Result<(), ApiError> {
     let q = &req.query;
     let end = q.time("end_time")?;
     let start = match (q.time("start_time")?, end) {
@@ -89,7 +89,8 @@ fn log_conditions(req: &Req, sql: &mut Sql) -> Result<Vec<String>, ApiError> {
         (None, Some(e)) => e - chrono::Duration::hours(24),
         (None, None) => chrono::Utc::now() - chrono::Duration::hours(24),
     };
-    let mut conds = vec![format!("e.occurred_at >= {}", sql.bind(start))];
+    let p = sql.bind(start);
+    sql.and(format!("e.occurred_at >= {p}"));
     if let Some(e) = end {
         if e < start {
             return Err(ApiError::validation(
@@ -97,48 +98,31 @@ fn log_conditions(req: &Req, sql: &mut Sql) -> Result<Vec<String>, ApiError> {
                 "end_time must not be before start_time",
             ));
         }
-        conds.push(format!("e.occurred_at <= {}", sql.bind(e)));
+        let p = sql.bind(e);
+        sql.and(format!("e.occurred_at <= {p}"));
     }
-    if let Some(level) = q.one_of("level", &["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])? {
-        conds.push(format!("e.level = {}", sql.bind(level.to_string())));
-    }
-    if let Some(m) = q.text("module") {
-        conds.push(format!("e.module ILIKE {}", sql.bind(contains_pattern(m))));
-    }
-    if let Some(s) = q.text("search") {
-        let p = sql.bind(contains_pattern(s));
-        conds.push(format!(
-            "(e.message ILIKE {p} OR e.context::text ILIKE {p})"
-        ));
-    }
-    Ok(conds)
+    let level = q.one_of("level", &["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])?;
+    sql.eq("e.level", level)
+        .search(q.text("module"), &["e.module"])
+        .search(q.text("search"), &["e.message", "e.context::text"]);
+    Ok(())
 }
 
 pub async fn logs(app: &App, req: Req) -> ApiResult {
-    let params = ListParams::parse(&req.query, &LOG_SORTS)?;
-    let mut sql = Sql::default();
-    let conds = log_conditions(&req, &mut sql)?;
-    let client = app.db.get().await?;
-    let columns = "e.id, e.occurred_at, e.level, e.module, e.message, e.context";
-    let page = params
-        .fetch(&client, sql, conds, columns, "event_logs e", |r| {
-            json!({
-                "id": r.get::<_, i64>("id"),
-                "occurred_at": r.get::<_, chrono::DateTime<chrono::Utc>>("occurred_at"),
-                "level": r.get::<_, String>("level"),
-                "module": r.get::<_, String>("module"),
-                "message": r.get::<_, String>("message"),
-                "context": r.get::<_, serde_json::Value>("context"),
-            })
-        })
-        .await?;
-    Ok(ApiResponse::ok(page))
+    let mut params = ListParams::parse(&req.query, &LOG_SORTS)?;
+    let sql = &mut params.sql;
+    log_conditions(&req, sql)?;
+    let source = Source::new(
+        "e.id, e.occurred_at, e.level, e.module, e.message, e.context",
+        "event_logs e",
+    );
+    params.respond::<Event>(app, source).await
 }
 
 pub async fn log_statistics(app: &App, req: Req) -> ApiResult {
     let mut sql = Sql::default();
-    let conds = log_conditions(&req, &mut sql)?;
-    let where_ = format!(" WHERE {}", conds.join(" AND "));
+    log_conditions(&req, &mut sql)?;
+    let where_ = sql.where_clause();
     let client = app.db.get().await?;
     let by_level = client
         .query(
@@ -156,18 +140,20 @@ pub async fn log_statistics(app: &App, req: Req) -> ApiResult {
     let mut total = 0i64;
     let mut errors = 0i64;
     for r in &by_level {
-        let level: String = r.get(0);
-        let n: i64 = r.get(1);
+        let level: String = r.try_get(0)?;
+        let n: i64 = r.try_get(1)?;
         total += n;
         if level == "ERROR" || level == "CRITICAL" {
             errors += n;
         }
         levels.insert(level, json!(n));
     }
-    let top: Vec<_> = top
+    let top = top
         .iter()
-        .map(|r| json!({"module": r.get::<_, String>(0), "count": r.get::<_, i64>(1)}))
-        .collect();
+        .map(|r| {
+            Ok(json!({"module": r.try_get::<_, String>(0)?, "count": r.try_get::<_, i64>(1)?}))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let error_rate = if total > 0 {
         (errors as f64 / total as f64 * 10000.0).round() / 100.0
     } else {

@@ -1,20 +1,43 @@
 //! Partitions of the history tables: what exists, what is missing ahead, what landed in
 //! DEFAULT; create ahead and drop after retention.
 
-use serde_json::{json, Value};
+use chrono::Datelike;
+use serde::Serialize;
+use serde_json::json;
 
-use crate::http::{ApiResponse, ApiResult, Req};
+use crate::values::FromRow;
+use crate::web::{ApiError, ApiResponse, ApiResult, Req};
 use crate::App;
 
 pub const PARTITIONED: &[&str] = &["database_size_stats", "instance_size_stats", "event_logs"];
 pub const MONTHS_AHEAD: i32 = 3;
 
+crate::row_struct! {
+    #[derive(Debug, Serialize)]
+    struct Partition {
+        #[serde(skip)]
+        table_name: String,
+        name: String,
+        range: String,
+        estimated_rows: i64,
+        bytes: i64,
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Table {
+    table: &'static str,
+    partitions: Vec<Partition>,
+    missing_future_months: Vec<String>,
+    default_rows: i64,
+}
+
 pub async fn list(app: &App, _req: Req) -> ApiResult {
     let client = app.db.get().await?;
     let rows = client
         .query(
-            "SELECT parent.relname AS table_name, child.relname AS partition, \
-                    pg_get_expr(child.relpartbound, child.oid) AS bound, \
+            "SELECT parent.relname::text AS table_name, child.relname::text AS name, \
+                    pg_get_expr(child.relpartbound, child.oid) AS range, \
                     GREATEST(child.reltuples, 0)::bigint AS estimated_rows, \
                     pg_total_relation_size(child.oid) AS bytes \
              FROM pg_inherits inh \
@@ -25,25 +48,16 @@ pub async fn list(app: &App, _req: Req) -> ApiResult {
             &[&PARTITIONED],
         )
         .await?;
+    let mut all = rows
+        .iter()
+        .map(Partition::from_row)
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let today = app.config.business_date(chrono::Utc::now());
     let mut tables = Vec::new();
     for table in PARTITIONED {
-        let parts: Vec<Value> = rows
-            .iter()
-            .filter(|r| r.get::<_, String>("table_name") == *table)
-            .map(|r| {
-                json!({
-                    "name": r.get::<_, String>("partition"),
-                    "range": r.get::<_, String>("bound"),
-                    "estimated_rows": r.get::<_, i64>("estimated_rows"),
-                    "bytes": r.get::<_, i64>("bytes"),
-                })
-            })
-            .collect();
-        let names: Vec<String> = parts
-            .iter()
-            .filter_map(|p| p["name"].as_str().map(str::to_string))
-            .collect();
+        let parts: Vec<Partition>;
+        (parts, all) = all.into_iter().partition(|p| p.table_name == *table);
+        let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
         let missing: Vec<String> = (0..=MONTHS_AHEAD)
             .map(|m| {
                 let month = today
@@ -52,7 +66,7 @@ pub async fn list(app: &App, _req: Req) -> ApiResult {
                     .unwrap_or(today);
                 format!("{table}_{}", month.format("%Y_%m"))
             })
-            .filter(|n| !names.contains(n))
+            .filter(|n| !names.contains(&n.as_str()))
             .collect();
         // Exact but bounded: rows in DEFAULT mean a month partition was missing when they came.
         let default_rows: i64 = client
@@ -61,13 +75,16 @@ pub async fn list(app: &App, _req: Req) -> ApiResult {
                 &[],
             )
             .await?
-            .get(0);
-        tables.push(json!({"table": table, "partitions": parts, "missing_future_months": missing, "default_rows": default_rows}));
+            .try_get(0)?;
+        tables.push(Table {
+            table,
+            partitions: parts,
+            missing_future_months: missing,
+            default_rows,
+        });
     }
     Ok(ApiResponse::ok(json!({"tables": tables})))
 }
-
-use chrono::Datelike;
 
 /// Creates the current month and the next three for every partitioned table.
 pub async fn ensure_ahead(
@@ -76,7 +93,7 @@ pub async fn ensure_ahead(
     let rows = client
         .query("SELECT tidemark_ensure_partitions($1)", &[&MONTHS_AHEAD])
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    rows.iter().map(|r| r.try_get(0)).collect()
 }
 
 pub async fn ensure(app: &App, _req: Req) -> ApiResult {
@@ -101,7 +118,7 @@ pub async fn drop_before(
         .await?;
     let mut dropped = Vec::new();
     for r in rows {
-        let name: String = r.get(0);
+        let name: String = r.try_get(0)?;
         let suffix = &name[name.len() - 7..];
         let Ok(start) = chrono::NaiveDate::parse_from_str(&format!("{suffix}_01"), "%Y_%m_%d")
         else {

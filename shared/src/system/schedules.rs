@@ -71,21 +71,20 @@ impl Schedule {
 }
 
 pub fn schedules(config: &Config) -> Vec<Schedule> {
-    let parse = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").unwrap_or(NaiveTime::MIN);
     vec![
         Schedule {
             job: Job::Collect,
-            at: parse(&config.collect_at),
+            at: config.collect_at,
             timezone: config.timezone,
         },
         Schedule {
             job: Job::Aggregate,
-            at: parse(&config.aggregate_at),
+            at: config.aggregate_at,
             timezone: config.timezone,
         },
         Schedule {
             job: Job::Maintenance,
-            at: parse(&config.maintenance_at),
+            at: config.maintenance_at,
             timezone: config.timezone,
         },
     ]

@@ -1,4 +1,4 @@
-//! Tag bulk actions (function `tags-bulk`), the answer to audit finding P0-1.
+//! Tag bulk actions (function `tags-bulk`).
 //!
 //! Each action is one transaction with a constant number of set-based statements whatever
 //! the number of instances and tags: one statement resolves (and, for writes, locks) the
@@ -20,20 +20,10 @@ use serde_json::{json, Value};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use crate::http::router::Route;
-use crate::http::{ApiError, ApiResponse, ApiResult, Req};
-use crate::{route, App};
+use crate::web::{ApiError, ApiResponse, ApiResult, Req};
+use crate::App;
 
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(POST "/tags/bulk/assign", Operator, "tags-bulk", assign_route),
-        route!(POST "/tags/bulk/remove", Operator, "tags-bulk", remove_route),
-        route!(POST "/tags/bulk/remove-all", Operator, "tags-bulk", remove_all_route),
-        route!(POST "/tags/bulk/instance-tags", Viewer, "tags-bulk", instance_tags_route),
-    ]
-}
-
-/// api.md: up to 10,000 instance ids and 100 tag ids per call (413 above).
+/// Up to 10,000 instance ids and 100 tag ids per call (413 above).
 pub const MAX_INSTANCE_IDS: usize = 10_000;
 pub const MAX_TAG_IDS: usize = 100;
 
@@ -103,7 +93,7 @@ fn id_list(field: &str, ids: &[i64], max: usize) -> Result<Vec<i64>, ApiError> {
             format!("{field} must not be empty"),
         ));
     }
-    crate::instances::validate::ids(field, ids, max)
+    crate::values::ids(field, ids, max)
 }
 
 /// `wanted` minus `found`, both sorted ascending.
@@ -199,7 +189,7 @@ async fn lock_both<C: GenericClient>(
     let row = db
         .query_one(LOCK_INSTANCES_AND_TAGS, &[&instance_ids, &tag_ids])
         .await?;
-    let (instances, tags): (Vec<i64>, Vec<i64>) = (row.get(0), row.get(1));
+    let (instances, tags): (Vec<i64>, Vec<i64>) = (row.try_get(0)?, row.try_get(1)?);
     if instances.is_empty() {
         return Err(none_exist("instance_ids", "instances"));
     }
@@ -209,6 +199,49 @@ async fn lock_both<C: GenericClient>(
     Ok((instances, tags))
 }
 
+/// What one pair statement did: the rows it changed among the found instances and tags.
+struct Pairs {
+    changed: u64,
+    instances: usize,
+    tags: usize,
+    missing_instance_ids: Vec<i64>,
+    missing_tag_ids: Vec<i64>,
+}
+
+impl Pairs {
+    /// The audit line's counts, plus the action's own.
+    fn context(&self, counts: Value) -> Value {
+        let mut context = json!({"instances": self.instances, "tags": self.tags,
+            "missing_instances": self.missing_instance_ids.len(),
+            "missing_tags": self.missing_tag_ids.len()});
+        if let (Some(c), Some(extra)) = (context.as_object_mut(), counts.as_object()) {
+            c.extend(extra.clone());
+        }
+        context
+    }
+}
+
+/// Validates the id lists, locks what exists and runs `statement` (`$1` instances, `$2`
+/// tags) over every found pair.
+async fn on_pairs<C: GenericClient>(
+    db: &Counted<'_, C>,
+    instance_ids: &[i64],
+    tag_ids: &[i64],
+    statement: &str,
+) -> Result<Pairs, ApiError> {
+    let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
+    let tag_ids = id_list("tag_ids", tag_ids, MAX_TAG_IDS)?;
+    let (instances, tags) = lock_both(db, &instance_ids, &tag_ids).await?;
+    let changed = db.execute(statement, &[&instances, &tags]).await?;
+    Ok(Pairs {
+        changed,
+        instances: instances.len(),
+        tags: tags.len(),
+        missing_instance_ids: missing(&instance_ids, &instances),
+        missing_tag_ids: missing(&tag_ids, &tags),
+    })
+}
+
 /// Links every found instance to every found tag. `db` should wrap a transaction.
 pub async fn assign<C: GenericClient>(
     db: &Counted<'_, C>,
@@ -216,29 +249,18 @@ pub async fn assign<C: GenericClient>(
     instance_ids: &[i64],
     tag_ids: &[i64],
 ) -> Result<Assigned, ApiError> {
-    let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
-    let tag_ids = id_list("tag_ids", tag_ids, MAX_TAG_IDS)?;
-    let (instances, tags) = lock_both(db, &instance_ids, &tag_ids).await?;
-    let assigned = db.execute(INSERT_PAIRS, &[&instances, &tags]).await?;
+    let p = on_pairs(db, instance_ids, tag_ids, INSERT_PAIRS).await?;
     // The instances are locked, so no other bulk call changed their links in between.
-    let pairs = (instances.len() * tags.len()) as u64;
-    let out = Assigned {
-        assigned_count: assigned,
-        already_assigned_count: pairs.saturating_sub(assigned),
-        missing_instance_ids: missing(&instance_ids, &instances),
-        missing_tag_ids: missing(&tag_ids, &tags),
-    };
-    db.audit(
-        who,
-        "assign",
-        json!({"instances": instances.len(), "tags": tags.len(),
-               "assigned_count": out.assigned_count,
-               "already_assigned_count": out.already_assigned_count,
-               "missing_instances": out.missing_instance_ids.len(),
-               "missing_tags": out.missing_tag_ids.len()}),
-    )
-    .await?;
-    Ok(out)
+    let pairs = (p.instances * p.tags) as u64;
+    let counts = json!({"assigned_count": p.changed,
+        "already_assigned_count": pairs.saturating_sub(p.changed)});
+    db.audit(who, "assign", p.context(counts)).await?;
+    Ok(Assigned {
+        assigned_count: p.changed,
+        already_assigned_count: pairs.saturating_sub(p.changed),
+        missing_instance_ids: p.missing_instance_ids,
+        missing_tag_ids: p.missing_tag_ids,
+    })
 }
 
 /// Unlinks every found tag from every found instance. `db` should wrap a transaction.
@@ -248,25 +270,14 @@ pub async fn remove<C: GenericClient>(
     instance_ids: &[i64],
     tag_ids: &[i64],
 ) -> Result<Removed, ApiError> {
-    let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
-    let tag_ids = id_list("tag_ids", tag_ids, MAX_TAG_IDS)?;
-    let (instances, tags) = lock_both(db, &instance_ids, &tag_ids).await?;
-    let removed = db.execute(DELETE_PAIRS, &[&instances, &tags]).await?;
-    let out = Removed {
-        removed_count: removed,
-        missing_instance_ids: missing(&instance_ids, &instances),
-        missing_tag_ids: missing(&tag_ids, &tags),
-    };
-    db.audit(
-        who,
-        "remove",
-        json!({"instances": instances.len(), "tags": tags.len(),
-               "removed_count": out.removed_count,
-               "missing_instances": out.missing_instance_ids.len(),
-               "missing_tags": out.missing_tag_ids.len()}),
-    )
-    .await?;
-    Ok(out)
+    let p = on_pairs(db, instance_ids, tag_ids, DELETE_PAIRS).await?;
+    let counts = json!({"removed_count": p.changed});
+    db.audit(who, "remove", p.context(counts)).await?;
+    Ok(Removed {
+        removed_count: p.changed,
+        missing_instance_ids: p.missing_instance_ids,
+        missing_tag_ids: p.missing_tag_ids,
+    })
 }
 
 /// Unlinks every tag from every found instance. `db` should wrap a transaction.
@@ -276,7 +287,10 @@ pub async fn remove_all<C: GenericClient>(
     instance_ids: &[i64],
 ) -> Result<RemovedAll, ApiError> {
     let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
-    let instances: Vec<i64> = db.query_one(LOCK_INSTANCES, &[&instance_ids]).await?.get(0);
+    let instances: Vec<i64> = db
+        .query_one(LOCK_INSTANCES, &[&instance_ids])
+        .await?
+        .try_get(0)?;
     if instances.is_empty() {
         return Err(none_exist("instance_ids", "instances"));
     }
@@ -304,11 +318,11 @@ pub async fn instance_tags<C: GenericClient>(
 ) -> Result<InstanceTags, ApiError> {
     let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
     let row = db.query_one(INSTANCE_TAGS, &[&instance_ids]).await?;
-    let instances: Vec<i64> = row.get(0);
+    let instances: Vec<i64> = row.try_get(0)?;
     if instances.is_empty() {
         return Err(none_exist("instance_ids", "instances"));
     }
-    let tags: Value = row.get(1);
+    let tags: Value = row.try_get(1)?;
     let out = InstanceTags {
         missing_instance_ids: missing(&instance_ids, &instances),
         tags,
@@ -337,60 +351,31 @@ struct InstancesBody {
     instance_ids: Vec<i64>,
 }
 
-/// Runs one action in its own transaction and logs how many statements it sent.
-macro_rules! in_transaction {
-    ($app:expr, $action:literal, |$db:ident| $body:expr) => {{
-        let mut client = $app.db.get().await?;
-        let tx = client.transaction().await?;
-        let $db = Counted::new(&tx);
-        let out = $body.await?;
-        let statements = $db.sent();
-        tx.commit().await?;
-        tracing::info!(action = $action, statements, "tags bulk action");
-        Ok(ApiResponse::ok(out))
-    }};
+/// The routes: each parses its body and runs its action in its own transaction, logging how
+/// many statements it sent.
+macro_rules! bulk_routes {
+    ($($route:ident $action:literal $body:ty, |$db:ident, $who:ident, $b:ident| $call:expr;)+) => {$(
+        pub async fn $route(app: &App, req: Req) -> ApiResult {
+            let $b: $body = req.json()?;
+            let $who = &req.principal.subject;
+            let mut client = app.db.get().await?;
+            let tx = client.transaction().await?;
+            let $db = Counted::new(&tx);
+            let out = $call.await?;
+            let statements = $db.sent();
+            tx.commit().await?;
+            tracing::info!(action = $action, statements, "tags bulk action");
+            Ok(ApiResponse::ok(out))
+        }
+    )+};
 }
 
-pub async fn assign_route(app: &App, req: Req) -> ApiResult {
-    let body: PairsBody = req.json()?;
-    let who = &req.principal.subject;
-    in_transaction!(app, "assign", |db| assign(
-        &db,
-        who,
-        &body.instance_ids,
-        &body.tag_ids
-    ))
-}
-
-pub async fn remove_route(app: &App, req: Req) -> ApiResult {
-    let body: PairsBody = req.json()?;
-    let who = &req.principal.subject;
-    in_transaction!(app, "remove", |db| remove(
-        &db,
-        who,
-        &body.instance_ids,
-        &body.tag_ids
-    ))
-}
-
-pub async fn remove_all_route(app: &App, req: Req) -> ApiResult {
-    let body: InstancesBody = req.json()?;
-    let who = &req.principal.subject;
-    in_transaction!(app, "remove-all", |db| remove_all(
-        &db,
-        who,
-        &body.instance_ids
-    ))
-}
-
-pub async fn instance_tags_route(app: &App, req: Req) -> ApiResult {
-    let body: InstancesBody = req.json()?;
-    let who = &req.principal.subject;
-    in_transaction!(app, "instance-tags", |db| instance_tags(
-        &db,
-        who,
-        &body.instance_ids
-    ))
+bulk_routes! {
+    assign_route "assign" PairsBody, |db, who, b| assign(&db, who, &b.instance_ids, &b.tag_ids);
+    remove_route "remove" PairsBody, |db, who, b| remove(&db, who, &b.instance_ids, &b.tag_ids);
+    remove_all_route "remove-all" InstancesBody, |db, who, b| remove_all(&db, who, &b.instance_ids);
+    instance_tags_route "instance-tags" InstancesBody,
+        |db, who, b| instance_tags(&db, who, &b.instance_ids);
 }
 
 #[cfg(test)]

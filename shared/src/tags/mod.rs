@@ -2,27 +2,15 @@
 
 pub mod bulk;
 
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio_postgres::Row;
 
-use crate::http::list::{Order, SortField, SortSpec};
-use crate::http::router::Route;
-use crate::http::sql::{contains_pattern, Sql};
-use crate::http::{ApiError, ApiResponse, ApiResult, ListParams, Req};
-use crate::{route, App};
-
-pub fn routes() -> Vec<Route> {
-    vec![
-        route!(GET "/tags", Viewer, "api-tags", list),
-        route!(POST "/tags", Operator, "api-tags", create),
-        route!(GET "/tags/categories", Viewer, "api-tags", categories),
-        route!(POST "/tags/actions/batch-delete", Admin, "api-tags", batch_delete),
-        route!(GET "/tags/{id}", Viewer, "api-tags", get),
-        route!(PATCH "/tags/{id}", Operator, "api-tags", update),
-        route!(DELETE "/tags/{id}", Admin, "api-tags", delete),
-    ]
-}
+use crate::values;
+use crate::web::list::{SortSpec, Source};
+use crate::web::sql::{self, insert_named, Update};
+use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
+use crate::App;
 
 /// `instance_count` counts links to non-deleted instances.
 const COLUMNS: &str =
@@ -30,119 +18,62 @@ const COLUMNS: &str =
     (SELECT count(*) FROM instance_tags it WHERE it.tag_id = t.id AND NOT EXISTS \
       (SELECT 1 FROM instances i WHERE i.id = it.instance_id AND i.deleted_at IS NOT NULL)) AS instance_count";
 
-fn tag_json(r: &Row) -> Value {
-    json!({
-        "id": r.get::<_, i64>("id"),
-        "name": r.get::<_, String>("name"),
-        "display_name": r.get::<_, String>("display_name"),
-        "category": r.get::<_, String>("category"),
-        "is_active": r.get::<_, bool>("is_active"),
-        "instance_count": r.get::<_, i64>("instance_count"),
-        "created_at": r.get::<_, chrono::DateTime<chrono::Utc>>("created_at"),
-        "updated_at": r.get::<_, chrono::DateTime<chrono::Utc>>("updated_at"),
-    })
+crate::row_struct! {
+    #[derive(Debug, Serialize)]
+    struct Tag {
+        id: i64,
+        name: String,
+        display_name: String,
+        category: String,
+        is_active: bool,
+        instance_count: i64,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    }
 }
 
-static SORTS: SortSpec = SortSpec {
-    fields: &[
-        SortField {
-            name: "name",
-            expr: "t.name",
-            sql_type: "text",
-            default_order: Order::Asc,
-        },
-        SortField {
-            name: "id",
-            expr: "t.id",
-            sql_type: "bigint",
-            default_order: Order::Desc,
-        },
-        SortField {
-            name: "display_name",
-            expr: "t.display_name",
-            sql_type: "text",
-            default_order: Order::Asc,
-        },
-        SortField {
-            name: "category",
-            expr: "t.category",
-            sql_type: "text",
-            default_order: Order::Asc,
-        },
-        SortField {
-            name: "created_at",
-            expr: "t.created_at",
-            sql_type: "timestamptz",
-            default_order: Order::Desc,
-        },
-    ],
-    id_expr: "t.id",
+static SORTS: SortSpec = crate::sorts! {
+    "t.id";
+    name asc "t.name" text, id desc "t.id" bigint, display_name asc "t.display_name" text,
+    category asc "t.category" text, created_at desc "t.created_at" timestamptz
 };
 
 pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
-    let params = ListParams::parse(q, &SORTS)?;
-    let mut sql = Sql::default();
-    let mut conds = Vec::new();
-    if let Some(s) = q.text("search") {
-        let p = sql.bind(contains_pattern(s));
-        conds.push(format!(
-            "(t.name ILIKE {p} OR t.display_name ILIKE {p} OR t.category ILIKE {p})"
-        ));
-    }
-    if let Some(c) = q.text("category") {
-        conds.push(format!("t.category = {}", sql.bind(c.to_string())));
-    }
+    let mut params = ListParams::parse(q, &SORTS)?;
+    let sql = &mut params.sql;
+    sql.search(
+        q.text("search"),
+        &["t.name", "t.display_name", "t.category"],
+    )
+    .eq("t.category", q.text("category").map(str::to_string));
     match q.one_of("status", &["active", "inactive", "all"])? {
-        Some("active") => conds.push("t.is_active".into()),
-        Some("inactive") => conds.push("NOT t.is_active".into()),
-        _ => {}
-    }
-    let client = app.db.get().await?;
-    let page = params
-        .fetch(&client, sql, conds, COLUMNS, "tags t", tag_json)
-        .await?;
-    Ok(ApiResponse::ok(page))
+        Some("active") => sql.and("t.is_active"),
+        Some("inactive") => sql.and("NOT t.is_active"),
+        _ => sql,
+    };
+    params
+        .respond::<Tag>(app, Source::new(COLUMNS, "tags t"))
+        .await
 }
 
-async fn fetch(client: &impl deadpool_postgres::GenericClient, id: i64) -> Result<Row, ApiError> {
-    client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM tags t WHERE t.id = $1"),
-            &[&id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("tag"))
+async fn fetch(client: &impl deadpool_postgres::GenericClient, id: i64) -> Result<Tag, ApiError> {
+    let statement = format!("SELECT {COLUMNS} FROM tags t WHERE t.id = $1");
+    sql::one(client, &statement, &[&id], "tag").await
 }
 
 pub async fn get(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
     let client = app.db.get().await?;
-    Ok(ApiResponse::ok(tag_json(&fetch(&client, id).await?)))
+    Ok(ApiResponse::ok(fetch(&client, id).await?))
 }
 
 fn valid_name(v: &str) -> Result<String, ApiError> {
     let v = v.trim();
-    if v.is_empty()
-        || v.len() > 50
-        || !v
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if v.is_empty() || v.len() > 50 || !values::is_identifier(v) {
         return Err(ApiError::validation(
             "name",
             "name must match ^[A-Za-z0-9_-]{1,50}$",
-        ));
-    }
-    Ok(v.to_string())
-}
-
-fn valid_text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
-    let v = v.trim();
-    if v.is_empty() || v.chars().count() > max {
-        return Err(ApiError::validation(
-            field,
-            format!("{field} must have 1 to {max} characters"),
         ));
     }
     Ok(v.to_string())
@@ -160,20 +91,19 @@ struct CreateBody {
 pub async fn create(app: &App, req: Req) -> ApiResult {
     let body: CreateBody = req.json()?;
     let name = valid_name(&body.name)?;
-    let display_name = valid_text("display_name", &body.display_name, 100)?;
-    let category = valid_text("category", &body.category, 50)?;
+    let display_name = values::text("display_name", &body.display_name, 100)?;
+    let category = values::text("category", &body.category, 50)?;
     let client = app.db.get().await?;
-    let id: i64 = client
-        .query_one(
-            "INSERT INTO tags (name, display_name, category, is_active) VALUES ($1, $2, $3, $4) RETURNING id",
-            &[&name, &display_name, &category, &body.is_active.unwrap_or(true)],
-        )
-        .await
-        .map_err(|e| ApiError::name_taken(e, "tag", &name))?
-        .get(0);
-    let row = fetch(&client, id).await?;
-    Ok(ApiResponse::created(tag_json(&row))
-        .with_header(http::header::LOCATION, &format!("/api/v1/tags/{id}")))
+    let id = insert_named(
+        &client,
+        "INSERT INTO tags (name, display_name, category, is_active) VALUES ($1, $2, $3, $4) RETURNING id",
+        &[&name, &display_name, &category, &body.is_active.unwrap_or(true)],
+        "tag",
+        &name,
+    )
+    .await?;
+    let tag = fetch(&client, id).await?;
+    Ok(ApiResponse::created_at("/tags", id, tag))
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,38 +118,23 @@ struct PatchBody {
 pub async fn update(app: &App, req: Req) -> ApiResult {
     let id = req.id("id")?;
     let body: PatchBody = req.json()?;
-    let mut sql = Sql::default();
-    let mut sets = vec!["updated_at = now()".to_string()];
-    let name = body.name.as_deref().map(valid_name).transpose()?;
-    if let Some(n) = &name {
-        sets.push(format!("name = {}", sql.bind(n.clone())));
-    }
-    if let Some(v) = &body.display_name {
-        sets.push(format!(
-            "display_name = {}",
-            sql.bind(valid_text("display_name", v, 100)?)
-        ));
-    }
-    if let Some(v) = &body.category {
-        sets.push(format!(
-            "category = {}",
-            sql.bind(valid_text("category", v, 50)?)
-        ));
-    }
-    if let Some(v) = body.is_active {
-        sets.push(format!("is_active = {}", sql.bind(v)));
-    }
-    let idp = sql.bind(id);
-    sql.text = format!("UPDATE tags SET {} WHERE id = {idp}", sets.join(", "));
+    let text = |field: &str, v: &Option<String>, max| {
+        v.as_deref()
+            .map(|v| values::text(field, v, max))
+            .transpose()
+    };
+    let mut update = Update::default();
+    update
+        .set_name(body.name.as_deref().map(valid_name).transpose()?)
+        .set_some(
+            "display_name",
+            text("display_name", &body.display_name, 100)?,
+        )
+        .set_some("category", text("category", &body.category, 50)?)
+        .set_some("is_active", body.is_active);
     let client = app.db.get().await?;
-    let n = client
-        .execute(&sql.text, &sql.params())
-        .await
-        .map_err(|e| ApiError::name_taken(e, "tag", name.as_deref().unwrap_or("")))?;
-    if n == 0 {
-        return Err(ApiError::not_found("tag"));
-    }
-    Ok(ApiResponse::ok(tag_json(&fetch(&client, id).await?)))
+    update.run(&client, "tags", id, "", "tag").await?;
+    Ok(ApiResponse::ok(fetch(&client, id).await?))
 }
 
 /// Deletes the given tags that have no links, in one transaction; the rows are locked first
@@ -238,8 +153,10 @@ async fn delete_unlinked(
             &[&ids],
         )
         .await?;
-    let found: std::collections::HashMap<i64, i64> =
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let found = rows
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<std::collections::HashMap<i64, i64>, ApiError>>()?;
     let deletable: Vec<i64> = found
         .iter()
         .filter(|(_, n)| **n == 0)
@@ -288,7 +205,7 @@ pub async fn batch_delete(app: &App, req: Req) -> ApiResult {
     if body.tag_ids.is_empty() {
         return Err(ApiError::validation("tag_ids", "tag_ids must not be empty"));
     }
-    let ids = crate::instances::validate::ids("tag_ids", &body.tag_ids, 1000)?;
+    let ids = crate::values::ids("tag_ids", &body.tag_ids, 1000)?;
     let results = delete_unlinked(app, &ids).await?;
     let all_deleted = results.iter().all(|r| r.1 == "deleted");
     let items: Vec<Value> = results
@@ -318,6 +235,9 @@ pub async fn categories(app: &App, _req: Req) -> ApiResult {
             &[],
         )
         .await?;
-    let cats: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let cats = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<Vec<String>, _>>()?;
     Ok(ApiResponse::ok(json!({"categories": cats})))
 }

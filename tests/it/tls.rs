@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 use tidemark::crypto::CredentialKey;
-use tidemark::http::Role;
 use tidemark::tls::{client_config, CaBundle, PgTls};
+use tidemark::web::Role;
 use tidemark_tests::tls_servers::{
     tls_postgres, FakeCleartextPg, FakeNoTlsMySql, PrivateMariaDb, TestCa,
 };

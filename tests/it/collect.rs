@@ -1,146 +1,16 @@
-//! Integration tests (collect): the real PostgreSQL and MariaDB of this machine, instances
-//! and credentials made through the API, databases of our own on both servers (unique names,
-//! dropped at the end; other tests create theirs on the same servers, so we assert only
-//! about ours).
+//! Collection against this machine's real PostgreSQL and MariaDB: instances and credentials
+//! made through the API, databases of our own on both servers (unique names, dropped at the
+//! end; other tests create theirs on the same servers, so we assert only about ours).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use mysql_async::prelude::Queryable;
-use serde_json::{json, Value};
-use tidemark::http::Role;
+use serde_json::json;
 use tidemark::queue::CollectMessage;
-use tidemark_tests::{TestStack, ADMIN_URL};
+use tidemark_tests::scratch::{my, pg, Scratch, MY_PORT, PG_PORT};
+use tidemark_tests::{closed_port, silent_server, unique, Role, TestStack};
 use uuid::Uuid;
-
-const PG_PORT: u16 = 5432;
-const MY_PORT: u16 = 3306;
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}", &Uuid::new_v4().simple().to_string()[..12])
-}
-
-async fn pg(dbname: &str) -> tokio_postgres::Client {
-    let url = format!("host=127.0.0.1 port={PG_PORT} user=postgres dbname={dbname}");
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("connect postgres");
-    tokio::spawn(conn);
-    client
-}
-
-async fn my() -> mysql_async::Conn {
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(MY_PORT)
-        .user(Some("root"))
-        .prefer_socket(false);
-    mysql_async::Conn::new(opts).await.expect("connect mariadb")
-}
-
-/// Databases this test made on the shared servers; dropped when the value is, even if the
-/// test fails.
-#[derive(Default)]
-struct Scratch {
-    pg: Vec<String>,
-    my: Vec<String>,
-}
-
-impl Scratch {
-    /// A PostgreSQL database holding about `mb` MB (0: only the catalog), vacuumed so its
-    /// size on disk no longer moves.
-    async fn pg_db(&mut self, name: &str, mb: usize) {
-        pg("postgres")
-            .await
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create pg db");
-        self.pg.push(name.to_string());
-        let c = pg(name).await;
-        if mb > 0 {
-            // Random text so TOAST compression cannot shrink it.
-            c.batch_execute(&format!(
-                "CREATE TABLE filler AS SELECT g AS id, \
-                 (SELECT string_agg(md5(random()::text || g || s), '') FROM generate_series(1, 30) s) AS pad \
-                 FROM generate_series(1, {}) g",
-                mb * 1000
-            ))
-            .await
-            .expect("fill pg db");
-        }
-        c.batch_execute("VACUUM ANALYZE").await.expect("vacuum");
-    }
-
-    async fn my_db(&mut self, name: &str, mb: usize) {
-        let mut c = my().await;
-        c.query_drop(format!("CREATE DATABASE `{name}`"))
-            .await
-            .expect("create mariadb db");
-        self.my.push(name.to_string());
-        if mb > 0 {
-            c.query_drop(format!(
-                "CREATE TABLE `{name}`.filler (id INT PRIMARY KEY, pad VARCHAR(1000)) ENGINE=InnoDB"
-            ))
-            .await
-            .expect("create table");
-            c.query_drop("SET SESSION max_recursive_iterations = 1000000")
-                .await
-                .expect("recursion limit");
-            c.query_drop(format!(
-                "INSERT INTO `{name}`.filler \
-                 WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {}) \
-                 SELECT n, REPEAT(MD5(n), 30) FROM s",
-                mb * 1000
-            ))
-            .await
-            .expect("fill mariadb db");
-        }
-        let _ = c.disconnect().await;
-    }
-
-    async fn my_drop(&mut self, name: &str) {
-        let mut c = my().await;
-        c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
-            .await
-            .expect("drop");
-        let _ = c.disconnect().await;
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let (pgs, mys) = (std::mem::take(&mut self.pg), std::mem::take(&mut self.my));
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok((c, conn)) =
-                    tokio_postgres::connect(ADMIN_URL, tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(conn);
-                    for n in &pgs {
-                        let _ = c
-                            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{n}\" WITH (FORCE)"))
-                            .await;
-                    }
-                }
-                if !mys.is_empty() {
-                    let mut c = my().await;
-                    for n in &mys {
-                        let _ = c.query_drop(format!("DROP DATABASE IF EXISTS `{n}`")).await;
-                    }
-                    let _ = c.disconnect().await;
-                }
-            });
-        })
-        .join();
-    }
-}
 
 /// What PostgreSQL itself reports for a database.
 async fn pg_size(name: &str) -> i64 {
@@ -166,76 +36,6 @@ async fn my_size(name: &str) -> i64 {
         .expect("tablespace sizes");
     let _ = c.disconnect().await;
     v.unwrap_or(0) as i64
-}
-
-async fn credential(t: &TestStack, username: &str) -> i64 {
-    let r = t
-        .post(
-            "/credentials",
-            Role::Admin,
-            json!({"name": unique("cred"), "username": username, "password": ""}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    r.data()["id"].as_i64().unwrap()
-}
-
-async fn instance(
-    t: &TestStack,
-    db_type: &str,
-    host: &str,
-    port: u16,
-    credential_id: Option<i64>,
-    exclude: &[&str],
-) -> i64 {
-    // Admin: attaching a credential is theirs.
-    let r = t
-        .post(
-            "/instances",
-            Role::Admin,
-            json!({"name": unique("inst"), "db_type": db_type, "host": host, "port": port,
-                   "credential_id": credential_id, "exclude_databases": exclude}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    r.data()["id"].as_i64().unwrap()
-}
-
-async fn start_run(t: &TestStack, ids: &[i64]) -> String {
-    let r = t
-        .post(
-            "/collections",
-            Role::Operator,
-            json!({ "instance_ids": ids }),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{r:?}");
-    r.data()["run_id"].as_str().unwrap().to_string()
-}
-
-/// Polls the run until it is finished; returns it.
-async fn wait_run(t: &TestStack, run_id: &str) -> Value {
-    for _ in 0..1200 {
-        let r = t.get(&format!("/task-runs/{run_id}"), Role::Viewer).await;
-        assert_eq!(r.status, 200, "{r:?}");
-        let status = r.data()["status"].as_str().unwrap_or("").to_string();
-        if status != "pending" && status != "running" {
-            return r.data().clone();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("run {run_id} did not finish");
-}
-
-async fn items(t: &TestStack, run_id: &str) -> Vec<Value> {
-    let r = t
-        .get(
-            &format!("/task-runs/{run_id}/items?limit=200"),
-            Role::Viewer,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    r.data()["items"].as_array().unwrap().clone()
 }
 
 /// `database_name -> (latest_size_bytes, is_active)` of one instance's inventory.
@@ -266,29 +66,29 @@ async fn sizes_agree_with_each_server_and_system_databases_are_excluded() {
     s.my_db(&my_small, 0).await;
     s.my_db(&my_skip, 0).await;
 
-    let pg_cred = credential(&t, "postgres").await;
-    let my_cred = credential(&t, "root").await;
-    let pg_id = instance(
-        &t,
-        "postgresql",
-        "127.0.0.1",
-        PG_PORT,
-        Some(pg_cred),
-        &["tmc\\_skip\\_%"],
-    )
-    .await;
-    let my_id = instance(
-        &t,
-        "mysql",
-        "127.0.0.1",
-        MY_PORT,
-        Some(my_cred),
-        &[&pg_skip.replace("pg", "x"), &my_skip],
-    )
-    .await;
+    let pg_cred = t.credential("postgres").await;
+    let my_cred = t.credential("root").await;
+    let pg_id = t
+        .server_instance(
+            "postgresql",
+            "127.0.0.1",
+            PG_PORT,
+            Some(pg_cred),
+            &["tmc\\_skip\\_%"],
+        )
+        .await;
+    let my_id = t
+        .server_instance(
+            "mysql",
+            "127.0.0.1",
+            MY_PORT,
+            Some(my_cred),
+            &[&pg_skip.replace("pg", "x"), &my_skip],
+        )
+        .await;
 
-    let run_id = start_run(&t, &[pg_id, my_id]).await;
-    let run = wait_run(&t, &run_id).await;
+    let run_id = t.start_run(&[pg_id, my_id]).await;
+    let run = t.wait_run(&run_id).await;
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(run["items_succeeded"], 2);
 
@@ -389,51 +189,18 @@ async fn sizes_agree_with_each_server_and_system_databases_are_excluded() {
     );
 }
 
-/// A port nothing listens on.
-async fn closed_port() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// A server that accepts connections and never says a word.
-async fn silent_server() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = l.accept().await {
-            held.push(sock);
-        }
-    });
-    port
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unreachable_instance_fails_fast_and_the_others_succeed() {
     let t = TestStack::start().await;
-    let pg_id = instance(
-        &t,
-        "postgresql",
-        "127.0.0.1",
-        PG_PORT,
-        Some(credential(&t, "postgres").await),
-        &[],
-    )
-    .await;
-    let my_id = instance(
-        &t,
-        "mysql",
-        "127.0.0.1",
-        MY_PORT,
-        Some(credential(&t, "root").await),
-        &[],
-    )
-    .await;
+    let pg_id = t.shared_postgres().await;
+    let my_id = t.shared_mariadb().await;
     let port = closed_port().await;
-    let dead_id = instance(&t, "postgresql", "127.0.0.1", port, None, &[]).await;
+    let dead_id = t
+        .server_instance("postgresql", "127.0.0.1", port, None, &[])
+        .await;
 
-    let run_id = start_run(&t, &[pg_id, my_id, dead_id]).await;
-    let run = wait_run(&t, &run_id).await;
+    let run_id = t.start_run(&[pg_id, my_id, dead_id]).await;
+    let run = t.wait_run(&run_id).await;
     assert_eq!(run["status"], "completed_with_errors", "{run}");
     assert_eq!(run["items_total"], 3);
     assert_eq!(run["items_succeeded"], 2);
@@ -460,7 +227,7 @@ async fn an_unreachable_instance_fails_fast_and_the_others_succeed() {
     );
     // Refused at once, well under the 10 s connect timeout.
     assert!(failed[0]["duration_ms"].as_i64().unwrap() < 10_000);
-    let ok = items(&t, &run_id).await;
+    let ok = t.run_items(&run_id).await;
     assert!(ok
         .iter()
         .filter(|i| i["status"] == "completed")
@@ -509,23 +276,35 @@ async fn latest(c: &tokio_postgres::Client, instance_id: i64, name: &str) -> Lat
     (r.get(0), r.get(1), r.get(2))
 }
 
+/// A running run of its own (`task_key`) with one pending item for the instance, as a
+/// collection start writes it; its id.
+async fn run_of_one(c: &tokio_postgres::Client, task_key: &str, instance_id: i64) -> Uuid {
+    let run: Uuid = c
+        .query_one(
+            "INSERT INTO task_runs (task_key, status, items_total) VALUES ($1, 'running', 1) RETURNING run_id",
+            &[&task_key],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    c.execute(
+        "INSERT INTO task_run_items (run_id, item_key, instance_id) VALUES ($1, $2, $3)",
+        &[&run, &instance_id.to_string(), &instance_id],
+    )
+    .await
+    .unwrap();
+    run
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_delivered_twice_writes_once() {
     let t = TestStack::start().await;
     let mut s = Scratch::default();
     let name = unique("tmc_twice");
     s.my_db(&name, 1).await;
-    let my_id = instance(
-        &t,
-        "mysql",
-        "127.0.0.1",
-        MY_PORT,
-        Some(credential(&t, "root").await),
-        &[],
-    )
-    .await;
-    let run_id = start_run(&t, &[my_id]).await;
-    assert_eq!(wait_run(&t, &run_id).await["status"], "completed");
+    let my_id = t.shared_mariadb().await;
+    let run_id = t.start_run(&[my_id]).await;
+    assert_eq!(t.wait_run(&run_id).await["status"], "completed");
 
     let c = t.db.connect().await;
     let before = latest(&c, my_id, &name).await;
@@ -545,20 +324,7 @@ async fn a_message_delivered_twice_writes_once() {
 
     // Two deliveries of one message at the same moment, on a run of its own: one write,
     // one item completion, the run closed exactly once.
-    let run2: Uuid = c
-        .query_one(
-            "INSERT INTO task_runs (task_key, status, items_total) VALUES ('collect_twice_test', 'running', 1) RETURNING run_id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    c.execute(
-        "INSERT INTO task_run_items (run_id, item_key, instance_id) VALUES ($1, $2, $3)",
-        &[&run2, &my_id.to_string(), &my_id],
-    )
-    .await
-    .unwrap();
+    let run2 = run_of_one(&c, "collect_twice_test", my_id).await;
     let twice = CollectMessage {
         run_id: run2,
         ..message.clone()
@@ -602,22 +368,31 @@ async fn collections_are_serial_per_host_and_bounded_in_total() {
         ("TIDEMARK_CONNECT_TIMEOUT_SECS", "1"),
     ])
     .await;
-    let pg_cred = credential(&t, "postgres").await;
-    let my_cred = credential(&t, "root").await;
+    let pg_cred = t.credential("postgres").await;
+    let my_cred = t.credential("root").await;
     let mut ids = Vec::new();
     for _ in 0..6 {
-        ids.push(instance(&t, "postgresql", "127.0.0.1", PG_PORT, Some(pg_cred), &[]).await);
-        ids.push(instance(&t, "mysql", "127.0.0.1", MY_PORT, Some(my_cred), &[]).await);
+        ids.push(
+            t.server_instance("postgresql", "127.0.0.1", PG_PORT, Some(pg_cred), &[])
+                .await,
+        );
+        ids.push(
+            t.server_instance("mysql", "127.0.0.1", MY_PORT, Some(my_cred), &[])
+                .await,
+        );
     }
     // Eight more servers that hold each collection for the whole connect timeout, so the
     // total bound is what limits them.
     let mut silent = Vec::new();
     for _ in 0..8 {
-        silent.push(instance(&t, "mysql", "127.0.0.1", silent_server().await, None, &[]).await);
+        silent.push(
+            t.server_instance("mysql", "127.0.0.1", silent_server().await, None, &[])
+                .await,
+        );
     }
     ids.extend(&silent);
-    let run_id = start_run(&t, &ids).await;
-    let run = wait_run(&t, &run_id).await;
+    let run_id = t.start_run(&ids).await;
+    let run = t.wait_run(&run_id).await;
     assert_eq!(run["status"], "completed_with_errors", "{run}");
     assert_eq!(run["items_succeeded"], 12);
     assert_eq!(run["items_failed"], 8);
@@ -670,15 +445,7 @@ async fn a_dropped_database_goes_inactive_and_comes_back() {
     let mut s = Scratch::default();
     let name = unique("tmc_cycle");
     s.my_db(&name, 0).await;
-    let my_id = instance(
-        &t,
-        "mysql",
-        "127.0.0.1",
-        MY_PORT,
-        Some(credential(&t, "root").await),
-        &[],
-    )
-    .await;
+    let my_id = t.shared_mariadb().await;
     let collect = || async {
         let r = t
             .post(
@@ -725,17 +492,9 @@ async fn a_late_message_for_an_older_date_never_moves_latest_back() {
     let mut s = Scratch::default();
     let name = unique("tmc_late");
     s.my_db(&name, 1).await;
-    let my_id = instance(
-        &t,
-        "mysql",
-        "127.0.0.1",
-        MY_PORT,
-        Some(credential(&t, "root").await),
-        &[],
-    )
-    .await;
-    let run_id = start_run(&t, &[my_id]).await;
-    assert_eq!(wait_run(&t, &run_id).await["status"], "completed");
+    let my_id = t.shared_mariadb().await;
+    let run_id = t.start_run(&[my_id]).await;
+    assert_eq!(t.wait_run(&run_id).await["status"], "completed");
 
     let c = t.db.connect().await;
     let before = latest(&c, my_id, &name).await;
@@ -748,20 +507,7 @@ async fn a_late_message_for_an_older_date_never_moves_latest_back() {
     .await
     .unwrap();
     let _ = m.disconnect().await;
-    let late_run: Uuid = c
-        .query_one(
-            "INSERT INTO task_runs (task_key, status, items_total) VALUES ('collect_late_test', 'running', 1) RETURNING run_id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    c.execute(
-        "INSERT INTO task_run_items (run_id, item_key, instance_id) VALUES ($1, $2, $3)",
-        &[&late_run, &my_id.to_string(), &my_id],
-    )
-    .await
-    .unwrap();
+    let late_run = run_of_one(&c, "collect_late_test", my_id).await;
     let yesterday = today.pred_opt().unwrap();
     tidemark::collect::process(
         &t.stack.app,
@@ -793,156 +539,4 @@ async fn a_late_message_for_an_older_date_never_moves_latest_back() {
     assert_eq!(r.get::<_, i64>(1), 1);
     assert_eq!(r.get::<_, String>(2), "completed");
     assert_eq!(r.get::<_, Option<NaiveDate>>(3), Some(today));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_collection_at_a_time_cancel_and_task_run_lists() {
-    let t = TestStack::start_with(vec![("TIDEMARK_CONNECT_TIMEOUT_SECS", "1")]).await;
-    // Four instances on one silent server: one at a time, each held for the connect timeout.
-    let port = silent_server().await;
-    let mut slow = Vec::new();
-    for _ in 0..4 {
-        slow.push(instance(&t, "postgresql", "127.0.0.1", port, None, &[]).await);
-    }
-    let run_id = start_run(&t, &slow).await;
-    let r = t.post("/collections", Role::Operator, json!({})).await;
-    assert_eq!((r.status, r.code()), (409, "CONFLICT"), "{r:?}");
-    assert_eq!(
-        t.post("/collections", Role::Viewer, json!({})).await.status,
-        403
-    );
-    assert_eq!(
-        t.post("/collections", Role::Operator, json!({"instance_ids": []}))
-            .await
-            .status,
-        400
-    );
-    assert_eq!(
-        t.post("/collections", Role::Operator, json!({"bogus": 1}))
-            .await
-            .status,
-        400
-    );
-
-    let r = t
-        .post(
-            &format!("/task-runs/{run_id}/actions/cancel"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.data()["status"], "cancelled");
-    let r = t
-        .post(
-            &format!("/task-runs/{run_id}/actions/cancel"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
-    assert_eq!((r.status, r.code()), (409, "RUN_NOT_RUNNING"));
-
-    // The item that was running finishes; the pending ones never start.
-    let mut final_items = Vec::new();
-    for _ in 0..100 {
-        final_items = items(&t, &run_id).await;
-        if final_items.iter().all(|i| i["status"] != "running") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let count = |s: &str| final_items.iter().filter(|i| i["status"] == s).count();
-    assert!(count("cancelled") >= 2, "{final_items:?}");
-    assert_eq!(count("cancelled") + count("failed"), 4);
-    assert!(final_items
-        .iter()
-        .filter(|i| i["status"] == "cancelled")
-        .all(|i| i["started_at"].is_null()));
-
-    // The slot is free again.
-    let pg_id = instance(
-        &t,
-        "postgresql",
-        "127.0.0.1",
-        PG_PORT,
-        Some(credential(&t, "postgres").await),
-        &[],
-    )
-    .await;
-    let second = start_run(&t, &[pg_id]).await;
-    let run = wait_run(&t, &second).await;
-    assert_eq!(run["status"], "completed");
-    for k in [
-        "duration_ms",
-        "items_total",
-        "items_succeeded",
-        "items_failed",
-        "failure_rate",
-        "item_duration_ms",
-        "progress",
-    ] {
-        assert!(run.get(k).is_some(), "{k} missing: {run}");
-    }
-    assert_eq!(run["trigger"], "manual");
-
-    // Lists: newest first, filters, validation.
-    let r = t
-        .get("/task-runs?task_key=collect_databases", Role::Viewer)
-        .await;
-    let listed: Vec<&str> = r.data()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["run_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(listed, vec![second.as_str(), run_id.as_str()]);
-    let r = t
-        .get(
-            "/task-runs?status=cancelled&include_total=true",
-            Role::Viewer,
-        )
-        .await;
-    assert_eq!(r.data()["total"], 1);
-    assert_eq!(r.data()["items"][0]["run_id"], run_id.as_str());
-    let r = t.get("/task-runs?limit=1", Role::Viewer).await;
-    assert_eq!(r.data()["has_next"], true);
-    let cursor = r.data()["next_cursor"].as_str().unwrap().to_string();
-    let r = t
-        .get(&format!("/task-runs?limit=1&cursor={cursor}"), Role::Viewer)
-        .await;
-    assert_eq!(r.data()["items"][0]["run_id"], run_id.as_str());
-    assert_eq!(
-        t.get("/task-runs?status=bogus", Role::Viewer).await.status,
-        400
-    );
-    assert_eq!(
-        t.get("/task-runs?trigger=manual", Role::Viewer)
-            .await
-            .data()["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
-    assert_eq!(
-        t.get(&format!("/task-runs/{}", Uuid::new_v4()), Role::Viewer)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        t.get("/task-runs/not-a-uuid/items", Role::Viewer)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        t.get(
-            &format!("/task-runs/{run_id}/items?status=nope"),
-            Role::Viewer
-        )
-        .await
-        .status,
-        400
-    );
 }

@@ -137,6 +137,13 @@ impl Query {
     }
 }
 
+impl Query {
+    /// One of an enum's texts (any case), as that enum.
+    pub fn pick<T: crate::values::TextEnum>(&self, name: &str) -> Result<Option<T>, ApiError> {
+        Ok(self.one_of(name, T::ALL)?.and_then(T::from_text))
+    }
+}
+
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

@@ -1,5 +1,6 @@
-//! The HTTP contract of api.md, independent of the transport: API Gateway events and the
-//! local server both turn their request into [`RawRequest`] and call [`router::dispatch`].
+//! The HTTP contract, independent of the transport and of any domain: routes, auth, the
+//! envelope, errors, ETags, lists and pagination. API Gateway events and the local server
+//! both turn their request into [`RawRequest`] and hand it to `crate::api::dispatch`.
 
 pub mod auth;
 pub mod error;
@@ -15,7 +16,7 @@ pub use list::{ListParams, Page};
 pub use request::{Query, RawRequest, Req};
 pub use response::ApiResponse;
 
-/// Largest accepted request body (api.md: 413 above).
+/// Largest accepted request body (413 above).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Every route lives under this prefix.
 pub const API_PREFIX: &str = "/api/v1";

@@ -5,13 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tidemark::http::Role;
-use tidemark_tests::TestStack;
-
-fn items(r: &tidemark_tests::Resp) -> Vec<Value> {
-    assert_eq!(r.status, 200, "{r:?}");
-    r.data()["items"].as_array().expect("items").clone()
-}
+use tidemark_tests::{item_ids, Role, TestStack};
 
 /// `instance/database` of each item, in order.
 async fn names(t: &TestStack, query: &str) -> Vec<String> {
@@ -21,7 +15,7 @@ async fn names(t: &TestStack, query: &str) -> Vec<String> {
             Role::Viewer,
         )
         .await;
-    items(&r)
+    r.items()
         .iter()
         .map(|i| {
             format!(
@@ -101,7 +95,7 @@ async fn ledger_items_states_and_filters() {
     assert_eq!(r.data()["has_next"], json!(false));
 
     // The item, exactly.
-    let list = items(&r);
+    let list = r.items();
     let orders = &list[0];
     let mut keys: Vec<&String> = orders.as_object().unwrap().keys().collect();
     keys.sort();
@@ -287,7 +281,8 @@ async fn ledger_items_states_and_filters() {
     let r = t
         .get("/databases/ledger?threshold_bytes=1250", Role::Viewer)
         .await;
-    let days: Vec<Value> = items(&r)
+    let days: Vec<Value> = r
+        .items()
         .iter()
         .map(|i| i["growth"]["days_until"].clone())
         .collect();
@@ -298,7 +293,8 @@ async fn ledger_items_states_and_filters() {
     let r = t
         .get("/databases/ledger?threshold_bytes=100000", Role::Viewer)
         .await;
-    let days: Vec<Value> = items(&r)
+    let days: Vec<Value> = r
+        .items()
         .iter()
         .map(|i| i["growth"]["days_until"].clone())
         .collect();
@@ -354,8 +350,10 @@ async fn ledger_items_states_and_filters() {
     );
 
     // A deleted instance's databases are gone; a deactivated database is gone.
-    let beta: i64 = items(&t.get("/databases/ledger?search=beta", Role::Viewer).await)[0]
-        ["instance"]["id"]
+    let beta: i64 = t
+        .get("/databases/ledger?search=beta", Role::Viewer)
+        .await
+        .items()[0]["instance"]["id"]
         .as_i64()
         .unwrap();
     assert_eq!(
@@ -431,42 +429,12 @@ async fn cursor_pages_equal_offset_pages_for_every_sort() {
         "growth",
     ] {
         for order in ["asc", "desc"] {
-            let mut by_page = Vec::new();
-            for page in 1.. {
-                let r = t
-                    .get(
-                        &format!(
-                            "/databases/ledger?sort={sort}&order={order}&limit=37&page={page}"
-                        ),
-                        Role::Viewer,
-                    )
-                    .await;
-                by_page.extend(items(&r));
-                if r.data()["has_next"] == json!(false) {
-                    break;
-                }
-            }
-            let mut by_cursor = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let path = match &cursor {
-                    None => format!("/databases/ledger?sort={sort}&order={order}&limit=37"),
-                    Some(c) => {
-                        format!("/databases/ledger?sort={sort}&order={order}&limit=37&cursor={c}")
-                    }
-                };
-                let r = t.get(&path, Role::Viewer).await;
-                by_cursor.extend(items(&r));
-                match r.data()["next_cursor"].as_str() {
-                    Some(c) => cursor = Some(c.to_string()),
-                    None => break,
-                }
-            }
-            let ids =
-                |v: &[Value]| -> Vec<i64> { v.iter().map(|i| i["id"].as_i64().unwrap()).collect() };
+            let list = format!("/databases/ledger?sort={sort}&order={order}&limit=37");
+            let by_page = t.all_by_page(&list).await;
+            let by_cursor = t.all_by_cursor(&list).await;
             assert_eq!(by_page.len(), 300, "{sort} {order}");
-            assert_eq!(ids(&by_page), ids(&by_cursor), "{sort} {order}");
-            let mut unique = ids(&by_page);
+            assert_eq!(item_ids(&by_page), item_ids(&by_cursor), "{sort} {order}");
+            let mut unique = item_ids(&by_page);
             unique.sort_unstable();
             unique.dedup();
             assert_eq!(unique.len(), 300, "{sort} {order}");
@@ -535,7 +503,7 @@ async fn sizes_history_of_one_database() {
     assert_eq!(r.data()["instance"]["name"], json!("hist"));
     assert_eq!(r.data()["start_date"], json!("2024-02-01"));
     assert_eq!(r.data()["end_date"], json!("2024-02-29"));
-    let list = items(&r);
+    let list = r.items();
     let dates: Vec<&str> = list
         .iter()
         .map(|i| i["collected_date"].as_str().unwrap())
@@ -554,9 +522,9 @@ async fn sizes_history_of_one_database() {
             Role::Viewer,
         )
         .await;
-    assert_eq!(items(&r).len(), 4);
+    assert_eq!(r.items().len(), 4);
     let r = t.get(&format!("/databases/{id}/sizes"), Role::Viewer).await;
-    let list = items(&r);
+    let list = r.items();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["size_bytes"], json!(5242880));
     assert_eq!(list[0]["data_size_bytes"], Value::Null);
@@ -570,7 +538,7 @@ async fn sizes_history_of_one_database() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     for (query, field) in [
-        ("start_date=2023-02-04&end_date=2024-03-10", "start_date"),
+        ("start_date=2023-02-04&end_date=2024-03-10", "end_date"),
         ("start_date=2024-03-10&end_date=2024-03-09", "end_date"),
         ("start_date=2024-02-30", "start_date"),
         ("end_date=soon", "end_date"),
@@ -600,7 +568,7 @@ async fn sizes_read_only_the_partitions_of_the_range() {
     let r = tokio::time::timeout(Duration::from_secs(30), t.get(&february, Role::Viewer))
         .await
         .expect("a February-March read must not touch January");
-    assert_eq!(items(&r).len(), 3);
+    assert_eq!(r.items().len(), 3);
 
     // The control: a read of January does wait for the lock, and answers once it is gone.
     let january = format!("/databases/{id}/sizes?start_date=2024-01-01&end_date=2024-01-31");
@@ -614,5 +582,5 @@ async fn sizes_read_only_the_partitions_of_the_range() {
     );
     tx.rollback().await.unwrap();
     let r = blocked.await;
-    assert_eq!(items(&r).len(), 1);
+    assert_eq!(r.items().len(), 1);
 }

@@ -31,7 +31,7 @@ fn normalise(path: &str) -> String {
 }
 
 fn router_routes() -> BTreeMap<(String, String), String> {
-    tidemark::http::router::routes()
+    tidemark::api::routes()
         .iter()
         .map(|r| {
             (
@@ -229,9 +229,9 @@ fn template_scopes() -> BTreeMap<(String, String), Option<BTreeSet<String>>> {
 
 #[test]
 fn api_gateway_checks_the_scopes_of_each_route_role() {
-    use tidemark::http::Role;
+    use tidemark::web::Role;
     let scopes = template_scopes();
-    for route in tidemark::http::router::routes() {
+    for route in tidemark::api::routes() {
         let key = (route.method.to_string(), normalise(route.path));
         let want: Option<BTreeSet<String>> = route.role.map(|needed| {
             [Role::Viewer, Role::Operator, Role::Admin]

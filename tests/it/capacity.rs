@@ -3,21 +3,10 @@
 
 use chrono::{Days, NaiveDate};
 use serde_json::{json, Value};
-use tidemark::http::Role;
-use tidemark_tests::TestStack;
+use tidemark_tests::{Role, TestStack};
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).unwrap()
-}
-
-async fn instance(c: &tokio_postgres::Client, name: &str) -> i64 {
-    c.query_one(
-        "INSERT INTO instances (name, db_type, host, port) VALUES ($1, 'postgresql', '10.0.0.9', 5432) RETURNING id",
-        &[&name],
-    )
-    .await
-    .unwrap()
-    .get(0)
 }
 
 /// One row per day `from..=to`: `start + per_day * (day - from)` bytes.
@@ -94,9 +83,9 @@ async fn database_aggregate(
 /// after. Instance totals: ten times `orders`.
 async fn seed_history(t: &TestStack) -> (i64, i64, i64) {
     let c = t.db.connect().await;
-    let a = instance(&c, "pg-active").await;
-    let paused = instance(&c, "pg-paused").await;
-    let gone = instance(&c, "pg-gone").await;
+    let a = t.seed_instance("pg-active").await;
+    let paused = t.seed_instance("pg-paused").await;
+    let gone = t.seed_instance("pg-gone").await;
     c.execute(
         "UPDATE instances SET is_active = false WHERE id = $1",
         &[&paused],
@@ -362,23 +351,12 @@ async fn aggregates_every_period_type_with_change_and_trend() {
         .await;
     assert_eq!(r.data()["total"], json!(2), "{r:?}");
     // Keyset pages: every row once.
-    let mut seen = Vec::new();
-    let mut path = "/capacity/databases?period_type=quarterly&limit=1&sort=avg_bytes".to_string();
-    loop {
-        let r = t.get(&path, Role::Viewer).await;
-        assert_eq!(r.status, 200, "{r:?}");
-        for i in r.data()["items"].as_array().unwrap() {
-            seen.push((i["database_name"].clone(), i["period_start"].clone()));
-        }
-        match r.data()["next_cursor"].as_str() {
-            Some(c) => {
-                path = format!(
-                    "/capacity/databases?period_type=quarterly&limit=1&sort=avg_bytes&cursor={c}"
-                )
-            }
-            None => break,
-        }
-    }
+    let seen: Vec<(Value, Value)> = t
+        .all_by_cursor("/capacity/databases?period_type=quarterly&limit=1&sort=avg_bytes")
+        .await
+        .iter()
+        .map(|i| (i["database_name"].clone(), i["period_start"].clone()))
+        .collect();
     assert_eq!(seen.len(), 3, "{seen:?}");
     assert_eq!(seen[0], (json!("orders"), json!("2026-10-01")));
 
@@ -402,7 +380,7 @@ async fn the_job_aggregates_yesterday_of_the_business_date() {
     let today = app.config.business_date(chrono::Utc::now());
     let yesterday = today - Days::new(1);
     let c = t.db.connect().await;
-    let a = instance(&c, "pg-daily").await;
+    let a = t.seed_instance("pg-daily").await;
     database_sizes(&c, a, "app", yesterday - Days::new(1), yesterday, 1000, 200).await;
     tidemark::capacity::aggregate(app).await.unwrap();
     let agg = database_aggregate(&c, a, "app", "daily", yesterday).await;
@@ -439,13 +417,13 @@ async fn forecast_ranks_by_days_until_the_threshold() {
     let t = TestStack::start().await;
     let today = t.stack.app.config.business_date(chrono::Utc::now());
     let c = t.db.connect().await;
-    let fast = instance(&c, "fast").await;
-    let slow = instance(&c, "slow").await;
-    let flat = instance(&c, "flat").await;
-    let shrinking = instance(&c, "shrinking").await;
-    let over = instance(&c, "over").await;
-    let old = instance(&c, "old").await;
-    let gone = instance(&c, "gone").await;
+    let fast = t.seed_instance("fast").await;
+    let slow = t.seed_instance("slow").await;
+    let flat = t.seed_instance("flat").await;
+    let shrinking = t.seed_instance("shrinking").await;
+    let over = t.seed_instance("over").await;
+    let old = t.seed_instance("old").await;
+    let gone = t.seed_instance("gone").await;
     c.execute(
         "UPDATE instances SET deleted_at = now() WHERE id = $1",
         &[&gone],

@@ -1,29 +1,11 @@
-//! Tag bulk actions (issue 3, audit P0-1): set-based statements, a constant statement count,
-//! the contract's errors, idempotency and concurrency.
+//! Tag bulk actions: set-based statements, a constant statement count whatever the number of
+//! instances, the contract's errors, idempotency and concurrency.
 
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
-use tidemark::http::auth::token_subject;
-use tidemark::http::Role;
 use tidemark::tags::bulk::{self, Counted};
-use tidemark_tests::{TestStack, OPERATOR};
-
-/// `n` instances inserted directly (the HTTP create path is not what is under test).
-async fn seed_instances(t: &TestStack, prefix: &str, n: i64) -> Vec<i64> {
-    let c = t.db.connect().await;
-    c.query(
-        "INSERT INTO instances (name, db_type, host, port) \
-         SELECT $1 || g, 'mysql', '10.0.0.1', 3306 FROM generate_series(1, $2::bigint) g \
-         RETURNING id",
-        &[&prefix, &n],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
-}
+use tidemark_tests::{token_subject, Role, TestStack, OPERATOR};
 
 async fn links(t: &TestStack, instance_id: i64) -> BTreeSet<i64> {
     let c = t.db.connect().await;
@@ -49,8 +31,8 @@ async fn link_count(t: &TestStack) -> i64 {
 #[tokio::test]
 async fn assign_remove_and_list_over_http() {
     let t = TestStack::start().await;
-    let ids = seed_instances(&t, "bulk-", 3).await;
-    let gone = seed_instances(&t, "gone-", 1).await[0];
+    let ids = t.seed_instances("bulk-", 3).await;
+    let gone = t.seed_instances("gone-", 1).await[0];
     assert_eq!(
         t.delete(&format!("/instances/{gone}"), Role::Operator)
             .await
@@ -182,8 +164,8 @@ async fn assign_remove_and_list_over_http() {
 #[tokio::test]
 async fn every_error_case_of_the_contract() {
     let t = TestStack::start().await;
-    let ids = seed_instances(&t, "err-", 2).await;
-    let gone = seed_instances(&t, "gone-", 1).await[0];
+    let ids = t.seed_instances("err-", 2).await;
+    let gone = t.seed_instances("gone-", 1).await[0];
     assert_eq!(
         t.delete(&format!("/instances/{gone}"), Role::Operator)
             .await
@@ -487,7 +469,7 @@ async fn statements_for(t: &TestStack, instances: &[i64], tags: &[i64]) -> Vec<u
 #[tokio::test]
 async fn statements_sent_do_not_depend_on_the_number_of_instances() {
     let t = TestStack::start().await;
-    let ids = seed_instances(&t, "n-", 5_000).await;
+    let ids = t.seed_instances("n-", 5_000).await;
     let mut tags = Vec::new();
     for name in ["a", "b", "c", "d", "e"] {
         tags.push(t.tag(name).await);
@@ -505,7 +487,7 @@ async fn statements_sent_do_not_depend_on_the_number_of_instances() {
 #[tokio::test]
 async fn overlapping_assigns_at_the_same_time_never_fail_or_duplicate() {
     let t = TestStack::start().await;
-    let ids = seed_instances(&t, "c-", 200).await;
+    let ids = t.seed_instances("c-", 200).await;
     let mut tags = Vec::new();
     for name in ["t1", "t2", "t3", "t4"] {
         tags.push(t.tag(name).await);
@@ -548,7 +530,7 @@ async fn overlapping_assigns_at_the_same_time_never_fail_or_duplicate() {
 #[tokio::test]
 async fn assign_racing_remove_all_ends_as_one_of_the_two_orders() {
     let t = TestStack::start().await;
-    let ids = seed_instances(&t, "r-", 300).await;
+    let ids = t.seed_instances("r-", 300).await;
     let a = t.tag("a").await;
     let b = t.tag("b").await;
     let c = t.db.connect().await;
@@ -592,7 +574,7 @@ async fn assign_racing_remove_all_ends_as_one_of_the_two_orders() {
 #[tokio::test]
 async fn an_instance_with_two_matching_tags_is_listed_once() {
     let t = TestStack::start().await;
-    let ids = seed_instances(&t, "list-", 3).await;
+    let ids = t.seed_instances("list-", 3).await;
     let prod = t.tag("prod").await;
     let eu = t.tag("eu").await;
     let r = t
@@ -612,14 +594,6 @@ async fn an_instance_with_two_matching_tags_is_listed_once() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
 
-    let listed = |r: &tidemark_tests::Resp| -> Vec<i64> {
-        r.data()["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["id"].as_i64().unwrap())
-            .collect()
-    };
     let r = t
         .get(
             "/instances?tag=prod&tag=eu&include_total=true&sort=id&order=asc",
@@ -627,7 +601,7 @@ async fn an_instance_with_two_matching_tags_is_listed_once() {
         )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(listed(&r), vec![ids[0], ids[1]]);
+    assert_eq!(r.ids(), vec![ids[0], ids[1]]);
     assert_eq!(r.data()["total"], json!(2));
     let r = t
         .get(
@@ -635,6 +609,6 @@ async fn an_instance_with_two_matching_tags_is_listed_once() {
             Role::Viewer,
         )
         .await;
-    assert_eq!(listed(&r), vec![ids[0]]);
+    assert_eq!(r.ids(), vec![ids[0]]);
     assert_eq!(r.data()["total"], json!(1));
 }

@@ -32,6 +32,17 @@ impl ApiResponse {
     pub fn created(data: impl Serialize) -> Self {
         Self::envelope(StatusCode::CREATED, data)
     }
+    /// `201 Created` with `Location: /api/v1{collection}/{id}`.
+    pub fn created_at(collection: &str, id: impl std::fmt::Display, data: impl Serialize) -> Self {
+        Self::created(data).with_location(collection, id)
+    }
+    /// `Location: /api/v1{collection}/{id}`.
+    pub fn with_location(self, collection: &str, id: impl std::fmt::Display) -> Self {
+        self.with_header(
+            http::header::LOCATION,
+            &format!("{}{collection}/{id}", super::API_PREFIX),
+        )
+    }
     pub fn accepted(data: impl Serialize) -> Self {
         Self::envelope(StatusCode::ACCEPTED, data)
     }

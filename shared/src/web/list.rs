@@ -1,14 +1,15 @@
-//! List parameters of api.md: `page`, `limit` (1..200), `include_total`, keyset `cursor`,
-//! whitelisted `sort`/`order`. `has_next` comes from fetching `limit + 1` rows, never a count.
+//! List parameters: `page`, `limit` (1..200), `include_total`, keyset `cursor`, whitelisted
+//! `sort`/`order`. `has_next` comes from fetching `limit + 1` rows, never a count.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio_postgres::Row;
 
 use super::sql::Sql;
-use super::{ApiError, Query};
+use super::{ApiError, ApiResponse, ApiResult, Query};
+use crate::values::FromRow;
+use crate::App;
 
 pub const MAX_LIMIT: i64 = 200;
 pub const DEFAULT_LIMIT: i64 = 20;
@@ -43,6 +44,71 @@ pub struct SortField {
     pub default_order: Order,
 }
 
+impl SortField {
+    /// A field sorted ascending unless the caller asks otherwise.
+    pub const fn asc(name: &'static str, expr: &'static str, sql_type: &'static str) -> Self {
+        SortField {
+            name,
+            expr,
+            sql_type,
+            default_order: Order::Asc,
+        }
+    }
+    /// A field sorted descending unless the caller asks otherwise.
+    pub const fn desc(name: &'static str, expr: &'static str, sql_type: &'static str) -> Self {
+        SortField {
+            name,
+            expr,
+            sql_type,
+            default_order: Order::Desc,
+        }
+    }
+}
+
+/// A [`SortSpec`] as a table: the tie breaker, then `name order "expression" sql_type` per
+/// field, the default first: `sorts! { "t.id"; name asc "t.name" text, id desc "t.id" bigint }`.
+#[macro_export]
+macro_rules! sorts {
+    ($id:literal; $($name:ident $order:ident $expr:literal $ty:ident),+ $(,)?) => {
+        $crate::web::list::SortSpec {
+            fields: &[$($crate::web::list::SortField::$order(
+                stringify!($name),
+                $expr,
+                stringify!($ty),
+            )),+],
+            id_expr: $id,
+        }
+    };
+}
+
+/// What a list selects: `columns` from `from` (a table with its alias, joins allowed).
+pub struct Source<'a> {
+    pub columns: &'a str,
+    pub from: &'a str,
+    /// Work done on the page's rows only, after it is cut: the page becomes `p` and the final
+    /// statement is `SELECT p.*, {columns} FROM (page) p {joins}`, in the page's order.
+    pub wrap: Option<Wrap<'a>>,
+}
+
+pub struct Wrap<'a> {
+    pub columns: &'a str,
+    pub joins: &'a str,
+}
+
+impl<'a> Source<'a> {
+    pub fn new(columns: &'a str, from: &'a str) -> Self {
+        Source {
+            columns,
+            from,
+            wrap: None,
+        }
+    }
+    pub fn wrapped(mut self, columns: &'a str, joins: &'a str) -> Self {
+        self.wrap = Some(Wrap { columns, joins });
+        self
+    }
+}
+
 /// The sorts a list allows; the first is the default.
 pub struct SortSpec {
     pub fields: &'static [SortField],
@@ -60,6 +126,8 @@ pub struct ListParams {
     pub order: Order,
     id_expr: &'static str,
     cursor: Option<Cursor>,
+    /// The list's filters: conditions and their values.
+    pub sql: Sql,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -70,21 +138,23 @@ struct Cursor {
     id: i64,
 }
 
+/// `limit`: 1..=200, default 20; out of range is a 400, never clamped.
+pub fn parse_limit(q: &Query) -> Result<i64, ApiError> {
+    match q.text("limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::validation("limit", format!("limit must be between 1 and {MAX_LIMIT}"))
+            }),
+    }
+}
+
 impl ListParams {
     pub fn parse(q: &Query, spec: &'static SortSpec) -> Result<Self, ApiError> {
-        let limit = match q.text("limit") {
-            None => DEFAULT_LIMIT,
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|l| (1..=MAX_LIMIT).contains(l))
-                .ok_or_else(|| {
-                    ApiError::validation(
-                        "limit",
-                        format!("limit must be between 1 and {MAX_LIMIT}"),
-                    )
-                })?,
-        };
+        let limit = parse_limit(q)?;
         let page = match q.text("page") {
             None => None,
             Some(v) => Some(
@@ -142,11 +212,12 @@ impl ListParams {
             order,
             id_expr: spec.id_expr,
             cursor,
+            sql: Sql::default(),
         })
     }
 
     /// Select-list fragment that the page needs to build the next cursor.
-    pub fn key_select(&self) -> String {
+    fn key_select(&self) -> String {
         format!(
             "({})::text AS sort_key, {} AS sort_id",
             self.sort.expr, self.id_expr
@@ -154,7 +225,7 @@ impl ListParams {
     }
 
     /// Adds the keyset condition when continuing from a cursor.
-    pub fn keyset_condition(&self, sql: &mut Sql, conds: &mut Vec<String>) {
+    pub fn keyset_condition(&self, sql: &mut Sql) {
         if let Some(c) = &self.cursor {
             let op = match self.order {
                 Order::Asc => ">",
@@ -162,7 +233,7 @@ impl ListParams {
             };
             let v = sql.bind(c.v.clone());
             let id = sql.bind(c.id);
-            conds.push(format!(
+            sql.and(format!(
                 "({}, {}) {op} ({v}::text::{}, {id}::bigint)",
                 self.sort.expr, self.id_expr, self.sort.sql_type
             ));
@@ -170,7 +241,7 @@ impl ListParams {
     }
 
     /// `ORDER BY ... LIMIT limit+1 OFFSET ...`
-    pub fn order_and_limit(&self) -> String {
+    fn order_and_limit(&self) -> String {
         let dir = self.order.as_sql();
         let offset = self.page.map(|p| (p - 1) * self.limit).unwrap_or(0);
         format!(
@@ -182,69 +253,86 @@ impl ListParams {
     }
 
     /// Runs a list: the optional count (same filters, no keyset), then one page by offset or
-    /// cursor. `sql` holds the filters' parameters; `from` is e.g. `instances i`.
+    /// cursor. `sql` holds the filters' parameters; a row that does not decode is a 500.
     pub async fn fetch<T: Serialize>(
-        &self,
+        mut self,
         client: &impl deadpool_postgres::GenericClient,
-        mut sql: Sql,
-        mut conds: Vec<String>,
-        columns: &str,
-        from: &str,
-        map: impl Fn(&Row) -> T,
+        source: Source<'_>,
+        map: impl Fn(&Row) -> Result<T, ApiError>,
     ) -> Result<Page<T>, ApiError> {
+        let mut sql = std::mem::take(&mut self.sql);
+        let from = source.from;
         let total = if self.include_total {
-            let mut count = format!("SELECT count(*) FROM {from}");
-            if !conds.is_empty() {
-                count.push_str(" WHERE ");
-                count.push_str(&conds.join(" AND "));
-            }
-            Some(
-                client
-                    .query_one(&count, &sql.params())
-                    .await?
-                    .get::<_, i64>(0),
-            )
+            let count = format!("SELECT count(*) FROM {from}{}", sql.where_clause());
+            let row = client.query_one(&count, &sql.params()).await?;
+            Some(row.try_get::<_, i64>(0)?)
         } else {
             None
         };
-        self.keyset_condition(&mut sql, &mut conds);
-        sql.text = format!("SELECT {columns}, {} FROM {from}", self.key_select());
-        sql.push_where(&conds);
-        sql.push(&self.order_and_limit());
+        self.keyset_condition(&mut sql);
+        // A wrapped page carries its sort value so the outer statement keeps the order.
+        let sort_value = match source.wrap {
+            Some(_) => format!(", {} AS sort_value", self.sort.expr),
+            None => String::new(),
+        };
+        let page = format!(
+            "SELECT {}, {}{sort_value} FROM {from}{}{}",
+            source.columns,
+            self.key_select(),
+            sql.where_clause(),
+            self.order_and_limit()
+        );
+        sql.text = match &source.wrap {
+            None => page,
+            Some(w) => {
+                let dir = self.order.as_sql();
+                format!(
+                    "SELECT p.*, {} FROM ({page}) p {} ORDER BY p.sort_value {dir}, p.sort_id {dir}",
+                    w.columns, w.joins
+                )
+            }
+        };
         let rows = client.query(&sql.text, &sql.params()).await?;
-        Ok(self.finish(rows, total, map))
+        self.finish(rows, total, map)
+    }
+
+    /// A list handler's whole answer: the page of `T`s decoded from `source`'s rows.
+    pub async fn respond<T: FromRow + Serialize>(self, app: &App, source: Source<'_>) -> ApiResult {
+        let client = app.db.get().await?;
+        let page = self.fetch(&client, source, T::from_row).await?;
+        Ok(ApiResponse::ok(page))
     }
 
     /// Trims the extra row, builds `has_next` and `next_cursor`.
-    pub fn finish<T: Serialize>(
+    fn finish<T: Serialize>(
         &self,
         mut rows: Vec<Row>,
         total: Option<i64>,
-        map: impl Fn(&Row) -> T,
-    ) -> Page<T> {
+        map: impl Fn(&Row) -> Result<T, ApiError>,
+    ) -> Result<Page<T>, ApiError> {
         let has_next = rows.len() as i64 > self.limit;
         rows.truncate(self.limit as usize);
-        let next_cursor = if has_next {
-            rows.last().map(|r| {
+        let next_cursor = match rows.last() {
+            Some(r) if has_next => {
                 let c = Cursor {
                     s: self.sort.name.to_string(),
                     o: self.order.as_str().to_string(),
-                    v: r.get::<_, Option<String>>("sort_key").unwrap_or_default(),
-                    id: r.get::<_, i64>("sort_id"),
+                    v: r.try_get::<_, Option<String>>("sort_key")?
+                        .unwrap_or_default(),
+                    id: r.try_get::<_, i64>("sort_id")?,
                 };
-                URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap_or_default())
-            })
-        } else {
-            None
+                Some(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap_or_default()))
+            }
+            _ => None,
         };
-        Page {
-            items: rows.iter().map(map).collect(),
+        Ok(Page {
+            items: rows.iter().map(map).collect::<Result<_, _>>()?,
             page: self.page,
             limit: self.limit,
             has_next,
             next_cursor,
             total,
-        }
+        })
     }
 }
 
@@ -259,49 +347,30 @@ pub struct Page<T> {
     pub total: Option<i64>,
 }
 
-/// Reads a `Value` for JSON responses without caring about the column type.
-pub fn json_of(row: &Row, col: &str) -> Value {
-    row.try_get::<_, Value>(col).unwrap_or(Value::Null)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    static SPEC: SortSpec = SortSpec {
-        fields: &[
-            SortField {
-                name: "id",
-                expr: "i.id",
-                sql_type: "bigint",
-                default_order: Order::Desc,
-            },
-            SortField {
-                name: "name",
-                expr: "i.name",
-                sql_type: "text",
-                default_order: Order::Asc,
-            },
-        ],
-        id_expr: "i.id",
+    static SPEC: SortSpec = crate::sorts! {
+        "i.id";
+        id desc "i.id" bigint, name asc "i.name" text
     };
 
     fn parse(q: &str) -> Result<ListParams, ApiError> {
         ListParams::parse(&Query::parse(q), &SPEC)
     }
 
+    /// The field a rejected query names.
+    fn rejected(q: &str) -> Option<String> {
+        parse(q).unwrap_err().field
+    }
+
     #[test]
     fn limits_are_validated_not_clamped() {
-        assert_eq!(
-            parse("limit=0").unwrap_err().field.as_deref(),
-            Some("limit")
-        );
-        assert_eq!(
-            parse("limit=201").unwrap_err().field.as_deref(),
-            Some("limit")
-        );
+        assert_eq!(rejected("limit=0").as_deref(), Some("limit"));
+        assert_eq!(rejected("limit=201").as_deref(), Some("limit"));
         assert_eq!(parse("limit=abc").unwrap_err().code, "VALIDATION_ERROR");
-        assert_eq!(parse("page=0").unwrap_err().field.as_deref(), Some("page"));
+        assert_eq!(rejected("page=0").as_deref(), Some("page"));
         assert_eq!(parse("limit=200").unwrap().limit, 200);
         let p = parse("").unwrap();
         assert_eq!(
@@ -312,14 +381,8 @@ mod tests {
 
     #[test]
     fn sort_and_order_whitelists() {
-        assert_eq!(
-            parse("sort=password").unwrap_err().field.as_deref(),
-            Some("sort")
-        );
-        assert_eq!(
-            parse("order=up").unwrap_err().field.as_deref(),
-            Some("order")
-        );
+        assert_eq!(rejected("sort=password").as_deref(), Some("sort"));
+        assert_eq!(rejected("order=up").as_deref(), Some("order"));
         assert_eq!(parse("sort=name").unwrap().order, Order::Asc);
     }
 
@@ -328,30 +391,20 @@ mod tests {
         let c = URL_SAFE_NO_PAD.encode(br#"{"s":"name","o":"asc","v":"x","id":3}"#);
         assert!(parse(&format!("sort=name&cursor={c}")).is_ok());
         assert_eq!(
-            parse(&format!("sort=id&cursor={c}"))
-                .unwrap_err()
-                .field
-                .as_deref(),
+            rejected(&format!("sort=id&cursor={c}")).as_deref(),
             Some("cursor")
         );
         assert_eq!(
-            parse(&format!("sort=name&page=2&cursor={c}"))
-                .unwrap_err()
-                .field
-                .as_deref(),
+            rejected(&format!("sort=name&page=2&cursor={c}")).as_deref(),
             Some("page")
         );
-        assert_eq!(
-            parse("cursor=garbage!").unwrap_err().field.as_deref(),
-            Some("cursor")
-        );
+        assert_eq!(rejected("cursor=garbage!").as_deref(), Some("cursor"));
         let p = parse(&format!("sort=name&cursor={c}")).unwrap();
         let mut sql = Sql::new("");
-        let mut conds = vec![];
-        p.keyset_condition(&mut sql, &mut conds);
+        p.keyset_condition(&mut sql);
         assert_eq!(
-            conds,
-            vec!["(i.name, i.id) > ($1::text::text, $2::bigint)".to_string()]
+            sql.where_clause(),
+            " WHERE (i.name, i.id) > ($1::text::text, $2::bigint)"
         );
     }
 }

@@ -1,17 +1,15 @@
-//! Integration tests (exports): jobs over HTTP, CSV streamed into the embedded S3 endpoint in
-//! multipart parts, presigned links fetched with plain reqwest, and the faults a worker meets
-//! (S3 failing mid-upload, PostgreSQL dropping the stream, a crashed run redelivered).
+//! Exports: jobs over HTTP, CSV streamed into the embedded S3 endpoint in multipart parts,
+//! presigned links fetched with plain reqwest, and the faults a worker meets (S3 failing
+//! mid-upload, PostgreSQL dropping the stream, a crashed run redelivered).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tidemark::http::auth::token_subject;
-use tidemark::http::Role;
 use tidemark::queue::ExportMessage;
 use tidemark::App;
-use tidemark_tests::{TestStack, VIEWER};
+use tidemark_tests::{token_subject, Role, TestStack, VIEWER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -95,20 +93,7 @@ const LEDGER_HEADER: [&str; 14] = [
     "tags",
 ];
 
-/// Polls the job until it is completed or failed.
-async fn finished(t: &TestStack, id: &str) -> Value {
-    for _ in 0..1200 {
-        let r = t.get(&format!("/exports/{id}"), Role::Viewer).await;
-        assert_eq!(r.status, 200, "{r:?}");
-        let status = r.data()["status"].as_str().unwrap_or("").to_string();
-        if status == "completed" || status == "failed" {
-            return r.data().clone();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("export {id} did not finish");
-}
-
+/// Requests an export as the viewer and polls the job until it is completed or failed.
 async fn export(t: &TestStack, body: Value) -> Value {
     let r = t.post("/exports", Role::Viewer, body).await;
     assert_eq!(r.status, 202, "{r:?}");
@@ -118,7 +103,8 @@ async fn export(t: &TestStack, body: Value) -> Value {
         format!("/api/v1/exports/{id}")
     );
     assert_eq!(r.data()["status"], "queued");
-    finished(t, &id).await
+    t.poll(&format!("/exports/{id}"), &["queued", "running"])
+        .await
 }
 
 async fn download(url: &str) -> (reqwest::header::HeaderMap, Vec<u8>) {

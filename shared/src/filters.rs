@@ -1,0 +1,93 @@
+//! The instance and ledger filters, shared by the lists and the exports that mirror them:
+//! `GET /instances` and the `instances` export, `GET /databases/ledger` and the
+//! `database_ledger` export. Aliases: `i` instances, `d` instance_databases.
+
+use crate::instances::validate;
+use crate::web::sql::Sql;
+use crate::web::{ApiError, Query};
+
+/// `tag` (repeatable names) with `tag_mode` any/all, as semi-joins: an instance appears once
+/// whatever number of its tags match.
+pub fn tag(q: &Query, sql: &mut Sql, instance_id_expr: &str) -> Result<(), ApiError> {
+    let names: Vec<String> = q
+        .all("tag")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mode = q.one_of("tag_mode", &["any", "all"])?.unwrap_or("any");
+    if names.is_empty() {
+        return Ok(());
+    }
+    let p = sql.bind(names);
+    if mode == "all" {
+        sql.and(format!(
+            "NOT EXISTS (SELECT 1 FROM unnest({p}::text[]) AS want(name) WHERE NOT EXISTS (\
+               SELECT 1 FROM instance_tags it JOIN tags t ON t.id = it.tag_id \
+               WHERE it.instance_id = {instance_id_expr} AND t.name = want.name))"
+        ));
+    } else {
+        sql.and(format!(
+            "EXISTS (SELECT 1 FROM instance_tags it JOIN tags t ON t.id = it.tag_id \
+             WHERE it.instance_id = {instance_id_expr} AND t.name = ANY({p}::text[]))"
+        ));
+    }
+    Ok(())
+}
+
+/// `search` over the given columns and `db_type` (aliases accepted).
+fn search_and_type(q: &Query, sql: &mut Sql, columns: &[&str]) -> Result<(), ApiError> {
+    sql.search(q.text("search"), columns);
+    let db_type = q.text("db_type").map(validate::db_type).transpose()?;
+    sql.eq("i.db_type", db_type);
+    Ok(())
+}
+
+/// The filters of `GET /instances`: `search`, `db_type`, `status`, `include_deleted`,
+/// `tag`/`tag_mode`.
+pub fn instances(q: &Query, sql: &mut Sql) -> Result<(), ApiError> {
+    search_and_type(q, sql, &["i.name", "i.host", "i.description"])?;
+    let status = q.one_of("status", &["active", "inactive", "deleted"])?;
+    let include_deleted = q.bool("include_deleted")?;
+    match status {
+        Some("active") => sql.and("i.is_active AND i.deleted_at IS NULL"),
+        Some("inactive") => sql.and("NOT i.is_active AND i.deleted_at IS NULL"),
+        Some(_) => sql.and("i.deleted_at IS NOT NULL"),
+        None if !include_deleted => sql.and("i.deleted_at IS NULL"),
+        None => sql,
+    };
+    tag(q, sql, "i.id")
+}
+
+/// The ledger's filters over `instance_databases d JOIN instances i`: every active database
+/// of every active, non-deleted instance, narrowed by `search`, `db_type`, `instance_id`,
+/// `tag`/`tag_mode`, `min_size_bytes`, `stale`.
+pub fn ledger(q: &Query, sql: &mut Sql) -> Result<(), ApiError> {
+    sql.and("d.is_active")
+        .and("i.is_active")
+        .and("i.deleted_at IS NULL");
+    search_and_type(q, sql, &["d.database_name", "i.name", "i.host"])?;
+    sql.eq("d.instance_id", q.int("instance_id")?);
+    tag(q, sql, "i.id")?;
+    if let Some(min) = q.int("min_size_bytes")? {
+        if min < 0 {
+            return Err(ApiError::validation(
+                "min_size_bytes",
+                "min_size_bytes must be >= 0",
+            ));
+        }
+        let p = sql.bind(min);
+        sql.and(format!("d.latest_size_bytes >= {p}"));
+    }
+    if q.has("stale") {
+        let stale = "(d.latest_collected_at IS NULL OR d.latest_collected_at < now() - interval '48 hours')";
+        if q.bool("stale")? {
+            sql.and(stale);
+        } else {
+            sql.and(format!("NOT {stale}"));
+        }
+    }
+    Ok(())
+}
