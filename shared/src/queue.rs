@@ -18,9 +18,32 @@ pub struct CollectMessage {
     pub collected_date: chrono::NaiveDate,
 }
 
+/// SQS's limit on a FIFO message group id.
+pub const MAX_GROUP_ID_LEN: usize = 128;
+
 impl CollectMessage {
+    /// `host:port` in one spelling per server (no trailing dot, an IP address in its
+    /// canonical form), so every instance on a server shares the group. Host names may be 255
+    /// characters but SQS takes at most 128: a longer group keeps its start and ends with a
+    /// hash of the whole.
     pub fn group(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        let host = self.host.trim_end_matches('.');
+        let host = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => host.to_ascii_lowercase(),
+        };
+        let group = format!("{host}:{}", self.port);
+        if group.len() <= MAX_GROUP_ID_LEN {
+            return group;
+        }
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(group.as_bytes());
+        let hash: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        // Validated hosts are ASCII, so any byte index is a character boundary; `get` keeps
+        // that from being an assumption.
+        let keep = MAX_GROUP_ID_LEN - hash.len() - 1;
+        let start = group.get(..keep).unwrap_or_default();
+        format!("{start}#{hash}")
     }
     pub fn dedup_id(&self) -> String {
         format!("{}:{}", self.run_id, self.instance_id)
@@ -37,4 +60,36 @@ pub struct ExportMessage {
 pub trait Queue: Send + Sync {
     async fn send_collect(&self, messages: Vec<CollectMessage>) -> anyhow::Result<()>;
     async fn send_export(&self, message: ExportMessage) -> anyhow::Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(host: &str, port: i32) -> CollectMessage {
+        CollectMessage {
+            run_id: uuid::Uuid::nil(),
+            instance_id: 1,
+            host: host.into(),
+            port,
+            collected_date: chrono::NaiveDate::MIN,
+        }
+    }
+
+    #[test]
+    fn group_is_canonical_and_fits_sqs() {
+        assert_eq!(message("db1.example", 5432).group(), "db1.example:5432");
+        assert_eq!(message("DB1.example.", 5432).group(), "db1.example:5432");
+        assert_eq!(message("0:0::1", 3306).group(), "::1:3306");
+        let long = format!("{}.example", "a".repeat(240));
+        let group = message(&long, 3306).group();
+        assert_eq!(group.len(), MAX_GROUP_ID_LEN);
+        assert!(group.starts_with("aaaa"));
+        let other = message(&format!("{}.example", "a".repeat(239)), 3306).group();
+        assert_ne!(
+            group, other,
+            "the hash tells long hosts with one start apart"
+        );
+        assert_eq!(group, message(&long, 3306).group());
+    }
 }

@@ -1,9 +1,13 @@
 //! The deployment artefacts agree with the code: openapi.yaml, template.yaml, the router and
 //! the function binaries name the same routes and functions; the template lints clean
-//! offline, as written and as expanded by the SAM transform.
+//! offline, as written and as expanded by the SAM transform; the contract's instance name
+//! pattern allows what the server allows.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use tidemark_tests::{Role, TestStack};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -191,6 +195,64 @@ fn template_lints_clean_as_written_and_expanded() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The instance names the contract's pattern allows are exactly those the server takes:
+/// ASCII letters, digits, `_` and `-`, and the CJK blocks, probed at each block's edges and
+/// just outside them. The contract's verdict comes from the pattern in openapi.yaml, read with
+/// Python's `re` as the validator reads it; the server's from POST /instances.
+#[tokio::test]
+async fn the_instance_name_pattern_is_what_the_server_accepts() {
+    let mut probes: Vec<u32> = "aZ0_-.:/é".chars().map(u32::from).collect();
+    probes.extend([0x3042, 0xAC00]); // Hiragana and Hangul: not part of the rule.
+    for (first, last) in [
+        (0x3400, 0x4DBF),
+        (0x4E00, 0x9FFF),
+        (0xF900, 0xFAFF),
+        (0x20000, 0x2EBEF),
+    ] {
+        probes.extend([first - 1, first, last, last + 1]);
+    }
+    let script = "import sys, re, yaml\n\
+        s = yaml.safe_load(open(sys.argv[1]))['components']['schemas']['InstanceCreate']\n\
+        p = s['properties']['name']['pattern']\n\
+        print(''.join('1' if re.fullmatch(p, 'n' + chr(int(c)) + 'n') else '0' for c in sys.argv[2:]))";
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(root().join("openapi.yaml"))
+        .args(probes.iter().map(u32::to_string))
+        .output()
+        .expect("python3 with PyYAML (scripts/services installs cfn-lint, which brings it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let contract: Vec<bool> = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .chars()
+        .map(|v| v == '1')
+        .collect();
+    assert_eq!(contract.len(), probes.len());
+
+    let t = TestStack::start().await;
+    for (cp, allowed) in probes.iter().zip(contract) {
+        let c = char::from_u32(*cp).expect("a scalar value");
+        let r = t
+            .post(
+                "/instances",
+                Role::Operator,
+                json!({"name": format!("n{c}n"), "db_type": "mysql", "host": "h", "port": 1}),
+            )
+            .await;
+        let accepted = match r.status {
+            201 => true,
+            400 if r.body["error"]["field"] == json!("name") => false,
+            _ => panic!("U+{cp:04X}: {r:?}"),
+        };
+        assert_eq!(accepted, allowed, "U+{cp:04X}: server vs openapi.yaml");
+    }
 }
 
 /// (method, path) -> the roles named in its `AuthorizationScopes` (`None`: no authorizer).

@@ -6,12 +6,14 @@
 //! Run one area with a filter, e.g. `cargo test --test it -- ledger::`.
 
 mod auth;
+mod aws_emulated;
 mod capacity;
 mod collect;
 mod credentials;
 mod deploy;
 mod exports;
 mod instances;
+mod lambda;
 mod ledger;
 mod system;
 mod tags;

@@ -47,7 +47,7 @@ pub async fn dispatch(
     else {
         return Ok(None);
     };
-    let run_id: Uuid = row.get(0);
+    let run_id: Uuid = row.try_get(0)?;
     drop(client);
     if let Err(e) = fan_out(app, run_id, collected_date, instance_ids.as_deref()).await {
         let reason = format!("dispatch failed: {e:#}");
@@ -95,8 +95,11 @@ async fn fan_out(
             )
             .await?;
         let Some(last) = rows.last() else { break };
-        after = last.get(0);
-        let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        after = last.try_get(0)?;
+        let ids = rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<Vec<i64>, _>>()?;
         client
             .execute(
                 "WITH added AS (INSERT INTO task_run_items (run_id, item_key, instance_id) \
@@ -108,14 +111,16 @@ async fn fan_out(
         drop(client);
         let messages = rows
             .iter()
-            .map(|r| CollectMessage {
-                run_id,
-                instance_id: r.get(0),
-                host: r.get(1),
-                port: r.get(2),
-                collected_date,
+            .map(|r| {
+                Ok(CollectMessage {
+                    run_id,
+                    instance_id: r.try_get(0)?,
+                    host: r.try_get(1)?,
+                    port: r.try_get(2)?,
+                    collected_date,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
         app.queue
             .send_collect(messages)
             .await
@@ -169,18 +174,19 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
     else {
         return Ok(Visit::Gone("the instance no longer exists".into()));
     };
-    if row.get::<_, bool>("deleted") {
+    if row.try_get::<_, bool>("deleted")? {
         return Ok(Visit::Gone("the instance was deleted".into()));
     }
-    if require_active && !row.get::<_, bool>("is_active") {
+    if require_active && !row.try_get::<_, bool>("is_active")? {
         return Ok(Visit::Gone("the instance was deactivated".into()));
     }
-    let db_type: String = row.get("db_type");
+    let db_type: String = row.try_get("db_type")?;
     let Some(adapter) = adapter_for(&db_type) else {
         return Ok(Visit::Failed(format!("no collector for db_type {db_type}")));
     };
     let credential =
-        match crate::credentials::secret_for_instance(app, &client, row.get("credential_id")).await
+        match crate::credentials::secret_for_instance(app, &client, row.try_get("credential_id")?)
+            .await
         {
             Ok(c) => c,
             Err(e) => {
@@ -193,21 +199,21 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
             }
         };
     drop(client);
-    let port: i32 = row.get("port");
+    let port: i32 = row.try_get("port")?;
     let (username, password) = credential.unzip();
     let target = Target {
-        host: row.get("host"),
+        host: row.try_get("host")?,
         port: u16::try_from(port).unwrap_or_default(),
         username,
         password,
-        database_name: row.get("database_name"),
+        database_name: row.try_get("database_name")?,
         connect_timeout: app.config.connect_timeout,
         statement_timeout: app.config.statement_timeout,
         // The column's CHECK constraint admits only known modes.
         tls_mode: crate::tls::TlsMode::parse(row.get("tls_mode")).unwrap_or_default(),
         tls_ca_pem: row.get("tls_ca_pem"),
     };
-    let exclude_databases: Vec<String> = row.get("exclude_databases");
+    let exclude_databases: Vec<String> = row.try_get("exclude_databases")?;
     let exclusions = Exclusions::new(adapter, &exclude_databases);
     Ok(match adapter.collect(&target, &exclusions).await {
         Ok(collected) => Visit::Collected {

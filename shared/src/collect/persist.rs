@@ -67,7 +67,7 @@ pub async fn persist<C: GenericClient>(
     else {
         return Ok(None);
     };
-    let current: bool = row.get(0);
+    let current: bool = row.try_get(0)?;
 
     // History: one multi-row upsert; the same day collected again overwrites its rows.
     let stmt = client
@@ -151,9 +151,9 @@ pub async fn persist<C: GenericClient>(
                 &[&instance_id, &collected_date, &collected_at, &names, &bytes],
             )
             .await?;
-        out.created = row.get(0);
-        out.seen = row.get(1);
-        out.reactivated = row.get(2);
+        out.created = row.try_get(0)?;
+        out.seen = row.try_get(1)?;
+        out.reactivated = row.try_get(2)?;
 
         // Gone: every active database of the instance this collection did not see.
         let stmt = client
@@ -200,7 +200,7 @@ pub async fn persist<C: GenericClient>(
     let row = client
         .query_one(&stmt, &[&instance_id, &collected_date, &collected_at])
         .await?;
-    out.total_size_bytes = row.get(0);
-    out.database_count = i64::from(row.get::<_, i32>(1));
+    out.total_size_bytes = row.try_get(0)?;
+    out.database_count = i64::from(row.try_get::<_, i32>(1)?);
     Ok(Some(out))
 }

@@ -72,7 +72,7 @@ impl Adapter for Postgres {
                 .query_one("SHOW server_version", &[])
                 .await
                 .context("reading the server version")?
-                .get(0);
+                .try_get(0)?;
             // The server's own view: under prefer only it knows whether TLS was agreed.
             let encrypted: bool = client
                 .query_one(
@@ -81,7 +81,7 @@ impl Adapter for Postgres {
                 )
                 .await
                 .context("reading pg_stat_ssl")?
-                .get(0);
+                .try_get(0)?;
             let names: Vec<String> = client
                 .query(
                     "SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname",
@@ -90,8 +90,11 @@ impl Adapter for Postgres {
                 .await
                 .context("listing databases from pg_database")?
                 .iter()
-                .map(|r| r.get(0))
-                .filter(|n: &String| !exclusions.excludes(n))
+                .map(|r| r.try_get::<_, String>(0))
+                .collect::<Result<Vec<_>, _>>()
+                .context("reading pg_database names")?
+                .into_iter()
+                .filter(|n| !exclusions.excludes(n))
                 .collect();
             // Size only what is kept: pg_database_size walks the database's files.
             let rows = client
@@ -102,18 +105,18 @@ impl Adapter for Postgres {
                 .await
                 .context("reading pg_database_size")?;
             // NULL: the database was dropped while we were reading; it is simply not there.
-            let databases = rows
-                .iter()
-                .filter_map(|r| {
-                    let size: i64 = r.get::<_, Option<i64>>(1)?;
-                    Some(DatabaseSize {
-                        database_name: r.get(0),
-                        size_bytes: size,
-                        data_size_bytes: Some(size),
-                        log_size_bytes: None,
-                    })
-                })
-                .collect();
+            let mut databases = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let Some(size) = r.try_get::<_, Option<i64>>(1)? else {
+                    continue;
+                };
+                databases.push(DatabaseSize {
+                    database_name: r.try_get(0)?,
+                    size_bytes: size,
+                    data_size_bytes: Some(size),
+                    log_size_bytes: None,
+                });
+            }
             anyhow::Ok(Collected {
                 version,
                 databases,

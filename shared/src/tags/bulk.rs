@@ -17,8 +17,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
 
 use crate::web::{ApiError, ApiResponse, ApiResult, Req};
 use crate::App;
@@ -47,33 +45,20 @@ impl<'a, C: GenericClient> Counted<'a, C> {
         self.sent.load(Ordering::Relaxed)
     }
 
-    async fn query_one(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Row, tokio_postgres::Error> {
+    /// The client, counting the one statement about to be sent through it.
+    fn counted(&self) -> &C {
         self.sent.fetch_add(1, Ordering::Relaxed);
-        self.client.query_one(sql, params).await
-    }
-
-    async fn execute(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, tokio_postgres::Error> {
-        self.sent.fetch_add(1, Ordering::Relaxed);
-        self.client.execute(sql, params).await
+        self.client
     }
 
     /// The `bulk` audit line, in the caller's transaction.
     async fn audit(&self, who: &str, action: &str, counts: Value) -> Result<(), ApiError> {
-        self.sent.fetch_add(1, Ordering::Relaxed);
         let mut context = json!({"who": who, "action": action});
         if let (Some(c), Some(extra)) = (context.as_object_mut(), counts.as_object()) {
             c.extend(extra.clone());
         }
         crate::events::record(
-            self.client,
+            self.counted(),
             "INFO",
             "tags",
             &format!("bulk {action}"),
@@ -187,6 +172,7 @@ async fn lock_both<C: GenericClient>(
     tag_ids: &[i64],
 ) -> Result<(Vec<i64>, Vec<i64>), ApiError> {
     let row = db
+        .counted()
         .query_one(LOCK_INSTANCES_AND_TAGS, &[&instance_ids, &tag_ids])
         .await?;
     let (instances, tags): (Vec<i64>, Vec<i64>) = (row.try_get(0)?, row.try_get(1)?);
@@ -232,7 +218,10 @@ async fn on_pairs<C: GenericClient>(
     let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
     let tag_ids = id_list("tag_ids", tag_ids, MAX_TAG_IDS)?;
     let (instances, tags) = lock_both(db, &instance_ids, &tag_ids).await?;
-    let changed = db.execute(statement, &[&instances, &tags]).await?;
+    let changed = db
+        .counted()
+        .execute(statement, &[&instances, &tags])
+        .await?;
     Ok(Pairs {
         changed,
         instances: instances.len(),
@@ -288,13 +277,14 @@ pub async fn remove_all<C: GenericClient>(
 ) -> Result<RemovedAll, ApiError> {
     let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
     let instances: Vec<i64> = db
+        .counted()
         .query_one(LOCK_INSTANCES, &[&instance_ids])
         .await?
         .try_get(0)?;
     if instances.is_empty() {
         return Err(none_exist("instance_ids", "instances"));
     }
-    let removed = db.execute(DELETE_ALL, &[&instances]).await?;
+    let removed = db.counted().execute(DELETE_ALL, &[&instances]).await?;
     let out = RemovedAll {
         removed_count: removed,
         missing_instance_ids: missing(&instance_ids, &instances),
@@ -317,7 +307,10 @@ pub async fn instance_tags<C: GenericClient>(
     instance_ids: &[i64],
 ) -> Result<InstanceTags, ApiError> {
     let instance_ids = id_list("instance_ids", instance_ids, MAX_INSTANCE_IDS)?;
-    let row = db.query_one(INSTANCE_TAGS, &[&instance_ids]).await?;
+    let row = db
+        .counted()
+        .query_one(INSTANCE_TAGS, &[&instance_ids])
+        .await?;
     let instances: Vec<i64> = row.try_get(0)?;
     if instances.is_empty() {
         return Err(none_exist("instance_ids", "instances"));

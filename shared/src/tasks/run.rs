@@ -32,7 +32,7 @@ pub async fn fail_stale_runs(
             &[],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     Ok(stale as u64)
 }
 

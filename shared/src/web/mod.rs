@@ -1,6 +1,6 @@
 //! The HTTP contract, independent of the transport and of any domain: routes, auth, the
 //! envelope, errors, ETags, lists and pagination. API Gateway events and the local server
-//! both turn their request into [`RawRequest`] and hand it to `crate::api::dispatch`.
+//! both turn their request into [`RawRequest`] and hand it to the route table (`api.rs`).
 
 pub mod auth;
 pub mod error;

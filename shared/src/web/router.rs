@@ -1,5 +1,5 @@
 //! Routing and the request pipeline: match a route, authenticate, run the handler, envelope
-//! errors, add the request id and the ETag. The table itself is `crate::api`; a Lambda
+//! errors, add the request id and the ETag. The route table itself is `api.rs`; a Lambda
 //! function serves the routes of its own group, the local server serves them all.
 
 use std::time::Instant;

@@ -111,27 +111,15 @@ async fn http_api_event_with_jwt_scopes() {
     .await;
     assert_eq!(status, 201);
     // No authorizer context: 401; a route of another function: 404 in this one.
-    let (status, _, _) = call(
-        &t,
-        "api-instances",
-        apigw_event("GET", "/api/v1/instances", "", None, None),
-    )
-    .await;
-    assert_eq!(status, 401);
-    let (status, _, _) = call(
-        &t,
-        "api-instances",
-        apigw_event("GET", "/api/v1/tags", "", Some("tidemark/admin"), None),
-    )
-    .await;
-    assert_eq!(status, 404);
-    let (status, _, _) = call(
-        &t,
-        "api-system",
-        apigw_event("GET", "/api/v1/health", "", None, None),
-    )
-    .await;
-    assert_eq!(status, 200);
+    for (function, path, scopes, expected) in [
+        ("api-instances", "/api/v1/instances", None, 401),
+        ("api-instances", "/api/v1/tags", Some("tidemark/admin"), 404),
+        ("api-system", "/api/v1/health", None, 200),
+    ] {
+        let event = apigw_event("GET", path, "", scopes, None);
+        let (status, _, _) = call(&t, function, event).await;
+        assert_eq!(status, expected, "{function} {path}");
+    }
 }
 
 #[tokio::test]
