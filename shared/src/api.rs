@@ -9,7 +9,7 @@ use crate::web::ApiResponse;
 use crate::web::RawRequest;
 use crate::App;
 use crate::{
-    capacity, collect, credentials, exports, instances, ledger, route, system, tags, tasks,
+    capacity, collect, credentials, exports, fleet, instances, ledger, route, system, tags, tasks,
 };
 
 pub fn routes() -> &'static [Route] {
@@ -66,6 +66,8 @@ pub fn routes() -> &'static [Route] {
             route!(GET "/partitions", Admin, "api-system", system::partitions::list),
             route!(POST "/partitions/actions/ensure", Admin, "api-system", system::partitions::ensure),
             route!(GET "/schedules", Viewer, "api-system", system::list_schedules),
+            route!(GET "/me", Viewer, "api-system", fleet::me),
+            route!(GET "/fleet/summary", Viewer, "api-system", fleet::summary),
             // api-logs
             route!(GET "/logs", Admin, "api-logs", system::logs),
             route!(GET "/logs/statistics", Admin, "api-logs", system::log_statistics),

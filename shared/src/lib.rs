@@ -14,6 +14,7 @@ pub mod db;
 pub mod events;
 pub mod exports;
 pub mod filters;
+pub mod fleet;
 pub mod instances;
 pub mod ledger;
 pub mod queue;

@@ -9,6 +9,7 @@ mod auth;
 mod aws_emulated;
 mod capacity;
 mod collect;
+mod console;
 mod credentials;
 mod deploy;
 mod exports;

@@ -8,8 +8,17 @@ use tidemark::web::{RawRequest, MAX_BODY_BYTES};
 use tidemark::App;
 use tokio::net::TcpListener;
 
-pub async fn serve(listener: TcpListener, app: App) -> anyhow::Result<()> {
-    let router = axum::Router::new().fallback(handle).with_state(app);
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    console: crate::console::Console,
+) -> anyhow::Result<()> {
+    let router = axum::Router::new().fallback(handle).with_state(app).layer(
+        axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(console),
+            crate::console::intercept,
+        ),
+    );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "API server stopped");

@@ -2,6 +2,7 @@
 //! scheduler, over PostgreSQL. The same handlers as the Lambda functions.
 
 pub mod api;
+pub mod console;
 pub mod demo;
 pub mod postgres;
 pub mod queue;
@@ -170,7 +171,8 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
     if opts.scheduler {
         scheduler::spawn(app.clone());
     }
-    api::serve(api_listener, app.clone()).await?;
+    let console = console::Console::locate(setting(&opts, "TIDEMARK_CONSOLE_DIR"));
+    api::serve(api_listener, app.clone(), console).await?;
 
     let tokens = tokens_spec
         .split(',')

@@ -68,6 +68,14 @@ async fn main() -> anyhow::Result<()> {
     for (role, token) in &stack.tokens {
         println!("    {:<8} {token}", role.as_str());
     }
+    if let Some((_, admin)) = stack
+        .tokens
+        .iter()
+        .find(|(r, _)| *r == tidemark::web::Role::Admin)
+    {
+        // The fragment never reaches a server; the console keeps it for this tab only.
+        println!("  Console:  {api}/#token={admin}");
+    }
     if let Some((_, viewer)) = stack
         .tokens
         .iter()

@@ -1,0 +1,506 @@
+import { useMemo, useState } from "preact/hooks";
+import { del, get, patch, post, type Page } from "../api/client";
+import type { Aggregation, Credential, Instance, InstanceDatabase, RunItem, Tag, TaskRun } from "../api/types";
+import { Chart } from "../chart";
+import { formatGrowth } from "../format";
+import { Link, navigate, useParams, useRouteParams } from "../router";
+import { dateToX } from "../series";
+import { useCan } from "../session";
+import { apiQuery, toggleOne, togglePage, withFilter } from "../state";
+import { Badge, Bytes, ErrorBox, Field, Pager, SearchInput, Select, SortTh, States, Time, useLoad, useNotice } from "../ui";
+
+
+function InstanceForm(props: { initial?: Instance; onDone: (i: Instance | null) => void }) {
+  const admin = useCan("admin");
+  const i = props.initial;
+  const [v, setV] = useState({
+    name: i?.name ?? "",
+    db_type: i?.db_type ?? "postgresql",
+    host: i?.host ?? "",
+    port: String(i?.port ?? 5432),
+    credential_id: i?.credential ? String(i.credential.id) : "",
+    database_name: i?.database_name ?? "",
+    description: i?.description ?? "",
+    exclude_databases: (i?.exclude_databases ?? []).join(", "),
+    is_active: i?.is_active ?? true,
+  });
+  const [err, setErr] = useState<unknown>(null);
+  const creds = useLoad(
+    () => (admin ? get<Page<Credential>>("/credentials", { limit: 200 }) : Promise.resolve(null)),
+    String(admin),
+  );
+  const upd = (k: string) => (e: Event) => setV({ ...v, [k]: (e.target as HTMLInputElement).value });
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const body = {
+      name: v.name,
+      db_type: v.db_type,
+      host: v.host,
+      port: Number(v.port),
+      credential_id: v.credential_id ? Number(v.credential_id) : null,
+      database_name: v.database_name || null,
+      description: v.description || null,
+      exclude_databases: v.exclude_databases.split(",").map((s) => s.trim()).filter(Boolean),
+      is_active: v.is_active,
+    };
+    try {
+      const saved = i ? await patch<Instance>(`/instances/${i.id}`, body) : await post<Instance>("/instances", body);
+      props.onDone(saved);
+    } catch (x) {
+      setErr(x);
+    }
+  };
+  return (
+    <form class="panel" onSubmit={submit} aria-label={i ? "Edit instance" : "New instance"}>
+      <h2>{i ? `Edit ${i.name}` : "New instance"}</h2>
+      <ErrorBox error={err} />
+      <div class="filters">
+        <Field label="Name">
+          <input required value={v.name} onInput={upd("name")} />
+        </Field>
+        <Field label="Engine">
+          <select value={v.db_type} onChange={upd("db_type")}>
+            <option value="postgresql">PostgreSQL</option>
+            <option value="mysql">MySQL/MariaDB</option>
+          </select>
+        </Field>
+        <Field label="Host">
+          <input required value={v.host} onInput={upd("host")} />
+        </Field>
+        <Field label="Port">
+          <input required type="number" min={1} max={65535} value={v.port} onInput={upd("port")} />
+        </Field>
+        <Field label="Credential">
+          {creds.data ? (
+            <select value={v.credential_id} onChange={upd("credential_id")}>
+              <option value="">none</option>
+              {creds.data.items.map((c) => (
+                <option value={String(c.id)}>
+                  {c.name} ({c.username})
+                </option>
+              ))}
+            </select>
+          ) : (
+            <input type="number" value={v.credential_id} onInput={upd("credential_id")} placeholder="id" />
+          )}
+        </Field>
+        <Field label="Database">
+          <input value={v.database_name} onInput={upd("database_name")} />
+        </Field>
+        <Field label="Description">
+          <input value={v.description} onInput={upd("description")} />
+        </Field>
+        <Field label="Exclude databases">
+          <input value={v.exclude_databases} onInput={upd("exclude_databases")} placeholder="tmp, scratch" />
+        </Field>
+        <label class="check">
+          <input type="checkbox" checked={v.is_active} onChange={(e) => setV({ ...v, is_active: (e.target as HTMLInputElement).checked })} />
+          Active
+        </label>
+      </div>
+      <button type="submit">Save</button>{" "}
+      <button type="button" class="secondary" onClick={() => props.onDone(null)}>
+        Cancel
+      </button>
+    </form>
+  );
+}
+
+function Credentials() {
+  const l = useLoad(() => get<Page<Credential>>("/credentials", { limit: 200 }), "c");
+  const [v, setV] = useState({ name: "", username: "", password: "" });
+  const [notice, note] = useNotice();
+  const create = async (e: Event) => {
+    e.preventDefault();
+    try {
+      await post("/credentials", v);
+      setV({ name: "", username: "", password: "" });
+      note("Credential created.");
+      l.reload();
+    } catch (x) {
+      note(null, x);
+    }
+  };
+  const remove = async (c: Credential) => {
+    if (!confirm(`Delete credential ${c.name}?`)) return;
+    try {
+      await del(`/credentials/${c.id}`);
+      l.reload();
+    } catch (x) {
+      note(null, x);
+    }
+  };
+  return (
+    <details class="panel">
+      <summary>Credentials (admin)</summary>
+      {notice}
+      <States l={l} empty={(d) => d.items.length === 0} emptyText="No credentials.">
+        {(d) => (
+          <table>
+            <tbody>
+              {d.items.map((c) => (
+                <tr>
+                  <td>{c.id}</td>
+                  <td>{c.name}</td>
+                  <td>{c.username}</td>
+                  <td>
+                    <button class="secondary" onClick={() => remove(c)}>
+                      Delete
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </States>
+      <form class="filters" onSubmit={create}>
+        <Field label="Credential name">
+          <input required value={v.name} onInput={(e) => setV({ ...v, name: (e.target as HTMLInputElement).value })} />
+        </Field>
+        <Field label="Username">
+          <input required value={v.username} onInput={(e) => setV({ ...v, username: (e.target as HTMLInputElement).value })} />
+        </Field>
+        <Field label="Password">
+          <input
+            type="password"
+            autoComplete="new-password"
+            value={v.password}
+            onInput={(e) => setV({ ...v, password: (e.target as HTMLInputElement).value })}
+          />
+        </Field>
+        <button type="submit">Add credential</button>
+      </form>
+    </details>
+  );
+}
+
+function BulkBar(props: { selected: Set<number>; clear: () => void; done: () => void }) {
+  const tags = useLoad(() => get<Page<Tag>>("/tags", { limit: 200, status: "active" }), "tags");
+  const [tagId, setTagId] = useState("");
+  const [newTag, setNewTag] = useState("");
+  const [notice, note] = useNotice();
+  const ids = [...props.selected];
+  const run = async (what: "assign" | "remove" | "remove-all") => {
+    try {
+      let tag = tagId ? Number(tagId) : null;
+      if (what !== "remove-all" && !tag && newTag.trim()) {
+        const t = await post<Tag>("/tags", { name: newTag.trim(), display_name: newTag.trim(), category: "console" });
+        tag = t.id;
+        tags.reload();
+      }
+      if (what !== "remove-all" && !tag) return note(null, new Error("Pick a tag or type a new tag name."));
+      const body = what === "remove-all" ? { instance_ids: ids } : { instance_ids: ids, tag_ids: [tag] };
+      await post(`/tags/bulk/${what}`, body);
+      note(`${what === "assign" ? "Tagged" : "Untagged"} ${ids.length} instance(s).`);
+      props.done();
+    } catch (x) {
+      note(null, x);
+    }
+  };
+  const collect = async () => {
+    try {
+      const r = await post<{ run_id: string }>("/collections", { instance_ids: ids });
+      navigate(`/runs/${r.run_id}`);
+    } catch (x) {
+      note(null, x);
+    }
+  };
+  return (
+    <div class="bulk" role="region" aria-label="bulk actions">
+      <strong>{ids.length} selected</strong>
+      <Select
+        label="Tag"
+        value={tagId}
+        options={[["", "—"], ...(tags.data?.items ?? []).map((t) => [String(t.id), t.name] as [string, string])]}
+        onChange={setTagId}
+      />
+      <Field label="or new tag">
+        <input value={newTag} onInput={(e) => setNewTag((e.target as HTMLInputElement).value)} placeholder="name" />
+      </Field>
+      <button onClick={() => run("assign")}>Assign tag</button>
+      <button onClick={() => run("remove")}>Remove tag</button>
+      <button onClick={() => run("remove-all")}>Remove all tags</button>
+      <button onClick={collect}>Collect now</button>
+      <button class="secondary" onClick={props.clear}>
+        Clear selection
+      </button>
+      {notice}
+    </div>
+  );
+}
+
+export function Instances() {
+  const [params, set] = useParams(["tag"]);
+  const operator = useCan("operator");
+  const admin = useCan("admin");
+  const q = apiQuery(params);
+  const l = useLoad(() => get<Page<Instance>>("/instances", { include_total: true, ...q }), JSON.stringify(q));
+  const [selected, setSelected] = useState<Set<number>>(new Set());
+  const [editing, setEditing] = useState<Instance | "new" | null>(null);
+  const [notice, note] = useNotice();
+  const f = (k: string) => (params[k] === undefined ? "" : String(params[k]));
+  const tags = Array.isArray(params.tag) ? params.tag : params.tag ? [params.tag] : [];
+  const act = async (what: () => Promise<unknown>, msg: string) => {
+    try {
+      await what();
+      note(msg);
+      l.reload();
+    } catch (x) {
+      note(null, x);
+    }
+  };
+  return (
+    <>
+      <div class="row">
+        <h1>Instances</h1>
+        {operator && <button onClick={() => setEditing("new")}>New instance</button>}
+      </div>
+      {editing && (
+        <InstanceForm
+          initial={editing === "new" ? undefined : editing}
+          onDone={(saved) => {
+            setEditing(null);
+            if (saved) {
+              note(`Saved ${saved.name}.`);
+              l.reload();
+            }
+          }}
+        />
+      )}
+      {admin && <Credentials />}
+      {notice}
+      <form class="filters" onSubmit={(e) => e.preventDefault()}>
+        <SearchInput label="Search" value={f("search")} onCommit={(v) => set(withFilter(params, "search", v))} />
+        <Select
+          label="Engine"
+          value={f("db_type")}
+          options={[["", "any"], ["postgresql", "PostgreSQL"], ["mysql", "MySQL/MariaDB"]]}
+          onChange={(v) => set(withFilter(params, "db_type", v))}
+        />
+        <Select
+          label="Status"
+          value={f("status")}
+          options={[["", "not deleted"], ["active", "active"], ["inactive", "inactive"], ["deleted", "deleted"]]}
+          onChange={(v) => set(withFilter(params, "status", v))}
+        />
+        <SearchInput
+          label="Tags"
+          placeholder="prod, eu"
+          value={tags.join(", ")}
+          onCommit={(v) => set(withFilter(params, "tag", v.split(",").map((s) => s.trim()).filter(Boolean)))}
+        />
+        <Select label="Tag match" value={f("tag_mode")} options={[["", "any"], ["all", "all"]]} onChange={(v) => set(withFilter(params, "tag_mode", v))} />
+        <Select
+          label="Rows"
+          value={f("limit")}
+          options={[["", "20"], ["50", "50"], ["100", "100"], ["200", "200"]]}
+          onChange={(v) => set(withFilter(params, "limit", v))}
+        />
+      </form>
+      {operator && selected.size > 0 && (
+        <BulkBar selected={selected} clear={() => setSelected(new Set())} done={() => l.reload()} />
+      )}
+      <States l={l} empty={(d) => d.items.length === 0} emptyText="No instance matches these filters.">
+        {(d) => {
+          const ids = d.items.map((i) => i.id);
+          return (
+            <>
+              <div class="scroll">
+                <table data-testid="instances-table">
+                  <thead>
+                    <tr>
+                      {operator && (
+                        <th>
+                          <input
+                            type="checkbox"
+                            aria-label="Select page"
+                            checked={ids.length > 0 && ids.every((id) => selected.has(id))}
+                            onChange={() => setSelected(togglePage(selected, ids))}
+                          />
+                        </th>
+                      )}
+                      <SortTh col="name" label="Name" params={params} set={set} />
+                      <SortTh col="db_type" label="Engine" params={params} set={set} />
+                      <SortTh col="host" label="Address" params={params} set={set} />
+                      <th>Status</th>
+                      <th>Tags</th>
+                      <SortTh col="last_collected_at" label="Last collected" params={params} set={set} />
+                      {operator && <th>Actions</th>}
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {d.items.map((i) => (
+                      <tr>
+                        {operator && (
+                          <td>
+                            <input
+                              type="checkbox"
+                              aria-label={`Select ${i.name}`}
+                              checked={selected.has(i.id)}
+                              onChange={() => setSelected(toggleOne(selected, i.id))}
+                            />
+                          </td>
+                        )}
+                        <td>
+                          <Link href={`/instances/${i.id}`}>{i.name}</Link>
+                        </td>
+                        <td>{i.db_type}</td>
+                        <td>
+                          {i.host}:{i.port}
+                        </td>
+                        <td>
+                          <Badge value={i.status} />
+                        </td>
+                        <td>
+                          {i.tags.map((t) => (
+                            <span class="tag">{t.name}</span>
+                          ))}
+                        </td>
+                        <td>{i.last_collected_at ? <Time iso={i.last_collected_at} /> : "never"}</td>
+                        {operator && (
+                          <td class="actions">
+                            {i.status === "deleted" ? (
+                              <button class="secondary" onClick={() => act(() => post(`/instances/${i.id}/actions/restore`), `Restored ${i.name}.`)}>
+                                Restore
+                              </button>
+                            ) : (
+                              <>
+                                <button class="secondary" onClick={() => setEditing(i)}>
+                                  Edit
+                                </button>
+                                <button
+                                  class="secondary"
+                                  onClick={() => act(() => post(`/instances/${i.id}/actions/collect`), `Collected ${i.name}.`)}
+                                >
+                                  Collect
+                                </button>
+                                <button
+                                  class="secondary"
+                                  onClick={() => confirm(`Delete ${i.name}?`) && act(() => del(`/instances/${i.id}`), `Deleted ${i.name}.`)}
+                                >
+                                  Delete
+                                </button>
+                              </>
+                            )}
+                          </td>
+                        )}
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+              <Pager params={params} set={set} hasNext={d.has_next} nextCursor={d.next_cursor} total={d.total} count={d.items.length} />
+            </>
+          );
+        }}
+      </States>
+    </>
+  );
+}
+
+async function lastRunErrors(instanceId: number): Promise<{ run: TaskRun | null; items: RunItem[] }> {
+  const runs = await get<Page<TaskRun>>("/task-runs", { task_key: "collect_databases", limit: 1 });
+  const run = runs.items[0] ?? null;
+  if (!run) return { run, items: [] };
+  const items = await get<Page<RunItem>>(`/task-runs/${run.run_id}/items`, { status: "failed", limit: 200 });
+  return { run, items: items.items.filter((i) => i.instance_id === instanceId) };
+}
+
+export function InstancePage() {
+  const { id } = useRouteParams();
+  const inst = useLoad(() => get<Instance>(`/instances/${id}`, { include_deleted: true }), id);
+  const dbs = useLoad(() => get<Page<InstanceDatabase>>(`/instances/${id}/databases`, { sort: "size", limit: 200 }), id);
+  const trend = useLoad(
+    () => get<Page<Aggregation>>("/capacity/instances", { instance_id: id, period_type: "daily", sort: "period_start", order: "desc", limit: 200 }),
+    id,
+  );
+  const errors = useLoad(() => lastRunErrors(Number(id)), id);
+  const series = useMemo(() => {
+    const rows = [...(trend.data?.items ?? [])].reverse();
+    return {
+      xs: rows.map((r) => dateToX(r.period_start)),
+      s: [{ label: "total", values: rows.map((r) => r.avg_bytes), color: "#0b5d7a", points: true }],
+    };
+  }, [trend.data]);
+  return (
+    <States l={inst}>
+      {(i) => (
+        <>
+          <h1>
+            {i.name} <Badge value={i.status} />
+          </h1>
+          <p class="muted">
+            {i.db_type} {i.version ?? ""} · {i.host}:{i.port}
+            {i.credential ? ` · credential ${i.credential.name}` : ""} · last collected{" "}
+            {i.last_collected_at ? <Time iso={i.last_collected_at} /> : "never"}
+          </p>
+          <p>
+            {i.tags.length ? i.tags.map((t) => <span class="tag" title={t.display_name}>{t.name}</span>) : <span class="muted">no tags</span>}
+          </p>
+          {i.totals && (
+            <section class="cards">
+              <div class="card">
+                <h2>Total size</h2>
+                <p class="big">
+                  <Bytes n={i.totals.total_size_bytes} />
+                </p>
+              </div>
+              <div class="card">
+                <h2>Databases</h2>
+                <p class="big">{i.totals.database_count}</p>
+              </div>
+            </section>
+          )}
+          <h2>Total trend</h2>
+          <States l={trend} empty={(d) => d.items.length === 0} emptyText="No daily aggregates yet (the aggregate job runs daily).">
+            {() => <Chart name="instance" xs={series.xs} series={series.s} height={220} />}
+          </States>
+          <h2>Databases</h2>
+          <States l={dbs} empty={(d) => d.items.length === 0} emptyText="No database collected yet.">
+            {(d) => (
+              <table>
+                <thead>
+                  <tr>
+                    <th>Database</th>
+                    <th class="num">Size</th>
+                    <th class="num">Growth</th>
+                    <th>Collected</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {d.items.map((b) => (
+                    <tr>
+                      <td>
+                        <Link href={`/databases/${b.id}`}>{b.database_name}</Link>
+                      </td>
+                      <td class="num">
+                        <Bytes n={b.size?.bytes} />
+                      </td>
+                      <td class="num">{formatGrowth(b.growth_bytes_per_day)}</td>
+                      <td>
+                        <Time iso={b.size?.collected_at} />
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )}
+          </States>
+          <h2>Last collection: errors</h2>
+          <States l={errors} empty={(d) => d.items.length === 0} emptyText="No error in the last collection.">
+            {(d) => (
+              <ul>
+                {d.items.map((e) => (
+                  <li>
+                    <Link href={`/runs/${d.run!.run_id}`}>{e.item_key}</Link>: <span class="error-text">{e.error}</span>
+                  </li>
+                ))}
+              </ul>
+            )}
+          </States>
+        </>
+      )}
+    </States>
+  );
+}
