@@ -48,7 +48,7 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
         let r = ok(
             &t.post(
                 "/instances",
-                Role::Operator,
+                Role::Admin,
                 json!({"name": format!("bench-{i}-{suffix}"), "db_type": engine, "host": "127.0.0.1",
                        "port": port, "credential_id": creds[engine]}),
             )

@@ -33,6 +33,9 @@ fn required(name: &str) -> Result<String, Error> {
 struct Secrets {
     database_url: String,
     credential_key: String,
+    /// During a key rotation: the key the passwords are (being) re-encrypted under.
+    #[serde(default)]
+    next_credential_key: Option<String>,
 }
 
 async fn secrets(aws: &aws_config::SdkConfig) -> Result<Secrets, Error> {
@@ -40,6 +43,9 @@ async fn secrets(aws: &aws_config::SdkConfig) -> Result<Secrets, Error> {
         return Ok(Secrets {
             database_url: required("DATABASE_URL")?,
             credential_key: required("TIDEMARK_CREDENTIAL_KEY")?,
+            next_credential_key: std::env::var("TIDEMARK_NEXT_CREDENTIAL_KEY")
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
         });
     };
     let out = aws_sdk_secretsmanager::Client::new(aws)
@@ -71,13 +77,21 @@ pub async fn app() -> Result<App, Error> {
         _ => std::env::var(k).ok(),
     })?;
     let key = tidemark::config::parse_credential_key(&secrets.credential_key)?;
-    let db = tidemark::db::pool(&config.database_url, config.db_pool_size)?;
+    let mut credential_key = CredentialKey::new(&key);
+    if let Some(next) = &secrets.next_credential_key {
+        let next = tidemark::config::parse_credential_key(next)
+            .map_err(|e| format!("next_credential_key / TIDEMARK_NEXT_CREDENTIAL_KEY: {e}"))?;
+        credential_key = credential_key.with_next(&next);
+    }
+    let db = tidemark::db::pool_for(&config)?;
+    tidemark::db::connect_check(&db).await?;
     let s3 = tidemark::storage::s3_client_from(&aws, config.s3_endpoint.as_deref());
     let queue = SqsQueue {
         client: aws_sdk_sqs::Client::new(&aws),
         collect_url: std::env::var("TIDEMARK_COLLECT_QUEUE_URL").unwrap_or_default(),
         export_url: std::env::var("TIDEMARK_EXPORT_QUEUE_URL").unwrap_or_default(),
     };
+    let auth = Authenticator::jwt(&config.scope_prefix);
     Ok(App {
         storage: Storage {
             client: s3,
@@ -85,8 +99,8 @@ pub async fn app() -> Result<App, Error> {
         },
         config: Arc::new(config),
         db,
-        auth: Authenticator::Jwt,
-        credential_key: CredentialKey::new(&key),
+        auth,
+        credential_key,
         queue: Arc::new(queue),
     })
 }
@@ -268,6 +282,24 @@ where
     let mut resp = SqsBatchResponse::default();
     resp.batch_item_failures = failures;
     resp
+}
+
+/// A direct invocation whose event says what to do (the `migrate` function's actions).
+pub async fn serve_action<F, Fut>(action: F) -> Result<(), Error>
+where
+    F: Fn(App, serde_json::Value) -> Fut + Send + Sync + Copy + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<serde_json::Value>> + Send,
+{
+    let app = app().await?;
+    let app = &app;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            action(app.clone(), event.payload)
+                .await
+                .map_err(|e| Error::from(format!("{e:#}")))
+        },
+    ))
+    .await
 }
 
 /// A scheduled or direct invocation running one job.

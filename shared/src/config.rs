@@ -8,9 +8,59 @@ use base64::Engine;
 use chrono::NaiveTime;
 use chrono_tz::Tz;
 
+pub use crate::tls::{CaBundle, TlsMode};
+
+/// A PostgreSQL connection string; its `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+/// The connection string without its password (URL `user:pass@` or `password=...`).
+pub fn redact_url(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..auth_end].rfind('@') {
+            if let Some(colon) = rest[..at].find(':') {
+                return format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &rest[..colon],
+                    &rest[at..]
+                );
+            }
+        }
+        return url.to_string();
+    }
+    url.split_whitespace()
+        .map(|t| match t.split_once('=') {
+            Some(("password", _)) => "password=***".to_string(),
+            _ => t.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database_url: String,
+    /// `Debug` shows it without its password.
+    pub database_url: DatabaseUrl,
+    /// `DATABASE_URL`'s `sslmode` (libpq's meaning; default `prefer`).
+    pub db_tls_mode: TlsMode,
+    /// `TIDEMARK_DB_CA_FILE`: the CAs trusted for the app database, else the built-in roots.
+    pub db_ca: Option<CaBundle>,
     /// Business time zone: `collected_date`, aggregation periods, schedules.
     pub timezone: Tz,
     pub export_bucket: String,
@@ -28,6 +78,8 @@ pub struct Config {
     pub collect_at: NaiveTime,
     pub aggregate_at: NaiveTime,
     pub maintenance_at: NaiveTime,
+    /// `TIDEMARK_SCOPE_PREFIX`: JWT scopes `<prefix>/<role>` grant roles (AWS).
+    pub scope_prefix: String,
 }
 
 /// The 32-byte AES-256-GCM key, kept apart from `Config` so it never lands in a Debug print.
@@ -64,6 +116,17 @@ impl Config {
             }
         }
         let database_url = opt("DATABASE_URL").ok_or("DATABASE_URL is required")?;
+        let (_, db_tls_mode) = crate::tls::split_sslmode(&database_url)?;
+        let db_ca = match opt("TIDEMARK_DB_CA_FILE") {
+            None => None,
+            Some(path) => {
+                let pem = std::fs::read(&path)
+                    .map_err(|e| format!("TIDEMARK_DB_CA_FILE: cannot read {path}: {e}"))?;
+                let certs = crate::tls::parse_pem_bundle(&pem)
+                    .map_err(|e| format!("TIDEMARK_DB_CA_FILE: {path}: {e}"))?;
+                Some(CaBundle::new(certs))
+            }
+        };
         let timezone: Tz = opt("TIDEMARK_TIMEZONE")
             .unwrap_or_else(|| "UTC".into())
             .parse()
@@ -96,7 +159,9 @@ impl Config {
                 .map_err(|_| format!("{name} must be HH:MM, got {v:?}"))
         };
         Ok(Config {
-            database_url,
+            database_url: DatabaseUrl(database_url),
+            db_tls_mode,
+            db_ca,
             timezone,
             export_bucket: opt("TIDEMARK_EXPORT_BUCKET")
                 .unwrap_or_else(|| "tidemark-exports".into()),
@@ -132,6 +197,16 @@ impl Config {
             collect_at: time("TIDEMARK_COLLECT_AT", "03:00")?,
             aggregate_at: time("TIDEMARK_AGGREGATE_AT", "04:00")?,
             maintenance_at: time("TIDEMARK_MAINTENANCE_AT", "05:00")?,
+            scope_prefix: {
+                let p = opt("TIDEMARK_SCOPE_PREFIX")
+                    .unwrap_or_else(|| crate::web::auth::DEFAULT_SCOPE_PREFIX.into());
+                if p.ends_with('/') || p.contains(char::is_whitespace) {
+                    return Err(format!(
+                        "TIDEMARK_SCOPE_PREFIX must not end with / nor contain spaces, got {p:?}"
+                    ));
+                }
+                p
+            },
         })
     }
 
@@ -152,6 +227,23 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn debug_hides_the_database_password() {
+        let c = cfg(&[(
+            "DATABASE_URL",
+            "postgres://app:hunter2-secret@db:5432/t?sslmode=require",
+        )])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        assert!(shown.contains("app:***@db:5432"), "{shown}");
+        assert_eq!(c.db_tls_mode, TlsMode::Require);
+        assert_eq!(
+            redact_url("host=h password=hunter2 user=u"),
+            "host=h password=*** user=u"
+        );
     }
 
     #[test]
@@ -180,6 +272,14 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("TIDEMARK_COLLECT_AT"));
         assert!(parse_credential_key("short").is_err());
+        let e = cfg(&[("DATABASE_URL", "postgres://x/db?sslmode=verify")]).unwrap_err();
+        assert!(e.contains("sslmode"), "{e}");
+        let e = cfg(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("TIDEMARK_DB_CA_FILE", "/nonexistent/ca.pem"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("TIDEMARK_DB_CA_FILE"), "{e}");
         assert!(parse_credential_key(&STANDARD.encode([7u8; 32])).is_ok());
     }
 }

@@ -23,6 +23,7 @@ pub mod system;
 pub mod tags;
 pub mod tasks;
 pub mod telemetry;
+pub mod tls;
 pub mod values;
 pub mod web;
 

@@ -332,7 +332,8 @@ async fn deployable_path_runs_against_emulated_aws() {
                     &json!({"name": name, "db_type": db_type, "host": host, "port": port,
                              "credential_id": credential}),
                 ),
-                &OPERATOR,
+                // Attaching a credential is the admin's.
+                &ADMIN,
             )
             .await;
         assert_eq!(r.status, 201, "{name}: {r:?}");

@@ -21,7 +21,7 @@ async fn credential_password_is_write_only_and_never_logged() {
     let i = t
         .post(
             "/instances",
-            Role::Operator,
+            Role::Admin,
             json!({"name": "i1", "db_type": "pg", "host": "h", "port": 5432, "credential_id": id}),
         )
         .await;

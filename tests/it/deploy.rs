@@ -254,3 +254,61 @@ async fn the_instance_name_pattern_is_what_the_server_accepts() {
         assert_eq!(accepted, allowed, "U+{cp:04X}: server vs openapi.yaml");
     }
 }
+
+/// (method, path) -> the roles named in its `AuthorizationScopes` (`None`: no authorizer).
+fn template_scopes() -> BTreeMap<(String, String), Option<BTreeSet<String>>> {
+    let text = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
+    let mut out = BTreeMap::new();
+    let mut method: Option<String> = None;
+    let mut current: Option<(String, String)> = None;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if let Some(m) = trimmed.strip_prefix("Method: ") {
+            method = Some(m.to_string());
+        } else if let Some(p) = trimmed.strip_prefix("Path: /api/v1") {
+            if let Some(m) = method.take() {
+                let key = (m, normalise(p));
+                out.insert(key.clone(), Some(BTreeSet::new()));
+                current = Some(key);
+            }
+        } else if trimmed == "Authorizer: NONE" {
+            if let Some(key) = &current {
+                out.insert(key.clone(), None);
+            }
+        } else if let Some(scope) = trimmed
+            .strip_prefix("- !Sub \"${ScopePrefix}/")
+            .and_then(|s| s.strip_suffix('"'))
+        {
+            if let Some(Some(set)) = current.as_ref().and_then(|k| out.get_mut(k)) {
+                set.insert(scope.to_string());
+            }
+        } else if trimmed.ends_with(':') && !trimmed.starts_with("Auth") {
+            current = None;
+        }
+    }
+    out
+}
+
+#[test]
+fn api_gateway_checks_the_scopes_of_each_route_role() {
+    use tidemark::web::Role;
+    let scopes = template_scopes();
+    for route in tidemark::api::routes() {
+        let key = (route.method.to_string(), normalise(route.path));
+        let want: Option<BTreeSet<String>> = route.role.map(|needed| {
+            [Role::Viewer, Role::Operator, Role::Admin]
+                .into_iter()
+                .filter(|r| *r >= needed)
+                .map(|r| r.as_str().to_string())
+                .collect()
+        });
+        let got = scopes.get(&key).cloned().unwrap_or(Some(BTreeSet::new()));
+        assert_eq!(
+            got, want,
+            "{} {}: AuthorizationScopes in template.yaml vs the router's role",
+            key.0, key.1
+        );
+    }
+    let template = std::fs::read_to_string(root().join("template.yaml")).expect("template");
+    assert!(template.contains("TIDEMARK_SCOPE_PREFIX: !Ref ScopePrefix"));
+}

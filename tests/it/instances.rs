@@ -13,7 +13,7 @@ async fn instance_lifecycle_over_http() {
     let r = t
         .post(
             "/instances",
-            Role::Operator,
+            Role::Admin,
             json!({"name": "mysql-prod-1", "db_type": "MariaDB", "host": "10.0.0.7", "port": 3306,
                    "credential_id": cred, "description": "orders", "tag_ids": [prod],
                    "exclude_databases": ["tmp_%"]}),
@@ -38,7 +38,7 @@ async fn instance_lifecycle_over_http() {
     let r = t
         .patch(
             &format!("/instances/{id}"),
-            Role::Operator,
+            Role::Admin,
             json!({"port": 3307, "description": null}),
         )
         .await;
@@ -139,7 +139,8 @@ async fn instance_validation_errors() {
     for (key, value, field) in cases {
         let mut body = json!({"name": "a", "db_type": "mysql", "host": "h", "port": 1});
         body[key] = value;
-        let r = t.post("/instances", Role::Operator, body.clone()).await;
+        // Admin: a credential_id is theirs to give (an operator gets 403 first).
+        let r = t.post("/instances", Role::Admin, body.clone()).await;
         assert_eq!(
             (r.status, r.code()),
             (400, "VALIDATION_ERROR"),

@@ -129,3 +129,31 @@ async fn sqs_batch_reports_only_failed_records() {
         .collect();
     assert_eq!(failed, vec!["m-fails".to_string()]);
 }
+
+/// A scope grants a role only when it is exactly `<prefix>/<role>`: look-alikes grant nothing.
+#[tokio::test]
+async fn only_exact_prefixed_scopes_grant_roles_through_api_gateway() {
+    let t = TestStack::start().await;
+    let credentials =
+        |scope: &'static str| apigw_event("GET", "/api/v1/credentials", "", Some(scope), None);
+    for scope in [
+        "other/admin",
+        "admin",
+        "urn:x:admin",
+        "tidemark/administrator",
+        "tidemark-admin",
+    ] {
+        let (status, body, _) = call(&t, "api-instances", credentials(scope)).await;
+        assert_eq!(status, 403, "{scope}: {body}");
+    }
+    let (status, body, _) = call(&t, "api-instances", credentials("openid tidemark/admin")).await;
+    assert_eq!(status, 200, "{body}");
+    // An operator scope alongside a look-alike admin one stays an operator.
+    let (status, _, _) = call(
+        &t,
+        "api-instances",
+        credentials("tidemark/operator other/admin"),
+    )
+    .await;
+    assert_eq!(status, 403);
+}

@@ -20,3 +20,4 @@ mod system;
 mod tags;
 mod tags_bulk;
 mod tasks;
+mod tls;

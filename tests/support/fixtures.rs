@@ -40,9 +40,10 @@ impl TestStack {
         credential_id: Option<i64>,
         exclude: &[&str],
     ) -> i64 {
+        // Admin: attaching a credential is theirs.
         self.create(
             "/instances",
-            Role::Operator,
+            Role::Admin,
             json!({"name": unique("inst"), "db_type": db_type, "host": host, "port": port,
                    "credential_id": credential_id, "exclude_databases": exclude}),
         )

@@ -5,6 +5,7 @@
 mod fixtures;
 pub mod private_pg;
 pub mod scratch;
+pub mod tls_servers;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -160,15 +161,31 @@ impl TestStack {
 
     /// Over a database the caller owns (e.g. a private server it will stop).
     pub async fn start_on(url: &str) -> TestStack {
+        Self::start_on_with(url, Vec::new())
+            .await
+            .expect("start local stack")
+    }
+
+    /// Over a database the caller owns, with settings; the start's error when it fails.
+    pub async fn start_on_with(
+        url: &str,
+        settings: Vec<(&str, &str)>,
+    ) -> anyhow::Result<TestStack> {
         let db = TestDb {
             name: String::new(),
             url: url.to_string(),
             owned: false,
         };
-        Self::start_in(db, Vec::new()).await
+        Self::try_start_in(db, settings).await
     }
 
     async fn start_in(db: TestDb, settings: Vec<(&str, &str)>) -> TestStack {
+        Self::try_start_in(db, settings)
+            .await
+            .expect("start local stack")
+    }
+
+    async fn try_start_in(db: TestDb, settings: Vec<(&str, &str)>) -> anyhow::Result<TestStack> {
         init_logs();
         let data_dir = tempfile::tempdir().expect("tempdir");
         let mut settings: Vec<(String, String)> = settings
@@ -189,16 +206,15 @@ impl TestStack {
             api_tokens: Some(format!("viewer:{VIEWER},operator:{OPERATOR},admin:{ADMIN}")),
             settings,
         })
-        .await
-        .expect("start local stack");
+        .await?;
         let base = format!("http://{}/api/v1", stack.api_addr);
-        TestStack {
+        Ok(TestStack {
             stack,
             base,
             http: reqwest::Client::new(),
             db,
             data_dir,
-        }
+        })
     }
 
     pub async fn call(

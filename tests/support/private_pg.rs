@@ -41,6 +41,14 @@ fn as_postgres(bin: &PathBuf) -> Command {
 impl PrivatePg {
     /// `None` when the server binaries are not installed.
     pub async fn start() -> Option<PrivatePg> {
+        Self::start_configured(None, |_| {}).await
+    }
+
+    /// On `port` (else a free one), `configure` editing the data folder before the start.
+    pub async fn start_configured(
+        port: Option<u16>,
+        configure: impl FnOnce(&std::path::Path),
+    ) -> Option<PrivatePg> {
         let initdb = find_bin("initdb")?;
         let pg_ctl = find_bin("pg_ctl")?;
         let dir = tempfile::Builder::new()
@@ -65,11 +73,15 @@ impl PrivatePg {
             .ok()?
             .success();
         assert!(ok, "initdb failed");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
+        configure(&data);
+        let port = match port {
+            Some(p) => p,
+            None => std::net::TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port(),
+        };
         let ok = as_postgres(&pg_ctl)
             .arg("-D")
             .arg(&data)
@@ -85,12 +97,24 @@ impl PrivatePg {
             .status()
             .ok()?
             .success();
-        assert!(ok, "pg_ctl start failed");
+        if !ok {
+            let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+            panic!("pg_ctl start failed: {log}");
+        }
         Some(PrivatePg {
             url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
             dir,
             pg_ctl,
         })
+    }
+
+    /// The server's socket folder (for admin connections that bypass TCP rules).
+    pub fn socket_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
     }
 
     pub fn stop(&self) {

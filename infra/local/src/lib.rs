@@ -6,8 +6,10 @@ pub mod console;
 pub mod demo;
 pub mod postgres;
 pub mod queue;
+pub mod rotate;
 pub mod s3;
 pub mod scheduler;
+pub mod secret_files;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,7 +51,7 @@ impl Stack {
     /// The same app authenticating as in AWS (JWT authorizer claims), for adapter tests.
     pub fn app_with_jwt(&self) -> App {
         App {
-            auth: Authenticator::Jwt,
+            auth: Authenticator::jwt(&self.app.config.scope_prefix),
             ..self.app.clone()
         }
     }
@@ -71,17 +73,12 @@ fn persistent_secret(
         return Ok(v.trim().to_string());
     }
     let v = make();
-    std::fs::write(&path, &v).with_context(|| format!("writing {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-    }
+    secret_files::write(&path, &v)?;
     Ok(v)
 }
 
 /// A setting: the options' override, else the environment.
-fn setting(opts: &Options, key: &str) -> Option<String> {
+pub(crate) fn setting(opts: &Options, key: &str) -> Option<String> {
     if key == "TIDEMARK_API_TOKENS" {
         if let Some(t) = &opts.api_tokens {
             return Some(t.clone());
@@ -95,7 +92,7 @@ fn setting(opts: &Options, key: &str) -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     use rand::Rng;
     let mut b = [0u8; 18];
     rand::rng().fill_bytes(&mut b);
@@ -103,8 +100,7 @@ fn random_token() -> String {
 }
 
 pub async fn start(opts: Options) -> anyhow::Result<Stack> {
-    std::fs::create_dir_all(&opts.data_dir)
-        .with_context(|| format!("creating {}", opts.data_dir.display()))?;
+    secret_files::private_dir(&opts.data_dir)?;
     let database_url = postgres::resolve(opts.database_url.clone(), &opts.data_dir).await?;
 
     let api_listener = TcpListener::bind(opts.listen)
@@ -149,7 +145,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
     .map_err(anyhow::Error::msg)?;
     config.s3_endpoint = Some(s3_endpoint.clone());
 
-    let db = tidemark::db::pool(&config.database_url, config.db_pool_size)?;
+    let db = tidemark::db::pool_for(&config)?;
     let applied = tidemark::db::migrate(&db).await?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "migrations applied");

@@ -1,7 +1,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// Tidemark on one machine: HTTP API, embedded S3, in-process queue and scheduler.
 #[derive(Debug, Parser)]
@@ -22,27 +22,48 @@ struct Cli {
     /// Register this machine's PostgreSQL and MariaDB/MySQL, tag them and collect at once.
     #[arg(long)]
     demo: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Re-encrypt every stored password under a new key (one transaction) and record its
+    /// version. Stop the stack first. The new key: TIDEMARK_NEW_CREDENTIAL_KEY, else a
+    /// generated one replacing <data-dir>/credential.key.
+    RotateCredentialKey,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tidemark::telemetry::init_human();
     let cli = Cli::parse();
-    let stack = tidemark_local::start(tidemark_local::Options {
+    let options = tidemark_local::Options {
         listen: cli.listen,
         s3_listen: cli.s3_listen,
-        data_dir: cli.data_dir,
+        data_dir: cli.data_dir.clone(),
         scheduler: !cli.no_scheduler,
         database_url: std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty()),
         api_tokens: None,
         settings: Vec::new(),
-    })
-    .await?;
+    };
+    if let Some(Command::RotateCredentialKey) = cli.command {
+        let done = tidemark_local::rotate::rotate_credential_key(&options).await?;
+        println!(
+            "credential key rotated: version {}, {} password(s) re-encrypted",
+            done.version, done.re_encrypted
+        );
+        return Ok(());
+    }
+    let stack = tidemark_local::start(options).await?;
     let api = format!("http://{}", stack.api_addr);
     println!("Tidemark is running.");
     println!("  API:      {api}/api/v1");
     println!("  S3:       http://{}", stack.s3_addr);
-    println!("  Database: {}", redact(&stack.database_url));
+    println!(
+        "  Database: {}",
+        tidemark::config::redact_url(&stack.database_url)
+    );
     println!("  Tokens (TIDEMARK_API_TOKENS, kept in the data folder):");
     for (role, token) in &stack.tokens {
         println!("    {:<8} {token}", role.as_str());
@@ -69,15 +90,4 @@ async fn main() -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     println!("stopping");
     Ok(())
-}
-
-/// The URL without a password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if url[s + 3..at].contains(':') => {
-            let user_end = url[s + 3..at].find(':').map(|i| s + 3 + i).unwrap_or(at);
-            format!("{}:***{}", &url[..user_end], &url[at..])
-        }
-        _ => url.to_string(),
-    }
 }

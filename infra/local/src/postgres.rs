@@ -19,7 +19,7 @@ pub async fn resolve(database_url: Option<String>, data_dir: &Path) -> anyhow::R
         ensure_database(&format!("{default} dbname=postgres"), "tidemark").await?;
         return Ok("postgres://postgres@127.0.0.1:5432/tidemark".into());
     }
-    start_private(data_dir).await
+    start_private(data_dir, PRIVATE_PORT).await
 }
 
 async fn answers(conn: &str) -> bool {
@@ -77,46 +77,74 @@ fn as_cluster_user(bin: &Path) -> Command {
     }
 }
 
-async fn start_private(data_dir: &Path) -> anyhow::Result<String> {
+/// Starts (initialising it the first time) the cluster in `<data_dir>/pg` on `port`; returns
+/// its URL, with the generated password.
+pub async fn start_private(data_dir: &Path, port: u16) -> anyhow::Result<String> {
     let (Some(initdb), Some(pg_ctl)) = (find_bin("initdb"), find_bin("pg_ctl")) else {
         bail!(
             "no PostgreSQL found: set DATABASE_URL, start PostgreSQL on 127.0.0.1:5432, \
              or install the PostgreSQL server binaries (initdb, pg_ctl) for a private cluster"
         );
     };
-    let pg_dir = std::fs::canonicalize(data_dir)?.join("pg");
+    let data_dir = std::fs::canonicalize(data_dir)?;
+    let pg_dir = data_dir.join("pg");
     let is_root = Command::new("id")
         .arg("-u")
         .output()
         .map(|o| o.stdout.starts_with(b"0"))
         .unwrap_or(false);
+    if is_root {
+        // The cluster runs as `postgres`, which must pass through the (root-owned) data
+        // folder to its own 0700 directory: traverse only, no listing.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o711))?;
+    }
+    // The superuser's password (SCRAM), generated once and kept next to the cluster.
+    let password_file = data_dir.join("pg.password");
+    let password = match std::fs::read_to_string(&password_file) {
+        Ok(p) => p.trim().to_string(),
+        Err(_) => {
+            let p = crate::random_token();
+            crate::secret_files::write(&password_file, &p)?;
+            p
+        }
+    };
     if !pg_dir.join("PG_VERSION").exists() {
-        std::fs::create_dir_all(&pg_dir)?;
+        crate::secret_files::private_dir(&pg_dir)?;
+        // initdb reads the password from a file the cluster user can read; gone right after.
+        let init_dir = data_dir.join("pg-init");
+        crate::secret_files::private_dir(&init_dir)?;
+        let pwfile = init_dir.join("pwfile");
+        crate::secret_files::write(&pwfile, &password)?;
         if is_root {
             Command::new("chown")
                 .args(["-R", "postgres:postgres"])
                 .arg(&pg_dir)
+                .arg(&init_dir)
                 .status()?;
         }
         let status = as_cluster_user(&initdb)
             .args(["-D"])
             .arg(&pg_dir)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
+            .args(["-U", "postgres", "--auth=scram-sha-256", "-E", "UTF8"])
+            .arg(format!("--pwfile={}", pwfile.display()))
             .stdout(std::process::Stdio::null())
             .status()
-            .context("running initdb")?;
-        if !status.success() {
+            .context("running initdb");
+        let _ = std::fs::remove_dir_all(&init_dir);
+        if !status?.success() {
             bail!("initdb failed for {}", pg_dir.display());
         }
     }
-    let conn = format!("host=127.0.0.1 port={PRIVATE_PORT} user=postgres dbname=postgres");
+    let conn =
+        format!("host=127.0.0.1 port={port} user=postgres password={password} dbname=postgres");
     if !answers(&conn).await {
         let status = as_cluster_user(&pg_ctl)
             .arg("-D")
             .arg(&pg_dir)
             .arg("-o")
             .arg(format!(
-                "-p {PRIVATE_PORT} -c listen_addresses=127.0.0.1 -k {}",
+                "-p {port} -c listen_addresses=127.0.0.1 -k {}",
                 pg_dir.display()
             ))
             .arg("-l")
@@ -133,7 +161,21 @@ async fn start_private(data_dir: &Path) -> anyhow::Result<String> {
         }
     }
     ensure_database(&conn, "tidemark").await?;
+    // Generated tokens are URL-safe base64: no escaping needed in the URL.
     Ok(format!(
-        "postgres://postgres@127.0.0.1:{PRIVATE_PORT}/tidemark"
+        "postgres://postgres:{password}@127.0.0.1:{port}/tidemark"
     ))
+}
+
+/// Stops the private cluster of `data_dir` (tests; the local stack leaves it running).
+pub fn stop_private(data_dir: &Path) {
+    if let Some(pg_ctl) = find_bin("pg_ctl") {
+        let _ = as_cluster_user(&pg_ctl)
+            .arg("-D")
+            .arg(data_dir.join("pg"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }

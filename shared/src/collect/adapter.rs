@@ -4,7 +4,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
 use async_trait::async_trait;
 
 /// Where and how to reach one managed server.
@@ -19,6 +18,9 @@ pub struct Target {
     pub database_name: Option<String>,
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
+    /// The instance's `tls_mode` and optional CA bundle (`tls_ca_pem`).
+    pub tls_mode: crate::tls::TlsMode,
+    pub tls_ca_pem: Option<String>,
 }
 
 // Hand-written so a password can never reach a log line through `{:?}`.
@@ -29,6 +31,7 @@ impl std::fmt::Debug for Target {
             .field("port", &self.port)
             .field("username", &self.username)
             .field("database_name", &self.database_name)
+            .field("tls_mode", &self.tls_mode)
             .finish_non_exhaustive()
     }
 }
@@ -47,6 +50,8 @@ pub struct DatabaseSize {
 pub struct Collected {
     pub version: String,
     pub databases: Vec<DatabaseSize>,
+    /// Whether the connection that read them was TLS.
+    pub encrypted: bool,
 }
 
 /// What the rest of the service knows about an engine without connecting to it.
@@ -81,7 +86,12 @@ where
             "could not connect to {where_}: no answer within {:?}",
             target.connect_timeout
         ),
-        Ok(r) => r.with_context(|| format!("could not connect to {where_}")),
+        // A TLS failure says what failed (handshake, unknown CA, name mismatch).
+        Ok(Err(e)) => match crate::tls::describe_failure(&e) {
+            Some(why) => anyhow::bail!("could not connect to {where_}: {why}"),
+            None => Err(anyhow::Error::new(e).context(format!("could not connect to {where_}"))),
+        },
+        Ok(Ok(conn)) => Ok(conn),
     }
 }
 

@@ -132,6 +132,20 @@ async fn fan_out(
     Ok(())
 }
 
+/// Whether the instance's last collection travelled over TLS (with its sizes, same transaction).
+pub async fn record_encryption(
+    tx: &impl deadpool_postgres::GenericClient,
+    instance_id: i64,
+    encrypted: bool,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "UPDATE instances SET last_collection_encrypted = $2 WHERE id = $1",
+        &[&instance_id, &encrypted],
+    )
+    .await?;
+    Ok(())
+}
+
 /// The result of visiting one instance's server.
 pub enum Visit {
     Collected {
@@ -152,7 +166,7 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
     let Some(row) = client
         .query_opt(
             "SELECT db_type, host, port, credential_id, database_name, exclude_databases, is_active, \
-                    deleted_at IS NOT NULL AS deleted \
+                    tls_mode, tls_ca_pem, deleted_at IS NOT NULL AS deleted \
              FROM instances WHERE id = $1",
             &[&instance_id],
         )
@@ -180,9 +194,8 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
                 if e.downcast_ref::<tokio_postgres::Error>().is_some() {
                     return Err(e);
                 }
-                return Ok(Visit::Failed(
-                    "the instance's credential could not be decrypted".into(),
-                ));
+                // The message names the credential and the key version, never the password.
+                return Ok(Visit::Failed(format!("{e:#}")));
             }
         };
     drop(client);
@@ -196,6 +209,9 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
         database_name: row.try_get("database_name")?,
         connect_timeout: app.config.connect_timeout,
         statement_timeout: app.config.statement_timeout,
+        // The column's CHECK constraint admits only known modes.
+        tls_mode: crate::tls::TlsMode::parse(row.get("tls_mode")).unwrap_or_default(),
+        tls_ca_pem: row.get("tls_ca_pem"),
     };
     let exclude_databases: Vec<String> = row.try_get("exclude_databases")?;
     let exclusions = Exclusions::new(adapter, &exclude_databases);
@@ -266,22 +282,26 @@ pub async fn process(app: &App, message: &CollectMessage) -> anyhow::Result<()> 
             )
             .await?
             {
-                Some(saved) => (
-                    ItemStatus::Completed,
-                    json!({
-                        "database_count": saved.database_count,
-                        "total_size_bytes": saved.total_size_bytes,
-                        "excluded_count": excluded,
-                        "created": saved.created,
-                        "seen": saved.seen,
-                        "reactivated": saved.reactivated,
-                        "deactivated": saved.deactivated,
-                        "current": saved.current,
-                        "version": collected.version,
-                        "collected_date": message.collected_date,
-                    }),
-                    None,
-                ),
+                Some(saved) => {
+                    record_encryption(&tx, message.instance_id, collected.encrypted).await?;
+                    (
+                        ItemStatus::Completed,
+                        json!({
+                            "database_count": saved.database_count,
+                            "total_size_bytes": saved.total_size_bytes,
+                            "excluded_count": excluded,
+                            "created": saved.created,
+                            "seen": saved.seen,
+                            "reactivated": saved.reactivated,
+                            "deactivated": saved.deactivated,
+                            "current": saved.current,
+                            "version": collected.version,
+                            "collected_date": message.collected_date,
+                            "encrypted": collected.encrypted,
+                        }),
+                        None,
+                    )
+                }
                 None => (
                     ItemStatus::Cancelled,
                     json!({}),

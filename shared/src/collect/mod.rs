@@ -104,6 +104,7 @@ pub async fn collect_now(app: &App, req: Req) -> ApiResult {
     )
     .await?
     .ok_or_else(|| ApiError::not_found("instance"))?;
+    fanout::record_encryption(&tx, id, collected.encrypted).await?;
     tx.commit().await?;
     let databases: Vec<_> = collected
         .databases
@@ -118,6 +119,7 @@ pub async fn collect_now(app: &App, req: Req) -> ApiResult {
         "databases": databases,
         "database_count": saved.database_count,
         "total_size_bytes": saved.total_size_bytes,
+        "encrypted": collected.encrypted,
         "inventory": {
             "created": saved.created,
             "seen": saved.seen,

@@ -19,7 +19,9 @@ use std::collections::HashMap;
 use anyhow::Context;
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
+use mysql_async::{Conn, OptsBuilder, SslOpts};
+
+use crate::tls::TlsMode;
 
 use super::adapter::{connect, Adapter, Collected, DatabaseSize, Engine, Exclusions, Target};
 
@@ -56,10 +58,24 @@ impl Adapter for MySql {
             // Talk to the host:port we were given, never a local socket it may advertise.
             .prefer_socket(false);
         let where_ = format!("{}:{}", target.host, target.port);
-        let mut conn = connect(target, Conn::new(opts)).await?;
+        crate::tls::install_default_provider();
+        let ssl = ssl_opts(target);
+        let connect = |ssl: Option<SslOpts>| connect(target, Conn::new(opts.clone().ssl_opts(ssl)));
+        let encrypted = ssl.is_some();
+        // The driver asks for TLS before it sends any credential and stops when the server
+        // does not offer it; prefer then tries again in plaintext, as libpq does.
+        let (mut conn, encrypted) = match connect(ssl).await {
+            Err(e)
+                if target.tls_mode == TlsMode::Prefer
+                    && format!("{e:#}").contains("does not offer it") =>
+            {
+                (connect(None).await?, false)
+            }
+            other => (other?, encrypted),
+        };
         let result = tokio::time::timeout(
             target.statement_timeout * 4,
-            sizes(&mut conn, target, exclusions),
+            sizes(&mut conn, target, exclusions, encrypted),
         )
         .await
         .map_err(|_| anyhow::anyhow!("{where_} did not answer within the statement timeout"))
@@ -69,10 +85,33 @@ impl Adapter for MySql {
     }
 }
 
+/// The driver's TLS options for the instance's mode; `None`: plaintext. The driver trusts the
+/// compiled-in roots unless a CA is given, which then is the only one trusted.
+fn ssl_opts(target: &Target) -> Option<SslOpts> {
+    let ca = target.tls_ca_pem.as_ref().map(|pem| {
+        SslOpts::default()
+            .with_root_certs(vec![pem.as_bytes().to_vec().into()])
+            .with_disable_built_in_roots(true)
+    });
+    let has_ca = ca.is_some();
+    let base = ca.unwrap_or_default();
+    Some(match target.tls_mode {
+        TlsMode::Disable => return None,
+        TlsMode::Prefer | TlsMode::Require if !has_ca => {
+            base.with_danger_accept_invalid_certs(true)
+        }
+        TlsMode::Prefer | TlsMode::Require | TlsMode::VerifyCa => {
+            base.with_danger_skip_domain_validation(true)
+        }
+        TlsMode::VerifyFull => base,
+    })
+}
+
 async fn sizes(
     conn: &mut Conn,
     target: &Target,
     exclusions: &Exclusions,
+    encrypted: bool,
 ) -> anyhow::Result<Collected> {
     let version: String = conn
         .query_first("SELECT VERSION()")
@@ -156,7 +195,11 @@ async fn sizes(
             }
         })
         .collect();
-    Ok(Collected { version, databases })
+    Ok(Collected {
+        version,
+        databases,
+        encrypted,
+    })
 }
 
 /// MySQL 8 renamed `INNODB_SYS_TABLESPACES` to `INNODB_TABLESPACES`; MariaDB keeps the old name.

@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 use async_trait::async_trait;
-use tokio_postgres::NoTls;
+
+use crate::tls::{client_config, parse_pem_bundle, CaBundle, PgTls};
 
 use super::adapter::{connect, Adapter, Collected, DatabaseSize, Engine, Exclusions, Target};
 
@@ -39,7 +40,20 @@ impl Adapter for Postgres {
             cfg.password(p);
         }
         let where_ = format!("{}:{}", target.host, target.port);
-        let (client, connection) = connect(target, cfg.connect(NoTls)).await?;
+        // With require or stricter, tokio-postgres sends only the 8-byte SSLRequest until the
+        // handshake succeeds: no user name, no password in clear.
+        cfg.ssl_mode(target.tls_mode.pg_ssl_mode());
+        let ca = match &target.tls_ca_pem {
+            Some(pem) => Some(CaBundle::new(parse_pem_bundle(pem.as_bytes()).map_err(
+                |e| anyhow::anyhow!("the instance's tls_ca_pem is unusable: {e}"),
+            )?)),
+            None => None,
+        };
+        let tls = PgTls::new(
+            client_config(target.tls_mode, ca.as_ref().map(CaBundle::certs))
+                .context("building the TLS configuration")?,
+        );
+        let (client, connection) = connect(target, cfg.connect(tls)).await?;
         let connection = tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -48,6 +62,15 @@ impl Adapter for Postgres {
                 .query_one("SHOW server_version", &[])
                 .await
                 .context("reading the server version")?
+                .try_get(0)?;
+            // The server's own view: under prefer only it knows whether TLS was agreed.
+            let encrypted: bool = client
+                .query_one(
+                    "SELECT COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                    &[],
+                )
+                .await
+                .context("reading pg_stat_ssl")?
                 .try_get(0)?;
             let names: Vec<String> = client
                 .query(
@@ -84,7 +107,11 @@ impl Adapter for Postgres {
                     log_size_bytes: None,
                 });
             }
-            anyhow::Ok(Collected { version, databases })
+            anyhow::Ok(Collected {
+                version,
+                databases,
+                encrypted,
+            })
         };
         let result = tokio::time::timeout(target.statement_timeout * 3, result)
             .await

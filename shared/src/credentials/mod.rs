@@ -1,6 +1,8 @@
 //! Credentials for managed databases (admin only). The password is write-only: encrypted
 //! with AES-256-GCM on the way in, never in a response or a log line.
 
+pub mod keys;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -91,19 +93,24 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
     let body: CreateBody = req.json()?;
     let name = valid_name(&body.name)?;
     let username = valid_username(&body.username)?;
-    let cipher = app
-        .credential_key
-        .encrypt(valid_password(&body.password)?)?;
-    let client = app.db.get().await?;
-    let id = insert_named(
-        &client,
-        "INSERT INTO credentials (name, username, password_ciphertext) VALUES ($1, $2, $3) RETURNING id",
-        &[&name, &username, &cipher],
+    let password = valid_password(&body.password)?;
+    let mut client = app.db.get().await?;
+    let tx = client.transaction().await?;
+    // The id first: the ciphertext is bound to it.
+    let next_id = "SELECT nextval(pg_get_serial_sequence('credentials', 'id'))";
+    let id: i64 = sql::scalar(&tx, next_id, &[]).await?;
+    let (version, cipher) = encrypt(app, &tx, id, password).await?;
+    insert_named(
+        &tx,
+        "INSERT INTO credentials (id, name, username, password_ciphertext, key_version) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        &[&id, &name, &username, &cipher, &version],
         "credential",
         &name,
     )
     .await?;
-    let credential = fetch(&client, id).await?;
+    let credential = fetch(&tx, id).await?;
+    tx.commit().await?;
     Ok(ApiResponse::created_at("/credentials", id, credential))
 }
 
@@ -119,20 +126,20 @@ pub async fn update(app: &App, req: Req) -> ApiResult {
     let (id, body): (i64, PatchBody) = req.id_and_json()?;
     let name = body.name.as_deref().map(valid_name).transpose()?;
     let username = body.username.as_deref().map(valid_username).transpose()?;
-    let password = match &body.password {
-        Some(p) => Some(app.credential_key.encrypt(valid_password(p)?)?),
-        None => None,
-    };
+    let mut client = app.db.get().await?;
+    let tx = client.transaction().await?;
     let mut update = Update::default();
-    update
-        .set_name(name)
-        .set_some("username", username)
-        .set_some("password_ciphertext", password);
-    let client = app.db.get().await?;
-    update
-        .run(&client, "credentials", id, "", "credential")
-        .await?;
-    Ok(ApiResponse::ok(fetch(&client, id).await?))
+    update.set_name(name).set_some("username", username);
+    if let Some(p) = &body.password {
+        let (version, cipher) = encrypt(app, &tx, id, valid_password(p)?).await?;
+        update
+            .set("password_ciphertext", cipher)
+            .set("key_version", version);
+    }
+    update.run(&tx, "credentials", id, "", "credential").await?;
+    let credential = fetch(&tx, id).await?;
+    tx.commit().await?;
+    Ok(ApiResponse::ok(credential))
 }
 
 pub async fn delete(app: &App, req: Req) -> ApiResult {
@@ -156,6 +163,30 @@ pub async fn delete(app: &App, req: Req) -> ApiResult {
     Ok(ApiResponse::ok(json!({"id": id, "deleted": true})))
 }
 
+/// Encrypts credential `id`'s password under the current key version (in the caller's
+/// transaction, which keeps a rotation from slipping in between).
+async fn encrypt<C: deadpool_postgres::GenericClient>(
+    app: &App,
+    client: &C,
+    id: i64,
+    password: &str,
+) -> Result<(i32, Vec<u8>), ApiError> {
+    client
+        .execute(
+            "LOCK TABLE credential_keys IN SHARE ROW EXCLUSIVE MODE",
+            &[],
+        )
+        .await?;
+    let (version, fp) = keys::current(client, &app.credential_key)
+        .await
+        .map_err(|e| match e.downcast::<tokio_postgres::Error>() {
+            Ok(db) => ApiError::from(db),
+            Err(e) => ApiError::unavailable(e.to_string()),
+        })?;
+    let cipher = app.credential_key.encrypt_for(&fp, id, version, password)?;
+    Ok((version, cipher))
+}
+
 /// The decrypted password of an instance's credential, for collection only.
 pub async fn secret_for_instance(
     app: &App,
@@ -167,7 +198,7 @@ pub async fn secret_for_instance(
     };
     let row = client
         .query_opt(
-            "SELECT username, password_ciphertext FROM credentials WHERE id = $1",
+            "SELECT username, password_ciphertext, key_version FROM credentials WHERE id = $1",
             &[&cid],
         )
         .await?;
@@ -175,7 +206,7 @@ pub async fn secret_for_instance(
     let username: String = row.try_get(0)?;
     let cipher: Option<Vec<u8>> = row.try_get(1)?;
     let password = match cipher {
-        Some(c) => app.credential_key.decrypt(&c)?,
+        Some(c) => app.credential_key.decrypt_for(cid, row.try_get(2)?, &c)?,
         None => String::new(),
     };
     Ok(Some((username, password)))

@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{fetch, validate, Instance, COLUMNS};
+use super::{custody, fetch, validate, Instance, COLUMNS};
 use crate::values::{self, Size};
 use crate::web::list::{SortSpec, Source};
 use crate::web::request::double_option;
@@ -89,6 +89,8 @@ struct CreateBody {
     is_active: Option<bool>,
     tag_ids: Option<Vec<i64>>,
     exclude_databases: Option<Vec<String>>,
+    tls_mode: Option<String>,
+    tls_ca_pem: Option<String>,
 }
 
 async fn check_credential<C: GenericClient>(client: &C, id: Option<i64>) -> Result<(), ApiError> {
@@ -157,15 +159,29 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
     let description = optional(body.description.as_deref(), validate::description)?;
     let exclude =
         validate::exclude_databases(body.exclude_databases.as_deref().unwrap_or_default())?;
+    let tls_mode = custody::tls_mode(body.tls_mode.as_deref().unwrap_or("prefer"))?;
+    let tls_ca_pem = optional(body.tls_ca_pem.as_deref(), custody::tls_ca_pem)?;
+    custody::check(
+        &req.principal,
+        None,
+        &custody::Connection {
+            db_type: db_type.to_string(),
+            host: host.clone(),
+            port,
+            credential_id: body.credential_id,
+            tls_mode: tls_mode.as_str().to_string(),
+            tls_ca_pem: tls_ca_pem.clone(),
+        },
+    )?;
 
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
     check_credential(&tx, body.credential_id).await?;
     let id = insert_named(
         &tx,
-        "INSERT INTO instances (name, db_type, host, port, credential_id, database_name, description, is_active, exclude_databases) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        &[&name, &db_type, &host, &port, &body.credential_id, &database_name, &description, &body.is_active.unwrap_or(true), &exclude],
+        "INSERT INTO instances (name, db_type, host, port, credential_id, database_name, description, is_active, exclude_databases, tls_mode, tls_ca_pem) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        &[&name, &db_type, &host, &port, &body.credential_id, &database_name, &description, &body.is_active.unwrap_or(true), &exclude, &tls_mode.as_str(), &tls_ca_pem],
         "instance",
         &name,
     )
@@ -194,6 +210,9 @@ struct PatchBody {
     is_active: Option<bool>,
     tag_ids: Option<Vec<i64>>,
     exclude_databases: Option<Vec<String>>,
+    tls_mode: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    tls_ca_pem: Option<Option<String>>,
 }
 
 pub async fn update(app: &App, req: Req) -> ApiResult {
@@ -202,19 +221,24 @@ pub async fn update(app: &App, req: Req) -> ApiResult {
     let clearable = |v: &Option<Option<String>>, rule| {
         v.as_ref().map(|v| optional(v.as_deref(), rule)).transpose()
     };
+    let db_type = body.db_type.as_deref().map(validate::db_type).transpose()?;
+    let host = body.host.as_deref().map(validate::host).transpose()?;
+    let port = body.port.map(validate::port).transpose()?;
+    let tls_mode = body
+        .tls_mode
+        .as_deref()
+        .map(custody::tls_mode)
+        .transpose()?;
+    let tls_ca_pem = clearable(&body.tls_ca_pem, custody::tls_ca_pem)?;
     let mut update = Update::default();
     update
         .set_name(body.name.as_deref().map(validate::name).transpose()?)
-        .set_some(
-            "db_type",
-            body.db_type.as_deref().map(validate::db_type).transpose()?,
-        )
-        .set_some(
-            "host",
-            body.host.as_deref().map(validate::host).transpose()?,
-        )
-        .set_some("port", body.port.map(validate::port).transpose()?)
+        .set_some("db_type", db_type)
+        .set_some("host", host.clone())
+        .set_some("port", port)
         .set_some("credential_id", body.credential_id)
+        .set_some("tls_mode", tls_mode.map(|m| m.as_str()))
+        .set_some("tls_ca_pem", tls_ca_pem.clone())
         .set_some(
             "database_name",
             clearable(&body.database_name, validate::database_name)?,
@@ -234,6 +258,18 @@ pub async fn update(app: &App, req: Req) -> ApiResult {
 
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
+    let before = custody::Connection::load_for_update(&tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("instance"))?;
+    let after = custody::Connection {
+        db_type: db_type.map_or_else(|| before.db_type.clone(), str::to_string),
+        host: host.unwrap_or_else(|| before.host.clone()),
+        port: port.unwrap_or(before.port),
+        credential_id: body.credential_id.unwrap_or(before.credential_id),
+        tls_mode: tls_mode.map_or_else(|| before.tls_mode.clone(), |m| m.as_str().to_string()),
+        tls_ca_pem: tls_ca_pem.unwrap_or_else(|| before.tls_ca_pem.clone()),
+    };
+    custody::check(&req.principal, Some(&before), &after)?;
     if let Some(Some(cid)) = body.credential_id {
         check_credential(&tx, Some(cid)).await?;
     }

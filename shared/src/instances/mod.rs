@@ -2,6 +2,7 @@
 //! handlers, `validate` the field rules; the list filters are `crate::filters`.
 
 pub mod api;
+pub mod custody;
 pub mod validate;
 
 use chrono::{DateTime, Utc};
@@ -23,7 +24,8 @@ pub const STATUS: &str = status_sql!();
 
 /// Columns every instance response carries (alias `i`), with its tags and credential.
 pub const COLUMNS: &str = concat!("i.id, i.name, i.db_type, i.host, i.port, i.database_name, i.description, \
-    i.is_active, ", status_sql!(), " AS status, i.exclude_databases, i.version, i.last_collected_at, i.created_at, i.updated_at, i.deleted_at, \
+    i.is_active, ", status_sql!(), " AS status, i.exclude_databases, i.version, i.last_collected_at, \
+    i.tls_mode, i.tls_ca_pem IS NOT NULL AS has_tls_ca, i.last_collection_encrypted, i.created_at, i.updated_at, i.deleted_at, \
     (SELECT json_build_object('id', c.id, 'name', c.name, 'username', c.username) \
        FROM credentials c WHERE c.id = i.credential_id) AS credential, \
     COALESCE((SELECT json_agg(json_build_object('id', t.id, 'name', t.name, 'display_name', t.display_name, \
@@ -45,6 +47,12 @@ crate::row_struct! {
         pub exclude_databases: Vec<String>,
         pub version: Option<String>,
         pub last_collected_at: Option<DateTime<Utc>>,
+        /// How the collector connects (libpq's sslmode names).
+        pub tls_mode: String,
+        /// A CA bundle is set (the PEM itself is not returned).
+        pub has_tls_ca: bool,
+        /// Whether the last collection travelled over TLS; null before the first one.
+        pub last_collection_encrypted: Option<bool>,
         pub created_at: DateTime<Utc>,
         pub updated_at: DateTime<Utc>,
         pub deleted_at: Option<DateTime<Utc>>,

@@ -1,9 +1,8 @@
 //! Roles and who is calling. Locally: bearer tokens from `TIDEMARK_API_TOKENS`. In AWS: the
 //! HttpApi JWT authorizer has already checked the token; we read its scopes.
 
-use std::collections::HashMap;
-
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::ApiError;
 
@@ -63,27 +62,39 @@ pub struct JwtClaims {
     pub scopes: Vec<String>,
 }
 
+/// The scope prefix when `TIDEMARK_SCOPE_PREFIX` is not set: scopes `tidemark/<role>`.
+pub const DEFAULT_SCOPE_PREFIX: &str = "tidemark";
+
 #[derive(Clone)]
 pub enum Authenticator {
-    /// token -> role; tokens are never logged or returned.
-    Tokens(HashMap<String, Role>),
-    /// Trust the claims that the API Gateway authorizer verified.
-    Jwt,
+    /// SHA-256 of each token -> role; tokens are never kept, logged or returned.
+    Tokens(Vec<([u8; 32], Role)>),
+    /// Trust the claims that the API Gateway authorizer verified; a scope grants a role only
+    /// when it is exactly `<scope_prefix>/<role>`.
+    Jwt { scope_prefix: String },
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Authenticator::Tokens(t) => write!(f, "Tokens({} configured)", t.len()),
-            Authenticator::Jwt => write!(f, "Jwt"),
+            Authenticator::Jwt { scope_prefix } => write!(f, "Jwt({scope_prefix}/*)"),
         }
     }
 }
 
 impl Authenticator {
     /// Parses `viewer:<token>,operator:<token>,...`; tokens of at least 16 characters.
+    pub fn jwt(scope_prefix: &str) -> Self {
+        Authenticator::Jwt {
+            scope_prefix: scope_prefix.to_string(),
+        }
+    }
+
+    /// Parses `viewer:<token>,operator:<token>,...`; tokens of at least 16 characters, each
+    /// listed once (a token named twice would hold two roles).
     pub fn parse_tokens(spec: &str) -> Result<Self, String> {
-        let mut map = HashMap::new();
+        let mut map: Vec<([u8; 32], Role)> = Vec::new();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let (role, token) = entry
                 .split_once(':')
@@ -97,7 +108,14 @@ impl Authenticator {
                     role.as_str()
                 ));
             }
-            map.insert(token.to_string(), role);
+            let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+            if map.iter().any(|(d, _)| *d == digest) {
+                return Err(format!(
+                    "a token is listed twice (the second time for the {} role)",
+                    role.as_str()
+                ));
+            }
+            map.push((digest, role));
         }
         if map.is_empty() {
             return Err("no tokens given".into());
@@ -119,20 +137,30 @@ impl Authenticator {
                     })
                     .map(str::trim)
                     .ok_or_else(ApiError::unauthenticated)?;
-                let role = *map.get(token).ok_or_else(ApiError::unauthenticated)?;
+                // Digests compared in constant time, all of them: the time taken says nothing
+                // about how much of a token was right.
+                let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+                let mut found: Option<Role> = None;
+                for (digest, role) in map {
+                    if bool::from(digest.ct_eq(&presented)) {
+                        found = Some(*role);
+                    }
+                }
+                let role = found.ok_or_else(ApiError::unauthenticated)?;
                 Ok(Principal {
                     subject: token_subject(token),
                     role,
                 })
             }
-            Authenticator::Jwt => {
+            Authenticator::Jwt { scope_prefix } => {
                 let claims = jwt.ok_or_else(ApiError::unauthenticated)?;
                 let role = claims
                     .scopes
                     .iter()
                     .filter_map(|s| {
-                        let s = s.rsplit(['/', ':']).next().unwrap_or(s);
-                        Role::parse(s)
+                        s.strip_prefix(scope_prefix.as_str())
+                            .and_then(|r| r.strip_prefix('/'))
+                            .and_then(Role::parse)
                     })
                     .max()
                     .ok_or_else(|| ApiError::forbidden(Role::Viewer))?;
@@ -170,6 +198,38 @@ mod tests {
         assert!(a.authenticate(None, None).is_err());
         assert!(Authenticator::parse_tokens("viewer:short").is_err());
         assert!(Authenticator::parse_tokens("root:aaaaaaaaaaaaaaaaaa").is_err());
+        let e = Authenticator::parse_tokens("viewer:aaaaaaaaaaaaaaaaaa,admin:aaaaaaaaaaaaaaaaaa")
+            .err()
+            .unwrap();
+        assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn only_exact_prefixed_scopes_grant_roles() {
+        let role = |prefix: &str, scope: &str| {
+            let claims = JwtClaims {
+                subject: "u".into(),
+                scopes: vec!["openid".into(), scope.into()],
+            };
+            Authenticator::jwt(prefix)
+                .authenticate(None, Some(&claims))
+                .map(|p| p.role)
+                .map_err(|e| e.status.as_u16())
+        };
+        assert_eq!(role("tidemark", "tidemark/admin"), Ok(Role::Admin));
+        for scope in [
+            "admin",
+            "other/admin",
+            "urn:x:admin",
+            "tidemark/admins",
+            "xtidemark/admin",
+            "tidemark/sub/admin",
+            "tidemark:admin",
+        ] {
+            assert_eq!(role("tidemark", scope), Err(403), "{scope}");
+        }
+        assert_eq!(role("api://inv", "api://inv/operator"), Ok(Role::Operator));
+        assert_eq!(role("api://inv", "tidemark/operator"), Err(403));
     }
 
     #[test]
@@ -178,7 +238,7 @@ mod tests {
             subject: "u1".into(),
             scopes: vec!["tidemark/viewer".into(), "tidemark/operator".into()],
         };
-        let p = Authenticator::Jwt
+        let p = Authenticator::jwt(DEFAULT_SCOPE_PREFIX)
             .authenticate(None, Some(&claims))
             .unwrap();
         assert_eq!(p.role, Role::Operator);
@@ -188,7 +248,7 @@ mod tests {
             scopes: vec!["email".into()],
         };
         assert_eq!(
-            Authenticator::Jwt
+            Authenticator::jwt(DEFAULT_SCOPE_PREFIX)
                 .authenticate(None, Some(&none))
                 .unwrap_err()
                 .status,

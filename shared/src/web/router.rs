@@ -354,7 +354,7 @@ mod tests {
                 bucket: "none".into(),
             },
             config: std::sync::Arc::new(config),
-            auth: super::super::auth::Authenticator::Jwt,
+            auth: super::super::auth::Authenticator::jwt(super::super::auth::DEFAULT_SCOPE_PREFIX),
             credential_key: crate::crypto::CredentialKey::new(&[0; 32]),
             queue: std::sync::Arc::new(NoQueue),
         }
