@@ -6,6 +6,7 @@
 //! Run one area with a filter, e.g. `cargo test --test it -- ledger::`.
 
 mod auth;
+mod bad_input;
 mod capacity;
 mod collect;
 mod credentials;

@@ -132,6 +132,14 @@ impl From<tokio_postgres::Error> for ApiError {
                 err.internal = Some(e.to_string().into());
                 err
             }
+            // Class 22 (data exception: a value out of range, text PostgreSQL cannot hold, a
+            // bad cast) comes from what the caller sent, not from a bug in the statement.
+            Some(c) if c.code().starts_with("22") => {
+                let mut err =
+                    ApiError::invalid("a value in the request is out of range or not valid");
+                err.internal = Some(e.to_string().into());
+                err
+            }
             None if e.is_closed() || is_io(&e) => {
                 let mut err = ApiError::unavailable("the database is unavailable");
                 err.internal = Some(e.to_string().into());

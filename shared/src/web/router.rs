@@ -272,11 +272,12 @@ async fn run(
     if raw.body.len() > MAX_BODY_BYTES {
         return Err(ApiError::too_large("request body over 1 MiB"));
     }
+    let query = Query::parse_checked(&raw.query)?;
     let req = Req {
         method: raw.method,
         path: raw.path,
         params,
-        query: Query::parse(&raw.query),
+        query,
         headers: raw.headers,
         body: raw.body,
         principal,
