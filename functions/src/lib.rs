@@ -73,7 +73,7 @@ pub async fn app() -> Result<App, Error> {
         _ => std::env::var(k).ok(),
     })?;
     let key = tidemark::config::parse_credential_key(&secrets.credential_key)?;
-    let db = tidemark::db::pool(&config.database_url, config.db_pool_size)?;
+    let db = tidemark::db::pool_with(&config.database_url, config.db_pool_size, config.db_limits)?;
     let s3 = tidemark::storage::s3_client_from(&aws, config.s3_endpoint.as_deref());
     let queue = SqsQueue {
         client: aws_sdk_sqs::Client::new(&aws),

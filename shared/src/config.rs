@@ -28,8 +28,12 @@ pub struct Config {
     pub presign_expiry: Duration,
     pub export_part_size: usize,
     pub db_pool_size: usize,
+    /// `statement_timeout` and idle limit of the app database's pool.
+    pub db_limits: crate::db::Limits,
     pub stats_retention_months: u32,
     pub log_retention_months: u32,
+    /// Most exports one owner may have queued or running at once (429 beyond).
+    pub max_exports_per_owner: i64,
     /// Exports (object and job) older than this are deleted by maintenance.
     pub export_retention_days: i32,
     /// Daily job times of day in `timezone` (parsed from HH:MM at start).
@@ -119,6 +123,14 @@ impl Config {
                 MAX_PRESIGN_EXPIRY.as_secs()
             ));
         }
+        let max_exports_per_owner: i64 = num(
+            opt("TIDEMARK_MAX_EXPORTS_PER_OWNER"),
+            "TIDEMARK_MAX_EXPORTS_PER_OWNER",
+            5,
+        )?;
+        if !(1..=1000).contains(&max_exports_per_owner) {
+            return Err("TIDEMARK_MAX_EXPORTS_PER_OWNER must be between 1 and 1000".into());
+        }
         let export_retention_days: i32 = num(
             opt("TIDEMARK_EXPORT_RETENTION_DAYS"),
             "TIDEMARK_EXPORT_RETENTION_DAYS",
@@ -164,6 +176,18 @@ impl Config {
             presign_expiry,
             export_part_size: part_mib * 1024 * 1024,
             db_pool_size: num(opt("TIDEMARK_DB_POOL_SIZE"), "TIDEMARK_DB_POOL_SIZE", 16)?,
+            db_limits: crate::db::Limits {
+                statement_timeout: Duration::from_secs(num(
+                    opt("TIDEMARK_DB_STATEMENT_TIMEOUT_SECS"),
+                    "TIDEMARK_DB_STATEMENT_TIMEOUT_SECS",
+                    60,
+                )?),
+                idle_timeout: Duration::from_secs(num(
+                    opt("TIDEMARK_DB_IDLE_TIMEOUT_SECS"),
+                    "TIDEMARK_DB_IDLE_TIMEOUT_SECS",
+                    300,
+                )?),
+            },
             stats_retention_months: num(
                 opt("TIDEMARK_STATS_RETENTION_MONTHS"),
                 "TIDEMARK_STATS_RETENTION_MONTHS",
@@ -175,6 +199,7 @@ impl Config {
                 3,
             )?,
             export_retention_days,
+            max_exports_per_owner,
             collect_at: time("TIDEMARK_COLLECT_AT", "03:00")?,
             aggregate_at: time("TIDEMARK_AGGREGATE_AT", "04:00")?,
             maintenance_at: time("TIDEMARK_MAINTENANCE_AT", "05:00")?,

@@ -11,9 +11,43 @@ mod embedded {
     refinery::embed_migrations!("../migrations");
 }
 
+/// Limits that protect the app database from one process.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Server-side `statement_timeout` of every pooled connection (the export stream opts out).
+    pub statement_timeout: Duration,
+    /// A connection unused this long is closed instead of reused: a server, proxy or NAT may
+    /// have dropped it meanwhile (a frozen Lambda), and it holds a server slot for nothing.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            statement_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
 pub fn pool(database_url: &str, size: usize) -> anyhow::Result<Pool> {
+    pool_with(database_url, size, Limits::default())
+}
+
+pub fn pool_with(database_url: &str, size: usize, limits: Limits) -> anyhow::Result<Pool> {
     let mut cfg = tokio_postgres::Config::from_str(database_url)
         .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    // Also ends a transaction left idle (a handler stuck between statements) after as long.
+    let options = format!(
+        "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+        limits.statement_timeout.as_millis(),
+        limits.idle_timeout.as_millis()
+    );
+    let options = match cfg.get_options() {
+        Some(given) if !given.is_empty() => format!("{given} {options}"),
+        _ => options,
+    };
+    cfg.options(&options);
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(Duration::from_secs(5));
     }
@@ -27,8 +61,16 @@ pub fn pool(database_url: &str, size: usize) -> anyhow::Result<Pool> {
             recycling_method: RecyclingMethod::Fast,
         },
     );
+    let idle = limits.idle_timeout;
     Pool::builder(manager)
         .max_size(size.max(1))
+        .pre_recycle(deadpool_postgres::Hook::sync_fn(move |_, metrics| {
+            if metrics.last_used() > idle {
+                Err(deadpool_postgres::HookError::message("idle too long"))
+            } else {
+                Ok(())
+            }
+        }))
         .wait_timeout(Some(Duration::from_secs(10)))
         .create_timeout(Some(Duration::from_secs(5)))
         .runtime(deadpool_postgres::Runtime::Tokio1)

@@ -148,7 +148,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
     .map_err(anyhow::Error::msg)?;
     config.s3_endpoint = Some(s3_endpoint.clone());
 
-    let db = tidemark::db::pool(&config.database_url, config.db_pool_size)?;
+    let db = tidemark::db::pool_with(&config.database_url, config.db_pool_size, config.db_limits)?;
     let applied = tidemark::db::migrate(&db).await?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "migrations applied");

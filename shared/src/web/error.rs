@@ -13,6 +13,8 @@ pub struct ApiError {
     pub details: Option<Box<Value>>,
     /// Logged (never returned) for 5xx errors.
     pub internal: Option<Box<str>>,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u32>,
 }
 
 pub type ApiResult = Result<super::ApiResponse, ApiError>;
@@ -26,6 +28,7 @@ impl ApiError {
             field: None,
             details: None,
             internal: None,
+            retry_after: None,
         }
     }
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
@@ -68,6 +71,12 @@ impl ApiError {
     }
     pub fn unprocessable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "UNPROCESSABLE", message)
+    }
+    /// `429` with `Retry-After`: the caller has as much in flight as it may.
+    pub fn too_many(message: impl Into<String>, retry_after_secs: u32) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message);
+        e.retry_after = Some(retry_after_secs);
+        e
     }
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message)

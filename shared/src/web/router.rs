@@ -197,6 +197,10 @@ pub async fn dispatch(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
+            if let Some(secs) = e.retry_after {
+                r.headers
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
             r
         }
     };
