@@ -228,8 +228,13 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ApiError::malformed("a JSON body is required"));
     }
-    // Only an escape can carry a control character (a raw one is a syntax error).
-    if body.windows(2).any(|w| w == b"\\u") {
+    // A control character arrives as an escape, or raw as DEL or a C1 control (JSON refuses
+    // only raw C0 ones, as a syntax error).
+    let may_hold_controls = body.contains(&0x7F)
+        || body
+            .windows(2)
+            .any(|w| w == b"\\u" || (w[0] == 0xC2 && (0x80..=0x9F).contains(&w[1])));
+    if may_hold_controls {
         if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
             reject_controls("", &value, true)?;
         }
@@ -384,6 +389,15 @@ mod tests {
             Some("filters.tag[1]")
         );
         assert!(parse_json::<B>(br#"{"name":"two\nlines\t","filters":{}}"#).is_ok());
+        // Raw DEL and C1 controls are valid JSON text, but still control characters.
+        assert_eq!(
+            field("{\"name\":\"a\u{7f}\",\"filters\":{}}").as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            field("{\"name\":\"a\u{85}\",\"filters\":{}}").as_deref(),
+            Some("name")
+        );
     }
 
     #[test]
