@@ -1,6 +1,8 @@
 //! Wiring shared by the Lambda binaries: configuration and clients once per container, the
 //! API Gateway adapter, the SQS queue and batch handling. No domain logic lives here.
 
+pub mod aws;
+
 use std::sync::Arc;
 
 use anyhow::Context;

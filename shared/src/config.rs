@@ -53,6 +53,12 @@ pub fn redact_url(url: &str) -> String {
         .join(" ")
 }
 
+/// Instances collected at once: SQS's `MaximumConcurrency` takes 2..=1000, and each collector
+/// holds app-database connections (docs/deploy.md), so the template's parameter allows this.
+pub const COLLECT_CONCURRENCY: std::ops::RangeInclusive<usize> = 2..=100;
+/// S3 (SigV4) refuses to presign for longer than seven days.
+pub const MAX_PRESIGN_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `Debug` shows it without its password.
@@ -72,14 +78,37 @@ pub struct Config {
     pub presign_expiry: Duration,
     pub export_part_size: usize,
     pub db_pool_size: usize,
+    /// `statement_timeout` and idle limit of the app database's pool.
+    pub db_limits: crate::db::Limits,
     pub stats_retention_months: u32,
     pub log_retention_months: u32,
+    /// Most exports one owner may have queued or running at once (429 beyond).
+    pub max_exports_per_owner: i64,
+    /// Exports (object and job) older than this are deleted by maintenance.
+    pub export_retention_days: i32,
     /// Daily job times of day in `timezone` (parsed from HH:MM at start).
     pub collect_at: NaiveTime,
     pub aggregate_at: NaiveTime,
     pub maintenance_at: NaiveTime,
     /// `TIDEMARK_SCOPE_PREFIX`: JWT scopes `<prefix>/<role>` grant roles (AWS).
     pub scope_prefix: String,
+}
+
+/// A time of day as `HH:MM`, or as the daily EventBridge cron the template passes
+/// (`cron(30 3 * * ? *)`), so that `/schedules` shows what AWS runs.
+fn daily_time(v: &str) -> Option<NaiveTime> {
+    if let Ok(t) = NaiveTime::parse_from_str(v, "%H:%M") {
+        return Some(t);
+    }
+    let fields: Vec<&str> = v
+        .strip_prefix("cron(")?
+        .strip_suffix(')')?
+        .split_whitespace()
+        .collect();
+    match fields.as_slice() {
+        [m, h, "*", "*", "?", "*"] => NaiveTime::from_hms_opt(h.parse().ok()?, m.parse().ok()?, 0),
+        _ => None,
+    }
 }
 
 /// The 32-byte AES-256-GCM key, kept apart from `Config` so it never lands in a Debug print.
@@ -139,8 +168,39 @@ impl Config {
             "TIDEMARK_COLLECT_CONCURRENCY",
             5,
         )?;
-        if !(1..=100).contains(&collect_concurrency) {
-            return Err("TIDEMARK_COLLECT_CONCURRENCY must be between 1 and 100".into());
+        if !COLLECT_CONCURRENCY.contains(&collect_concurrency) {
+            return Err(format!(
+                "TIDEMARK_COLLECT_CONCURRENCY must be between {} and {}",
+                COLLECT_CONCURRENCY.start(),
+                COLLECT_CONCURRENCY.end()
+            ));
+        }
+        let presign_expiry = Duration::from_secs(num(
+            opt("TIDEMARK_PRESIGN_EXPIRY_SECS"),
+            "TIDEMARK_PRESIGN_EXPIRY_SECS",
+            900,
+        )?);
+        if presign_expiry.is_zero() || presign_expiry > MAX_PRESIGN_EXPIRY {
+            return Err(format!(
+                "TIDEMARK_PRESIGN_EXPIRY_SECS must be between 1 and {} (7 days, S3's limit)",
+                MAX_PRESIGN_EXPIRY.as_secs()
+            ));
+        }
+        let max_exports_per_owner: i64 = num(
+            opt("TIDEMARK_MAX_EXPORTS_PER_OWNER"),
+            "TIDEMARK_MAX_EXPORTS_PER_OWNER",
+            5,
+        )?;
+        if !(1..=1000).contains(&max_exports_per_owner) {
+            return Err("TIDEMARK_MAX_EXPORTS_PER_OWNER must be between 1 and 1000".into());
+        }
+        let export_retention_days: i32 = num(
+            opt("TIDEMARK_EXPORT_RETENTION_DAYS"),
+            "TIDEMARK_EXPORT_RETENTION_DAYS",
+            7,
+        )?;
+        if !(1..=3650).contains(&export_retention_days) {
+            return Err("TIDEMARK_EXPORT_RETENTION_DAYS must be between 1 and 3650".into());
         }
         let part_mib: usize = num(
             opt("TIDEMARK_EXPORT_PART_MIB"),
@@ -155,8 +215,9 @@ impl Config {
         }
         let time = |name: &str, default: &str| -> Result<NaiveTime, String> {
             let v = opt(name).unwrap_or_else(|| default.to_string());
-            NaiveTime::parse_from_str(&v, "%H:%M")
-                .map_err(|_| format!("{name} must be HH:MM, got {v:?}"))
+            daily_time(&v).ok_or_else(|| {
+                format!("{name} must be HH:MM or a daily cron(M H * * ? *), got {v:?}")
+            })
         };
         Ok(Config {
             database_url: DatabaseUrl(database_url),
@@ -177,13 +238,21 @@ impl Config {
                 "TIDEMARK_STATEMENT_TIMEOUT_SECS",
                 60,
             )?),
-            presign_expiry: Duration::from_secs(num(
-                opt("TIDEMARK_PRESIGN_EXPIRY_SECS"),
-                "TIDEMARK_PRESIGN_EXPIRY_SECS",
-                900,
-            )?),
+            presign_expiry,
             export_part_size: part_mib * 1024 * 1024,
             db_pool_size: num(opt("TIDEMARK_DB_POOL_SIZE"), "TIDEMARK_DB_POOL_SIZE", 16)?,
+            db_limits: crate::db::Limits {
+                statement_timeout: Duration::from_secs(num(
+                    opt("TIDEMARK_DB_STATEMENT_TIMEOUT_SECS"),
+                    "TIDEMARK_DB_STATEMENT_TIMEOUT_SECS",
+                    60,
+                )?),
+                idle_timeout: Duration::from_secs(num(
+                    opt("TIDEMARK_DB_IDLE_TIMEOUT_SECS"),
+                    "TIDEMARK_DB_IDLE_TIMEOUT_SECS",
+                    300,
+                )?),
+            },
             stats_retention_months: num(
                 opt("TIDEMARK_STATS_RETENTION_MONTHS"),
                 "TIDEMARK_STATS_RETENTION_MONTHS",
@@ -194,6 +263,8 @@ impl Config {
                 "TIDEMARK_LOG_RETENTION_MONTHS",
                 3,
             )?,
+            export_retention_days,
+            max_exports_per_owner,
             collect_at: time("TIDEMARK_COLLECT_AT", "03:00")?,
             aggregate_at: time("TIDEMARK_AGGREGATE_AT", "04:00")?,
             maintenance_at: time("TIDEMARK_MAINTENANCE_AT", "05:00")?,
@@ -280,6 +351,29 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.contains("TIDEMARK_DB_CA_FILE"), "{e}");
+        let base = ("DATABASE_URL", "postgres://x");
+        for (name, bad) in [
+            ("TIDEMARK_PRESIGN_EXPIRY_SECS", "604801"),
+            ("TIDEMARK_PRESIGN_EXPIRY_SECS", "0"),
+            ("TIDEMARK_EXPORT_RETENTION_DAYS", "0"),
+            ("TIDEMARK_COLLECT_CONCURRENCY", "1"),
+            ("TIDEMARK_COLLECT_CONCURRENCY", "101"),
+            ("TIDEMARK_COLLECT_AT", "cron(0 3 ? * MON-FRI *)"),
+        ] {
+            assert!(
+                cfg(&[base, (name, bad)]).unwrap_err().contains(name),
+                "{name}={bad}"
+            );
+        }
+        let c = cfg(&[
+            base,
+            ("TIDEMARK_PRESIGN_EXPIRY_SECS", "604800"),
+            ("TIDEMARK_EXPORT_RETENTION_DAYS", "30"),
+            ("TIDEMARK_COLLECT_AT", "cron(30 2 * * ? *)"),
+        ])
+        .unwrap();
+        assert_eq!(c.export_retention_days, 30);
+        assert_eq!(c.collect_at, NaiveTime::from_hms_opt(2, 30, 0).unwrap());
         assert!(parse_credential_key(&STANDARD.encode([7u8; 32])).is_ok());
     }
 }

@@ -12,24 +12,46 @@ mod embedded {
     refinery::embed_migrations!("../migrations");
 }
 
-/// The pool for `config`: `DATABASE_URL` with its `sslmode`, `TIDEMARK_DB_CA_FILE`'s CAs.
+/// The pool for `config`: `DATABASE_URL` with its `sslmode`, `TIDEMARK_DB_CA_FILE`'s CAs, and
+/// the limits that protect the app database.
 pub fn pool_for(config: &crate::Config) -> anyhow::Result<Pool> {
-    pool_with_ca(
+    pool_with(
         &config.database_url,
         config.db_pool_size,
         config.db_ca.as_ref(),
+        config.db_limits,
     )
 }
 
-/// A pool trusting the built-in roots (tools and benchmarks).
+/// A pool trusting the built-in roots, with the default limits (tools and benchmarks).
 pub fn pool(database_url: &str, size: usize) -> anyhow::Result<Pool> {
-    pool_with_ca(database_url, size, None)
+    pool_with(database_url, size, None, Limits::default())
 }
 
-pub fn pool_with_ca(
+/// Limits that protect the app database from one process.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Server-side `statement_timeout` of every pooled connection (the export stream opts out).
+    pub statement_timeout: Duration,
+    /// A connection unused this long is closed instead of reused: a server, proxy or NAT may
+    /// have dropped it meanwhile (a frozen Lambda), and it holds a server slot for nothing.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            statement_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+pub fn pool_with(
     database_url: &str,
     size: usize,
     ca: Option<&CaBundle>,
+    limits: Limits,
 ) -> anyhow::Result<Pool> {
     let (database_url, mode) = split_sslmode(database_url).map_err(anyhow::Error::msg)?;
     let mut cfg = tokio_postgres::Config::from_str(&database_url)
@@ -38,6 +60,17 @@ pub fn pool_with_ca(
     let tls = PgTls::new(
         client_config(mode, ca.map(CaBundle::certs)).context("TLS settings of DATABASE_URL")?,
     );
+    // Also ends a transaction left idle (a handler stuck between statements) after as long.
+    let options = format!(
+        "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+        limits.statement_timeout.as_millis(),
+        limits.idle_timeout.as_millis()
+    );
+    let options = match cfg.get_options() {
+        Some(given) if !given.is_empty() => format!("{given} {options}"),
+        _ => options,
+    };
+    cfg.options(&options);
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(Duration::from_secs(5));
     }
@@ -51,8 +84,16 @@ pub fn pool_with_ca(
             recycling_method: RecyclingMethod::Fast,
         },
     );
+    let idle = limits.idle_timeout;
     Pool::builder(manager)
         .max_size(size.max(1))
+        .pre_recycle(deadpool_postgres::Hook::sync_fn(move |_, metrics| {
+            if metrics.last_used() > idle {
+                Err(deadpool_postgres::HookError::message("idle too long"))
+            } else {
+                Ok(())
+            }
+        }))
         .wait_timeout(Some(Duration::from_secs(10)))
         .create_timeout(Some(Duration::from_secs(5)))
         .runtime(deadpool_postgres::Runtime::Tokio1)

@@ -500,3 +500,51 @@ async fn capacity_validation_errors() {
         .await;
     assert_eq!(r.status, 401);
 }
+
+/// A threshold at the top of i64 over a slope below one byte a day is more days than a
+/// bigint holds: the answer saturates (as the ledger's does) instead of failing.
+#[tokio::test]
+async fn forecast_threshold_near_i64_max_answers() {
+    let t = TestStack::start().await;
+    let today = t.stack.app.config.business_date(chrono::Utc::now());
+    let c = t.db.connect().await;
+    let slow = t.seed_instance("slow").await;
+    // One byte over nine days: a slope of 1/9 byte a day.
+    c.execute(
+        "INSERT INTO instance_size_stats (instance_id, collected_date, total_size_bytes, database_count) \
+         VALUES ($1, $2::date - 9, 1000, 1), ($1, $2::date, 1001, 1)",
+        &[&slow, &today],
+    )
+    .await
+    .unwrap();
+    for scope in ["instances", "databases"] {
+        let r = t
+            .get(
+                &format!(
+                    "/capacity/forecast?threshold_bytes={}&scope={scope}",
+                    i64::MAX
+                ),
+                Role::Viewer,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.data()["threshold_bytes"], json!(i64::MAX));
+    }
+    let r = t
+        .get(
+            &format!("/capacity/forecast?threshold_bytes={}", i64::MAX),
+            Role::Viewer,
+        )
+        .await;
+    let item = &r.data()["items"][0];
+    assert_eq!(item["days_until"], json!(i64::MAX), "{r:?}");
+    assert_eq!(item["projected_date"], Value::Null);
+    // One past the top of i64 is not an integer the server takes.
+    let r = t
+        .get(
+            "/capacity/forecast?threshold_bytes=9223372036854775808",
+            Role::Viewer,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR"), "{r:?}");
+}

@@ -312,3 +312,298 @@ fn api_gateway_checks_the_scopes_of_each_route_role() {
     let template = std::fs::read_to_string(root().join("template.yaml")).expect("template");
     assert!(template.contains("TIDEMARK_SCOPE_PREFIX: !Ref ScopePrefix"));
 }
+
+/// template.yaml as `infra/aws/template_facts.py` reads it: grants per function, alarms.
+fn template_facts() -> serde_json::Value {
+    let out = std::process::Command::new("python3")
+        .arg(root().join("infra/aws/template_facts.py"))
+        .arg(root().join("template.yaml"))
+        .output()
+        .expect("python3 with PyYAML (scripts/services installs cfn-lint, which brings it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("template facts")
+}
+
+/// Rust sources of what is deployed: the library and the Lambda wiring.
+fn deployed_sources() -> Vec<(PathBuf, String)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+        for e in std::fs::read_dir(dir).expect("source dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).expect("source");
+                out.push((p, text));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root().join("shared/src"), &mut out);
+    walk(&root().join("functions/src"), &mut out);
+    out
+}
+
+/// Every AWS SDK operation the deployed code calls: `.operation()` followed by the
+/// request's target (`.bucket(`, `.queue_url(`, `.secret_id(`).
+fn sdk_operations() -> BTreeSet<String> {
+    let mut ops = BTreeSet::new();
+    for (_, text) in deployed_sources() {
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        for pair in lines.windows(2) {
+            let targets = [".bucket(", ".queue_url(", ".secret_id("];
+            if !targets.iter().any(|t| pair[1].starts_with(t)) {
+                continue;
+            }
+            if let Some(op) = pair[0].strip_prefix('.').and_then(|l| l.strip_suffix("()")) {
+                if op.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                    ops.insert(op.to_string());
+                }
+            }
+        }
+    }
+    ops
+}
+
+/// A function's IAM policy in template.yaml grants exactly what its code calls: the table in
+/// `functions/src/aws.rs`, itself checked against the SDK calls found in the source.
+#[test]
+fn every_function_is_granted_what_its_code_calls_and_nothing_else() {
+    use tidemark_functions::aws::{CALLS, FUNCTIONS};
+    let called = sdk_operations();
+    let known: BTreeMap<&str, &str> = CALLS.iter().copied().collect();
+    for op in &called {
+        assert!(
+            known.contains_key(op.as_str()),
+            "the code calls {op} but functions/src/aws.rs does not say which IAM action it needs"
+        );
+    }
+    for (op, _) in CALLS {
+        assert!(
+            called.contains(*op),
+            "functions/src/aws.rs lists {op}, which no code calls any more"
+        );
+    }
+    let actions: BTreeSet<&str> = CALLS.iter().map(|(_, a)| *a).collect();
+    let tabled: BTreeSet<&str> = FUNCTIONS
+        .iter()
+        .flat_map(|(_, g)| g.iter().map(|(a, _)| *a))
+        .collect();
+    assert_eq!(
+        actions, tabled,
+        "actions called vs actions given to some function"
+    );
+
+    let facts = template_facts();
+    let functions = facts["functions"].as_object().expect("functions");
+    let table: BTreeMap<&str, BTreeSet<(String, String)>> = FUNCTIONS
+        .iter()
+        .map(|(f, g)| {
+            (
+                *f,
+                g.iter()
+                    .map(|(a, r)| (a.to_string(), r.to_string()))
+                    .collect(),
+            )
+        })
+        .collect();
+    let binaries: BTreeSet<&str> = functions.keys().map(String::as_str).collect();
+    assert_eq!(
+        binaries,
+        table.keys().copied().collect(),
+        "functions in template.yaml vs functions/src/aws.rs"
+    );
+    for (binary, wanted) in &table {
+        let granted: BTreeSet<(String, String)> = functions[*binary]["grants"]
+            .as_array()
+            .expect("grants")
+            .iter()
+            .map(|g| {
+                (
+                    g[0].as_str().unwrap_or("").to_string(),
+                    g[1].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let missing: Vec<_> = wanted.difference(&granted).collect();
+        let unused: Vec<_> = granted.difference(wanted).collect();
+        assert!(
+            missing.is_empty() && unused.is_empty(),
+            "{binary}: template.yaml lacks {missing:?} and grants {unused:?} that nothing calls"
+        );
+    }
+}
+
+/// Alarms on the metrics the code publishes watch them with the dimensions the EMF line
+/// carries (a metric is its name plus all its dimensions: an alarm without them watches a
+/// metric nobody writes); every scheduled function raises an alarm when it errors.
+#[test]
+fn alarms_watch_what_the_code_publishes() {
+    use tidemark::tasks::run::{metrics_line, ClosedRun};
+    let run = ClosedRun {
+        run_id: uuid::Uuid::nil(),
+        task_key: tidemark::collect::fanout::TASK_KEY.into(),
+        status: tidemark::tasks::RunStatus::CompletedWithErrors,
+        summary: json!({"duration_ms": 1, "items_succeeded": 1, "items_failed": 1, "failure_rate": 0.5}),
+    };
+    let line = metrics_line(&run, chrono::Utc::now());
+    let emf = &line["_aws"]["CloudWatchMetrics"][0];
+    let namespace = emf["Namespace"].as_str().expect("namespace");
+    let metrics: BTreeSet<&str> = emf["Metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .filter_map(|m| m["Name"].as_str())
+        .collect();
+    let dimension_sets: Vec<BTreeMap<String, String>> = emf["Dimensions"]
+        .as_array()
+        .expect("dimensions")
+        .iter()
+        .map(|set| {
+            set.as_array()
+                .expect("a dimension set")
+                .iter()
+                .map(|d| {
+                    let d = d.as_str().expect("dimension name");
+                    (d.to_string(), line[d].as_str().unwrap_or("").to_string())
+                })
+                .collect()
+        })
+        .collect();
+
+    let facts = template_facts();
+    let alarms = facts["alarms"].as_array().expect("alarms");
+    let ours: Vec<&serde_json::Value> = alarms
+        .iter()
+        .filter(|a| a["namespace"] == json!(namespace))
+        .collect();
+    assert!(!ours.is_empty(), "no alarm on the {namespace} metrics");
+    for a in ours {
+        let metric = a["metric"].as_str().unwrap_or("");
+        assert!(
+            metrics.contains(metric),
+            "{a}: the code publishes no {metric}"
+        );
+        let dims: BTreeMap<String, String> =
+            serde_json::from_value(a["dimensions"].clone()).expect("dimensions");
+        assert!(
+            dimension_sets.contains(&dims),
+            "{a}: the EMF line publishes {metric} with dimensions {dimension_sets:?}"
+        );
+    }
+    // The failure rate is in percent: the threshold must be reachable.
+    let failure = alarms
+        .iter()
+        .find(|a| a["metric"] == json!("FailureRate"))
+        .expect("a FailureRate alarm");
+    let threshold = failure["threshold"].as_f64().expect("threshold");
+    assert!(
+        line["FailureRate"].as_f64().expect("rate") > threshold && threshold < 100.0,
+        "{failure}"
+    );
+
+    for (binary, f) in facts["functions"].as_object().expect("functions") {
+        if f["scheduled"] != json!(true) {
+            continue;
+        }
+        let logical = f["logical"].as_str().expect("logical id");
+        let watched = alarms.iter().any(|a| {
+            a["namespace"] == json!("AWS/Lambda")
+                && a["metric"] == json!("Errors")
+                && a["dimensions"]["FunctionName"] == json!(logical)
+        });
+        assert!(
+            watched,
+            "{binary} runs on a schedule but no alarm fires when it errors"
+        );
+    }
+}
+
+/// The template's parameters reach the code as settings it accepts and honours: every value
+/// the template allows is a valid setting, `CollectConcurrency`'s range is the code's, the
+/// schedule crons are what `/schedules` shows, and the export retention is read.
+#[test]
+fn template_parameters_reach_the_code() {
+    use tidemark::config::{Config, COLLECT_CONCURRENCY};
+    let facts = template_facts();
+    let params = &facts["parameters"];
+    let env = facts["environment"].as_object().expect("environment");
+    let config = |name: &str, value: &str| {
+        Config::from_lookup(|k| match k {
+            "DATABASE_URL" => Some("postgres://x".into()),
+            _ if k == name => Some(value.to_string()),
+            _ => None,
+        })
+    };
+    let param_of = |var: &str| -> &serde_json::Value {
+        let p = env
+            .get(var)
+            .and_then(|v| v["ref"].as_str())
+            .unwrap_or_else(|| panic!("template.yaml does not pass {var} from a parameter"));
+        &params[p]
+    };
+    for (var, p) in env {
+        let Some(name) = p["ref"].as_str() else {
+            continue;
+        };
+        let Some(param) = params.get(name) else {
+            continue;
+        };
+        if !var.starts_with("TIDEMARK_") {
+            continue;
+        }
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        for key in ["Default", "MinValue", "MaxValue"] {
+            if let Some(v) = param.get(key) {
+                let v = text(v);
+                assert!(
+                    config(var, &v).is_ok(),
+                    "{name}'s {key} {v} is refused by the code as {var}"
+                );
+            }
+        }
+    }
+    let cc = param_of("TIDEMARK_COLLECT_CONCURRENCY");
+    assert_eq!(
+        (cc["MinValue"].as_u64(), cc["MaxValue"].as_u64()),
+        (
+            Some(*COLLECT_CONCURRENCY.start() as u64),
+            Some(*COLLECT_CONCURRENCY.end() as u64)
+        ),
+        "CollectConcurrency's range vs the code's"
+    );
+    let days = param_of("TIDEMARK_EXPORT_RETENTION_DAYS")["Default"]
+        .as_i64()
+        .expect("a number");
+    let c = config("TIDEMARK_EXPORT_RETENTION_DAYS", &days.to_string()).expect("config");
+    assert_eq!(i64::from(c.export_retention_days), days);
+    for (var, job) in [
+        (
+            "TIDEMARK_COLLECT_AT",
+            tidemark::system::schedules::Job::Collect,
+        ),
+        (
+            "TIDEMARK_AGGREGATE_AT",
+            tidemark::system::schedules::Job::Aggregate,
+        ),
+        (
+            "TIDEMARK_MAINTENANCE_AT",
+            tidemark::system::schedules::Job::Maintenance,
+        ),
+    ] {
+        let cron = param_of(var)["Default"].as_str().expect("a cron");
+        let c = config(var, cron).expect("config");
+        let shown = tidemark::system::schedules::schedules(&c)
+            .into_iter()
+            .find(|s| s.job == job)
+            .expect("a schedule")
+            .cron();
+        assert_eq!(shown, cron, "{var}: /schedules vs template.yaml");
+    }
+}

@@ -765,3 +765,35 @@ async fn a_crashed_run_is_redone_once() {
     assert_eq!(job_state(&db, live).await.0, "running");
     assert_eq!(job_state(&db, live).await.2, 1);
 }
+
+/// At most N exports per owner are queued or running (here 2): the next is a 429 with
+/// `Retry-After`, nothing is recorded, another owner is not affected, and a place frees up
+/// when a job ends.
+#[tokio::test]
+async fn exports_in_flight_are_capped_per_owner() {
+    let t = TestStack::start_with(vec![("TIDEMARK_MAX_EXPORTS_PER_OWNER", "2")]).await;
+    let db = t.db.connect().await;
+    let first = job_row(&db, json!({})).await;
+    job_row(&db, json!({})).await;
+    let body = json!({"kind": "instances"});
+    let r = t.post("/exports", Role::Viewer, body.clone()).await;
+    assert_eq!((r.status, r.code()), (429, "TOO_MANY_REQUESTS"), "{r:?}");
+    assert_eq!(r.headers["retry-after"], "30");
+    let n: i64 = db
+        .query_one("SELECT count(*) FROM export_jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2, "the refused request recorded nothing");
+    // Another owner has places of its own.
+    let r = t.post("/exports", Role::Admin, body.clone()).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    db.execute(
+        "UPDATE export_jobs SET status = 'failed' WHERE id = $1",
+        &[&first],
+    )
+    .await
+    .unwrap();
+    let r = t.post("/exports", Role::Viewer, body).await;
+    assert_eq!(r.status, 202, "{r:?}");
+}

@@ -570,3 +570,36 @@ async fn sizes_read_only_the_partitions_of_the_range() {
     let r = blocked.await;
     assert_eq!(r.items().len(), 1);
 }
+
+#[tokio::test]
+async fn ledger_threshold_near_i64_max_answers() {
+    let t = TestStack::start().await;
+    small_fleet(&t).await;
+    let r = t
+        .get(
+            &format!(
+                "/databases/ledger?limit=200&threshold_bytes={}&sort=growth",
+                i64::MAX
+            ),
+            Role::Viewer,
+        )
+        .await;
+    let items = r.items();
+    let orders = items
+        .iter()
+        .find(|i| i["database_name"] == json!("orders"))
+        .expect("orders");
+    // (i64::MAX - 1000) / 100 bytes a day, rounded up.
+    assert_eq!(
+        orders["growth"]["days_until"],
+        json!((i64::MAX - 1000) / 100 + 1),
+        "{orders}"
+    );
+    let r = t
+        .get(
+            "/databases/ledger?threshold_bytes=9223372036854775808",
+            Role::Viewer,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR"), "{r:?}");
+}

@@ -7,6 +7,7 @@
 
 mod auth;
 mod aws_emulated;
+mod bad_input;
 mod capacity;
 mod collect;
 mod console;

@@ -179,3 +179,47 @@ async fn other_methods_are_405_with_allow_and_head_answers_like_get() {
     assert_eq!(head.headers["etag"], get.headers["etag"]);
     assert!(head.headers.contains_key("x-request-id"));
 }
+
+/// The app database is protected from one process: every pooled connection carries the
+/// statement timeout (a runaway statement is cancelled, not left running), and a connection
+/// idle longer than the idle limit is closed instead of reused.
+#[tokio::test]
+async fn the_pool_bounds_statements_and_idle_connections() {
+    use std::time::Duration;
+    let db = tidemark_tests::TestDb::create().await;
+    let limits = tidemark::db::Limits {
+        statement_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(3),
+    };
+    let pool = tidemark::db::pool_with(&db.url, 1, None, limits).unwrap();
+    async fn pid(c: &tokio_postgres::Client) -> i32 {
+        c.query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+    let c = pool.get().await.unwrap();
+    let shown: Vec<String> = c
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap()
+        .get::<_, String>(0)
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    assert_eq!(shown, vec!["1s"]);
+    let e = c.query("SELECT pg_sleep(5)", &[]).await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+    );
+    let first = pid(&c).await;
+    drop(c);
+    // Used just now: reused.
+    let c = pool.get().await.unwrap();
+    assert_eq!(pid(&c).await, first);
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let c = pool.get().await.unwrap();
+    assert_ne!(pid(&c).await, first, "an idle connection was reused");
+}

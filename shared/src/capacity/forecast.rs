@@ -58,7 +58,7 @@ fn forecast_sql(scope: &str) -> String {
            FROM {from} s WHERE s.collected_date >= $2::date GROUP BY {key}), \
          ranked AS ( \
            SELECT r.*, CASE WHEN r.slope > 0 THEN \
-             GREATEST(0, ceil(($1::bigint - r.latest_bytes) / r.slope))::bigint END AS days_until \
+             GREATEST(0, ceil(($1::bigint - r.latest_bytes) / r.slope)) END AS days_until \
            FROM recent r) \
          SELECT i.id AS instance_id, i.name AS instance_name, {extra_col}r.latest_bytes, \
            r.latest_date, r.slope, r.samples, r.days_until \
@@ -95,7 +95,9 @@ pub async fn forecast(app: &App, req: Req) -> ApiResult {
         .iter()
         .map(|r| {
             let latest_date: NaiveDate = r.try_get("latest_date")?;
-            let days_until: Option<i64> = r.try_get("days_until")?;
+            // Kept a float in SQL: a threshold near i64::MAX over a slow slope is more days
+            // than a bigint holds; the cast saturates, as the ledger's days_until does.
+            let days_until = r.try_get::<_, Option<f64>>("days_until")?.map(|d| d as i64);
             let slope: Option<f64> = r.try_get("slope")?;
             Ok(Forecast {
                 instance: InstanceRef {

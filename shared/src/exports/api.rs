@@ -72,6 +72,9 @@ struct CreateBody {
     format: Option<String>,
 }
 
+/// A small export finishes in seconds; this is when a place is likely free again.
+const EXPORT_RETRY_AFTER_SECS: u32 = 30;
+
 pub async fn create(app: &App, req: Req) -> ApiResult {
     let body: CreateBody = req.json()?;
     let kind = Kind::from_text(body.kind.trim()).ok_or_else(|| {
@@ -92,7 +95,7 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
     let query = Query::from_json(&filters)?;
     kind.select(&query)?;
 
-    let client = app.db.get().await?;
+    let mut client = app.db.get().await?;
     if kind == Kind::DatabaseSizes {
         if let Some(id) = query.int("instance_id")? {
             let exists = client
@@ -110,7 +113,31 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
             }
         }
     }
-    let row = client
+    // The count and the insert under one per-owner lock: two requests at once cannot both
+    // take the last place.
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(7246002, hashtext($1))",
+        &[&req.principal.subject],
+    )
+    .await?;
+    let in_flight: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM export_jobs WHERE requested_by = $1 AND status IN ('queued', 'running')",
+            &[&req.principal.subject],
+        )
+        .await?
+        .try_get(0)?;
+    let max = app.config.max_exports_per_owner;
+    if in_flight >= max {
+        return Err(ApiError::too_many(
+            format!(
+                "at most {max} exports may be queued or running at once; wait for one to finish"
+            ),
+            EXPORT_RETRY_AFTER_SECS,
+        ));
+    }
+    let row = tx
         .query_one(
             &format!(
                 "INSERT INTO export_jobs AS j (kind, filters, format, requested_by) VALUES ($1, $2, $3, $4) \
@@ -119,6 +146,7 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
             &[&kind.as_str(), &filters, &format, &req.principal.subject],
         )
         .await?;
+    tx.commit().await?;
     let id: Uuid = row.try_get("id")?;
     if let Err(e) = app.queue.send_export(ExportMessage { export_id: id }).await {
         // Not queued means never run: leave no job behind that would wait forever.

@@ -3,10 +3,10 @@
 
 use uuid::Uuid;
 
-use super::{upload, RETENTION_DAYS};
+use super::upload;
 use crate::App;
 
-/// Maintenance: deletes exports older than [`RETENTION_DAYS`] (object, then job), fails jobs
+/// Maintenance: deletes exports older than `export_retention_days` (object, then job), fails jobs
 /// whose worker vanished long ago, and retries aborting uploads that a failed run could not
 /// abort. Returns the number of exports deleted.
 pub async fn expire(app: &App) -> anyhow::Result<u64> {
@@ -54,7 +54,7 @@ pub async fn expire(app: &App) -> anyhow::Result<u64> {
                 "SELECT id, object_key, upload_id FROM export_jobs \
                  WHERE created_at < now() - make_interval(days => $1) AND status <> 'running' \
                  ORDER BY created_at LIMIT 500",
-                &[&RETENTION_DAYS],
+                &[&app.config.export_retention_days],
             )
             .await?;
         if old.is_empty() {

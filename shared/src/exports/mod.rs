@@ -17,9 +17,6 @@ pub use expire::expire;
 pub use kinds::Kind;
 pub use worker::process;
 
-/// Export objects and their jobs are kept this long (the S3 lifecycle rule says the same).
-pub const RETENTION_DAYS: i32 = 7;
-
 crate::text_enum! {
     /// Where an export job is.
     pub enum Status {

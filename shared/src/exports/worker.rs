@@ -205,6 +205,14 @@ async fn run(app: &App, control: &deadpool_postgres::Client, claim: &Claim) -> R
         reason: "the database is unavailable; request the export again".into(),
         detail: e.to_string(),
     })?;
+    // The one statement that streams every row may outlast the pool's statement_timeout: it
+    // runs without one, on a connection taken out of the pool (closed when done) so that no
+    // connection without the limit goes back to it.
+    let reader = deadpool_postgres::Object::take(reader);
+    reader
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .map_err(|e| database_stop("preparing the reader", &e))?;
     let key = format!("exports/{}/{}/{}", claim.id, claim.attempt, claim.file_name);
     let upload = Upload::create(&app.storage, &key, &claim.file_name).await?;
     // Recorded before any part, so whoever finds this job later can abort the upload.
@@ -282,7 +290,7 @@ async fn stream(
     app: &App,
     control: &deadpool_postgres::Client,
     claim: &Claim,
-    reader: &deadpool_postgres::Client,
+    reader: &tokio_postgres::Client,
     query: &Sql,
     upload: &mut Upload,
 ) -> Result<Totals, Stop> {

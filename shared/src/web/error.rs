@@ -13,6 +13,8 @@ pub struct ApiError {
     pub details: Option<Box<Value>>,
     /// Logged (never returned) for 5xx errors.
     pub internal: Option<Box<str>>,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u32>,
 }
 
 pub type ApiResult = Result<super::ApiResponse, ApiError>;
@@ -26,6 +28,7 @@ impl ApiError {
             field: None,
             details: None,
             internal: None,
+            retry_after: None,
         }
     }
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
@@ -68,6 +71,12 @@ impl ApiError {
     }
     pub fn unprocessable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "UNPROCESSABLE", message)
+    }
+    /// `429` with `Retry-After`: the caller has as much in flight as it may.
+    pub fn too_many(message: impl Into<String>, retry_after_secs: u32) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message);
+        e.retry_after = Some(retry_after_secs);
+        e
     }
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message)
@@ -129,6 +138,14 @@ impl From<tokio_postgres::Error> for ApiError {
             }
             Some(c) if *c == SqlState::QUERY_CANCELED => {
                 let mut err = ApiError::unavailable("the database took too long to answer");
+                err.internal = Some(e.to_string().into());
+                err
+            }
+            // Class 22 (data exception: a value out of range, text PostgreSQL cannot hold, a
+            // bad cast) comes from what the caller sent, not from a bug in the statement.
+            Some(c) if c.code().starts_with("22") => {
+                let mut err =
+                    ApiError::invalid("a value in the request is out of range or not valid");
                 err.internal = Some(e.to_string().into());
                 err
             }

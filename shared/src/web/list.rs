@@ -138,6 +138,10 @@ struct Cursor {
     id: i64,
 }
 
+fn bad_cursor() -> ApiError {
+    ApiError::validation("cursor", "cursor is not valid")
+}
+
 /// `limit`: 1..=200, default 20; out of range is a 400, never clamped.
 pub fn parse_limit(q: &Query) -> Result<i64, ApiError> {
     match q.text("limit") {
@@ -190,7 +194,13 @@ impl ListParams {
                     .decode(raw)
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok())
-                    .ok_or_else(|| ApiError::validation("cursor", "cursor is not valid"))?;
+                    .ok_or_else(bad_cursor)?;
+                if c.v.chars().any(char::is_control)
+                    || (sort.sql_type == "bigint" && c.v.parse::<i64>().is_err())
+                    || (sort.sql_type == "float" && c.v.parse::<f64>().is_err())
+                {
+                    return Err(bad_cursor());
+                }
                 if c.s != sort.name || c.o != order.as_str() {
                     return Err(ApiError::validation(
                         "cursor",
@@ -222,6 +232,23 @@ impl ListParams {
             "({})::text AS sort_key, {} AS sort_id",
             self.sort.expr, self.id_expr
         )
+    }
+
+    /// A cursor that decodes but whose value is not of the sort's type (a tampered one) is a
+    /// 400 on `cursor`; PostgreSQL is asked because it alone knows every type's text form.
+    async fn check_cursor(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+    ) -> Result<(), ApiError> {
+        let Some(c) = &self.cursor else {
+            return Ok(());
+        };
+        let check = format!("SELECT $1::text::{}", self.sort.sql_type);
+        match client.query_one(&check, &[&c.v]).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code().is_some_and(|s| s.code().starts_with("22")) => Err(bad_cursor()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Adds the keyset condition when continuing from a cursor.
@@ -269,6 +296,7 @@ impl ListParams {
         } else {
             None
         };
+        self.check_cursor(client).await?;
         self.keyset_condition(&mut sql);
         // A wrapped page carries its sort value so the outer statement keeps the order.
         let sort_value = match source.wrap {
@@ -413,6 +441,19 @@ mod tests {
             Some("page")
         );
         assert_eq!(rejected("cursor=garbage!").as_deref(), Some("cursor"));
+        // Decodes, but the value is not the sort's type or holds a NUL.
+        for (sort, tampered) in [
+            ("id", r#"{"s":"id","o":"desc","v":"x","id":3}"#),
+            (
+                "id",
+                r#"{"s":"id","o":"desc","v":"99999999999999999999","id":3}"#,
+            ),
+            ("name", r#"{"s":"name","o":"asc","v":"a\u0000","id":3}"#),
+        ] {
+            let c = URL_SAFE_NO_PAD.encode(tampered);
+            let q = format!("sort={sort}&cursor={c}");
+            assert_eq!(rejected(&q).as_deref(), Some("cursor"), "{tampered}");
+        }
         let p = parse(&format!("sort=name&cursor={c}")).unwrap();
         let mut sql = Sql::new("");
         p.keyset_condition(&mut sql);

@@ -43,6 +43,16 @@ impl RawRequest {
 pub struct Query(pub Vec<(String, String)>);
 
 impl Query {
+    /// The query string decoded, or a 400 naming the first parameter whose name or value
+    /// holds a control character.
+    pub fn parse_checked(raw: &str) -> Result<Self, ApiError> {
+        let q = Self::parse(raw);
+        for (k, v) in &q.0 {
+            control_char(k, k, false)?;
+            control_char(k, v, false)?;
+        }
+        Ok(q)
+    }
     pub fn parse(raw: &str) -> Self {
         Query(
             raw.split('&')
@@ -223,6 +233,17 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ApiError::malformed("a JSON body is required"));
     }
+    // A control character arrives as an escape, or raw as DEL or a C1 control (JSON refuses
+    // only raw C0 ones, as a syntax error).
+    let may_hold_controls = body.contains(&0x7F)
+        || body
+            .windows(2)
+            .any(|w| w == b"\\u" || (w[0] == 0xC2 && (0x80..=0x9F).contains(&w[1])));
+    if may_hold_controls {
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+            reject_controls("", &value, true)?;
+        }
+    }
     serde_json::from_slice(body).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
@@ -238,6 +259,43 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             }
         }
     })
+}
+
+/// A control character (NUL included) in text is a 400 naming the field: PostgreSQL cannot
+/// store NUL, and none of the others belongs in a name, a filter or a search. A JSON body's
+/// strings may hold tab and line breaks (a description); query parameters hold none.
+pub fn control_char(field: &str, text: &str, multiline: bool) -> Result<(), ApiError> {
+    let bad = |c: char| c.is_control() && !(multiline && matches!(c, '\t' | '\n' | '\r'));
+    if text.chars().any(bad) {
+        let field = if field.is_empty() { "body" } else { field };
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Every string (and key) in a JSON value, named by its path (`filters.search`, `tags[2]`).
+fn reject_controls(path: &str, value: &serde_json::Value, multiline: bool) -> Result<(), ApiError> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => control_char(path, s, multiline),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| reject_controls(&format!("{path}[{i}]"), v, multiline)),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            control_char(path, k, false)?;
+            let field = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            reject_controls(&field, v, multiline)
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn backticked(msg: &str) -> Option<String> {
@@ -308,6 +366,43 @@ mod tests {
         assert_eq!(q.get("search"), Some("x y"));
         assert_eq!(q.text("empty"), None);
         assert!(q.int("search").is_err());
+    }
+
+    #[test]
+    fn control_characters_are_refused_naming_the_field() {
+        let e = Query::parse_checked("limit=5&search=a%00b").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("search"));
+        for c in ["%01", "%09", "%0A", "%7F", "%C2%85"] {
+            let e = Query::parse_checked(&format!("tag={c}")).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("tag"), "{c}");
+        }
+        assert!(Query::parse_checked("search=caf%C3%A9+x&tag=%E4%B8%AD").is_ok());
+
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct B {
+            name: String,
+            filters: serde_json::Value,
+        }
+        let field = |body: &str| parse_json::<B>(body.as_bytes()).unwrap_err().field;
+        assert_eq!(
+            field(r#"{"name":"a\u0000","filters":{}}"#).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            field(r#"{"name":"a","filters":{"tag":["x","\u001b[31m"]}}"#).as_deref(),
+            Some("filters.tag[1]")
+        );
+        assert!(parse_json::<B>(br#"{"name":"two\nlines\t","filters":{}}"#).is_ok());
+        // Raw DEL and C1 controls are valid JSON text, but still control characters.
+        assert_eq!(
+            field("{\"name\":\"a\u{7f}\",\"filters\":{}}").as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            field("{\"name\":\"a\u{85}\",\"filters\":{}}").as_deref(),
+            Some("name")
+        );
     }
 
     #[test]

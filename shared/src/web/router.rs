@@ -197,6 +197,10 @@ pub async fn dispatch(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
+            if let Some(secs) = e.retry_after {
+                r.headers
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
             r
         }
     };
@@ -272,11 +276,12 @@ async fn run(
     if raw.body.len() > MAX_BODY_BYTES {
         return Err(ApiError::too_large("request body over 1 MiB"));
     }
+    let query = Query::parse_checked(&raw.query)?;
     let req = Req {
         method: raw.method,
         path: raw.path,
         params,
-        query: Query::parse(&raw.query),
+        query,
         headers: raw.headers,
         body: raw.body,
         principal,
