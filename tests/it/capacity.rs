@@ -4,12 +4,53 @@
 use chrono::{Days, NaiveDate};
 use serde_json::{json, Value};
 use tidemark_tests::{Role, TestStack};
+use tokio_postgres::types::ToSql;
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).unwrap()
 }
 
+/// Whose sizes a row holds: one database's, or the instance's (with its database count).
+enum Of<'a> {
+    Db(&'a str),
+    Instance(i32),
+}
+
 /// One row per day `from..=to`: `start + per_day * (day - from)` bytes.
+async fn insert_sizes(
+    c: &tokio_postgres::Client,
+    instance_id: i64,
+    of: Of<'_>,
+    from: NaiveDate,
+    to: NaiveDate,
+    start: i64,
+    per_day: i64,
+) {
+    let (table, size, column, value): (&str, &str, &str, &(dyn ToSql + Sync)) = match &of {
+        Of::Db(name) => ("database_size_stats", "size_bytes", "database_name", name),
+        Of::Instance(count) => (
+            "instance_size_stats",
+            "total_size_bytes",
+            "database_count",
+            count,
+        ),
+    };
+    let cast = match of {
+        Of::Db(_) => "text",
+        Of::Instance(_) => "int",
+    };
+    c.execute(
+        &format!(
+            "INSERT INTO {table} (instance_id, collected_date, {size}, {column}) \
+             SELECT $1, d::date, $4::bigint + $5::bigint * (d::date - $2::date), $6::{cast} \
+             FROM generate_series($2::date, $3::date, interval '1 day') d"
+        ),
+        &[&instance_id, &from, &to, &start, &per_day, value],
+    )
+    .await
+    .unwrap();
+}
+
 async fn database_sizes(
     c: &tokio_postgres::Client,
     instance_id: i64,
@@ -19,14 +60,7 @@ async fn database_sizes(
     start: i64,
     per_day: i64,
 ) {
-    c.execute(
-        "INSERT INTO database_size_stats (instance_id, database_name, collected_date, size_bytes) \
-         SELECT $1, $2, d::date, $5::bigint + $6::bigint * (d::date - $3::date) \
-         FROM generate_series($3::date, $4::date, interval '1 day') d",
-        &[&instance_id, &database, &from, &to, &start, &per_day],
-    )
-    .await
-    .unwrap();
+    insert_sizes(c, instance_id, Of::Db(database), from, to, start, per_day).await
 }
 
 async fn instance_sizes(
@@ -38,14 +72,22 @@ async fn instance_sizes(
     per_day: i64,
     database_count: i32,
 ) {
-    c.execute(
-        "INSERT INTO instance_size_stats (instance_id, collected_date, total_size_bytes, database_count) \
-         SELECT $1, d::date, $4::bigint + $5::bigint * (d::date - $2::date), $6::int \
-         FROM generate_series($2::date, $3::date, interval '1 day') d",
-        &[&instance_id, &from, &to, &start, &per_day, &database_count],
-    )
-    .await
-    .unwrap();
+    let of = Of::Instance(database_count);
+    insert_sizes(c, instance_id, of, from, to, start, per_day).await
+}
+
+/// Every database aggregation but its `calculated_at`, in a stable order.
+async fn aggregation_rows(c: &tokio_postgres::Client) -> Vec<Value> {
+    c
+        .query(
+            "SELECT to_jsonb(a) - 'calculated_at' FROM database_size_aggregations a ORDER BY (to_jsonb(a) - 'calculated_at')::text",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 /// (avg, max, min, samples, change_bytes, change_percent, trend) of one database aggregate.
@@ -222,29 +264,11 @@ async fn aggregates_every_period_type_with_change_and_trend() {
     assert_eq!(summary["instance_rows"], json!(7));
 
     // Idempotent: a rerun rewrites the same rows with the same values.
-    let before: Vec<Value> = c
-        .query(
-            "SELECT to_jsonb(a) - 'calculated_at' FROM database_size_aggregations a ORDER BY (to_jsonb(a) - 'calculated_at')::text",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let before: Vec<Value> = aggregation_rows(&c).await;
     tidemark::capacity::aggregate_on(&t.stack.app, today)
         .await
         .unwrap();
-    let after: Vec<Value> = c
-        .query(
-            "SELECT to_jsonb(a) - 'calculated_at' FROM database_size_aggregations a ORDER BY (to_jsonb(a) - 'calculated_at')::text",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let after: Vec<Value> = aggregation_rows(&c).await;
     assert_eq!(before, after);
     let lines: i64 = c
         .query_one(
