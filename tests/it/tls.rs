@@ -35,6 +35,13 @@ async fn create_instance(t: &TestStack, role: Role, body: Value) -> i64 {
     r.data()["id"].as_i64().expect("id")
 }
 
+/// An admin's instance of `db_type` at the fake server on `port`, with `cred`, in `tls_mode`.
+async fn fake_instance(t: &TestStack, db_type: &str, port: u16, cred: i64, tls_mode: &str) -> i64 {
+    let body = json!({"name": format!("fake-{db_type}"), "db_type": db_type, "host": "127.0.0.1",
+                      "port": port, "credential_id": cred, "tls_mode": tls_mode});
+    create_instance(t, Role::Admin, body).await
+}
+
 async fn credential(t: &TestStack, name: &str, username: &str, password: &str) -> i64 {
     let r = t
         .post(
@@ -390,13 +397,7 @@ async fn require_sends_no_password_to_a_server_that_declines_tls() {
     let t = TestStack::start().await;
     let password = "pw-never-in-clear-0123456789";
     let cred = credential(&t, "stolen", "victim-user", password).await;
-    let id = create_instance(
-        &t,
-        Role::Admin,
-        json!({"name": "fake", "db_type": "postgresql", "host": "127.0.0.1", "port": fake.port,
-               "credential_id": cred, "tls_mode": "require"}),
-    )
-    .await;
+    let id = fake_instance(&t, "postgresql", fake.port, cred, "require").await;
     collect_fails(&t, id, "does not offer").await;
     let got = fake.received();
     assert!(!got.is_empty(), "the client reached the fake server");
@@ -422,13 +423,7 @@ async fn require_sends_nothing_to_a_mysql_server_without_tls() {
     let fake = fake_no_tls_mysql(56001).await;
     let t = TestStack::start().await;
     let cred = credential(&t, "my-stolen", "victim-mysql-user", "pw-mysql-0123456789").await;
-    let id = create_instance(
-        &t,
-        Role::Admin,
-        json!({"name": "fake-mysql", "db_type": "mysql", "host": "127.0.0.1", "port": fake.port,
-               "credential_id": cred, "tls_mode": "verify-full"}),
-    )
-    .await;
+    let id = fake_instance(&t, "mysql", fake.port, cred, "verify-full").await;
     collect_fails(&t, id, "does not offer").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
