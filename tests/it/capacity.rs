@@ -76,6 +76,12 @@ async fn instance_sizes(
     insert_sizes(c, instance_id, of, from, to, start, per_day).await
 }
 
+/// `UPDATE instances SET {set}` for instance `id`.
+async fn update_instance(c: &tokio_postgres::Client, id: i64, set: &str) {
+    let sql = format!("UPDATE instances SET {set} WHERE id = $1");
+    c.execute(&sql, &[&id]).await.unwrap();
+}
+
 /// Every database aggregation but its `calculated_at`, in a stable order.
 async fn aggregation_rows(c: &tokio_postgres::Client) -> Vec<Value> {
     c
@@ -128,18 +134,8 @@ async fn seed_history(t: &TestStack) -> (i64, i64, i64) {
     let a = t.seed_instance("pg-active").await;
     let paused = t.seed_instance("pg-paused").await;
     let gone = t.seed_instance("pg-gone").await;
-    c.execute(
-        "UPDATE instances SET is_active = false WHERE id = $1",
-        &[&paused],
-    )
-    .await
-    .unwrap();
-    c.execute(
-        "UPDATE instances SET deleted_at = now() WHERE id = $1",
-        &[&gone],
-    )
-    .await
-    .unwrap();
+    update_instance(&c, paused, "is_active = false").await;
+    update_instance(&c, gone, "deleted_at = now()").await;
     database_sizes(&c, a, "orders", d(2026, 9, 1), d(2026, 11, 15), 1000, 0).await;
     database_sizes(&c, a, "orders", d(2026, 11, 16), d(2026, 11, 23), 2000, 0).await;
     database_sizes(&c, a, "orders", d(2026, 11, 24), d(2026, 11, 25), 2100, 100).await;
@@ -390,12 +386,7 @@ async fn forecast_ranks_by_days_until_the_threshold() {
     let over = t.seed_instance("over").await;
     let old = t.seed_instance("old").await;
     let gone = t.seed_instance("gone").await;
-    c.execute(
-        "UPDATE instances SET deleted_at = now() WHERE id = $1",
-        &[&gone],
-    )
-    .await
-    .unwrap();
+    update_instance(&c, gone, "deleted_at = now()").await;
     // threshold 10,050: fast needs 50.5 days, slow 104.5, over is past it already.
     recent_instance_sizes(&c, fast, today, 10, 5000, 100).await;
     recent_instance_sizes(&c, slow, today, 10, 9005, 10).await;

@@ -42,6 +42,13 @@ async fn fake_instance(t: &TestStack, db_type: &str, port: u16, cred: i64, tls_m
     create_instance(t, Role::Admin, body).await
 }
 
+/// An operator's PostgreSQL instance at `host:port`, verify-full against `ca_pem`.
+async fn verified_pg(t: &TestStack, name: &str, host: &str, port: u16, ca_pem: String) -> i64 {
+    let body = json!({"name": name, "db_type": "postgresql", "host": host, "port": port,
+                      "tls_mode": "verify-full", "tls_ca_pem": ca_pem});
+    create_instance(t, Role::Operator, body).await
+}
+
 async fn credential(t: &TestStack, name: &str, username: &str, password: &str) -> i64 {
     let r = t
         .post(
@@ -224,13 +231,7 @@ async fn collection_over_verified_tls_agrees_and_a_wrong_name_fails_its_item() {
     drop(orders);
 
     let t = TestStack::start().await;
-    let good = create_instance(
-        &t,
-        Role::Operator,
-        json!({"name": "tls-good", "db_type": "postgresql", "host": "localhost", "port": port,
-               "tls_mode": "verify-full", "tls_ca_pem": ca.pem()}),
-    )
-    .await;
+    let good = verified_pg(&t, "tls-good", "localhost", port, ca.pem()).await;
     let r = collect(&t, good).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.data()["encrypted"], json!(true));
@@ -254,13 +255,7 @@ async fn collection_over_verified_tls_agrees_and_a_wrong_name_fails_its_item() {
     assert_eq!(r.data()["has_tls_ca"], json!(true));
 
     // The certificate names localhost, not 127.0.0.1: that one item fails, saying why.
-    let wrong_name = create_instance(
-        &t,
-        Role::Operator,
-        json!({"name": "tls-wrong-name", "db_type": "postgresql", "host": "127.0.0.1", "port": port,
-               "tls_mode": "verify-full", "tls_ca_pem": ca.pem()}),
-    )
-    .await;
+    let wrong_name = verified_pg(&t, "tls-wrong-name", "127.0.0.1", port, ca.pem()).await;
     let r = t
         .post(
             "/collections",
