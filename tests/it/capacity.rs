@@ -82,6 +82,15 @@ async fn update_instance(c: &tokio_postgres::Client, id: i64, set: &str) {
     c.execute(&sql, &[&id]).await.unwrap();
 }
 
+/// (name at `pointer`, days_until) of each forecast item, in order.
+fn ranking<'a>(items: &'a [Value], pointer: &str) -> Vec<(&'a str, Value)> {
+    let name = |i: &'a Value| i.pointer(pointer).and_then(Value::as_str).unwrap();
+    items
+        .iter()
+        .map(|i| (name(i), i["days_until"].clone()))
+        .collect()
+}
+
 /// Every database aggregation but its `calculated_at`, in a stable order.
 async fn aggregation_rows(c: &tokio_postgres::Client) -> Vec<Value> {
     c
@@ -403,15 +412,7 @@ async fn forecast_ranks_by_days_until_the_threshold() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     let items = r.data()["items"].as_array().unwrap();
-    let ranked: Vec<(&str, Value)> = items
-        .iter()
-        .map(|i| {
-            (
-                i["instance"]["name"].as_str().unwrap(),
-                i["days_until"].clone(),
-            )
-        })
-        .collect();
+    let ranked = ranking(items, "/instance/name");
     assert_eq!(
         ranked,
         vec![
@@ -449,17 +450,7 @@ async fn forecast_ranks_by_days_until_the_threshold() {
         )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let ranked: Vec<(&str, Value)> = r.data()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["database_name"].as_str().unwrap(),
-                i["days_until"].clone(),
-            )
-        })
-        .collect();
+    let ranked = ranking(r.data()["items"].as_array().unwrap(), "/database_name");
     // big: (5005 - 1800) / 100 = 32.05 -> 33; small: (5005 - 190) / 10 = 481.5 -> 482.
     assert_eq!(
         ranked,

@@ -280,34 +280,17 @@ async fn collection_over_verified_tls_agrees_and_a_wrong_name_fails_its_item() {
     assert!(error.contains("name mismatch"), "{error}");
 
     // verify-ca checks the chain only: the same host then passes.
-    set(
-        &t,
-        wrong_name,
-        Role::Operator,
-        json!({"tls_mode": "verify-ca"}),
-    )
-    .await;
-    let r = collect(&t, wrong_name).await;
+    let w = wrong_name;
+    set(&t, w, Role::Operator, json!({"tls_mode": "verify-ca"})).await;
+    let r = collect(&t, w).await;
     assert_eq!(r.status, 200, "{r:?}");
 
     // Another CA: unknown CA. No TLS at all: the server's refusal.
     let other = TestCa::new("not the server's CA");
-    set(
-        &t,
-        wrong_name,
-        Role::Operator,
-        json!({"tls_ca_pem": other.pem()}),
-    )
-    .await;
-    collect_fails(&t, wrong_name, "unknown CA").await;
-    set(
-        &t,
-        wrong_name,
-        Role::Operator,
-        json!({"tls_mode": "disable"}),
-    )
-    .await;
-    collect_fails(&t, wrong_name, "no encryption").await;
+    set(&t, w, Role::Operator, json!({"tls_ca_pem": other.pem()})).await;
+    collect_fails(&t, w, "unknown CA").await;
+    set(&t, w, Role::Operator, json!({"tls_mode": "disable"})).await;
+    collect_fails(&t, w, "no encryption").await;
 
     // Bad input is a 400 naming the field.
     for (body, field) in [
