@@ -91,6 +91,13 @@ fn ranking<'a>(items: &'a [Value], pointer: &str) -> Vec<(&'a str, Value)> {
         .collect()
 }
 
+/// `GET path` as a viewer, which must answer 200.
+async fn viewed(t: &TestStack, path: &str) -> tidemark_tests::Resp {
+    let r = t.get(path, Role::Viewer).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    r
+}
+
 /// Every database aggregation but its `calculated_at`, in a stable order.
 async fn aggregation_rows(c: &tokio_postgres::Client) -> Vec<Value> {
     c
@@ -305,13 +312,11 @@ async fn aggregates_every_period_type_with_change_and_trend() {
                "calculated_at": items[1]["calculated_at"]})
     );
     // Default period_type is daily; the dates select overlapping periods.
-    let r = t
-        .get(
-            "/capacity/databases?start_date=2026-11-24&end_date=2026-11-24",
-            Role::Viewer,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
+    let r = viewed(
+        &t,
+        "/capacity/databases?start_date=2026-11-24&end_date=2026-11-24",
+    )
+    .await;
     assert_eq!(r.data()["items"].as_array().unwrap().len(), 1);
     assert_eq!(r.data()["items"][0]["database_name"], json!("orders"));
     let r = t
@@ -443,13 +448,11 @@ async fn forecast_ranks_by_days_until_the_threshold() {
     database_sizes(&c, flat, "big", today - Days::new(9), today, 900, 100).await;
     database_sizes(&c, flat, "small", today - Days::new(9), today, 100, 10).await;
     database_sizes(&c, flat, "static", today - Days::new(9), today, 100, 0).await;
-    let r = t
-        .get(
-            "/capacity/forecast?threshold_bytes=5005&scope=databases",
-            Role::Viewer,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
+    let r = viewed(
+        &t,
+        "/capacity/forecast?threshold_bytes=5005&scope=databases",
+    )
+    .await;
     let ranked = ranking(r.data()["items"].as_array().unwrap(), "/database_name");
     // big: (5005 - 1800) / 100 = 32.05 -> 33; small: (5005 - 190) / 10 = 481.5 -> 482.
     assert_eq!(

@@ -77,14 +77,16 @@ async fn set(t: &TestStack, id: i64, role: Role, body: Value) {
     assert_eq!(r.status, 200, "{r:?}");
 }
 
+/// The error message of a failed request.
+fn message(r: &Resp) -> &str {
+    r.body["error"]["message"].as_str().expect("message")
+}
+
 /// A collection of `id` that fails (502) with a message containing `needle`; the message.
 async fn collect_fails(t: &TestStack, id: i64, needle: &str) -> String {
     let r = collect(t, id).await;
     assert_eq!(r.status, 502, "{r:?}");
-    let msg = r.body["error"]["message"]
-        .as_str()
-        .expect("message")
-        .to_string();
+    let msg = message(&r).to_string();
     assert!(msg.contains(needle), "{msg}");
     msg
 }
@@ -444,13 +446,7 @@ async fn only_admins_decide_where_a_password_goes() {
         )
         .await;
     assert_eq!(r.status, 403, "{r:?}");
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("admin"),
-        "{r:?}"
-    );
+    assert!(message(&r).contains("admin"), "{r:?}");
     let cred_inst = create_instance(
         &t,
         Role::Admin,
@@ -471,13 +467,7 @@ async fn only_admins_decide_where_a_password_goes() {
         let r = t.patch(&path, Role::Operator, change.clone()).await;
         assert_eq!(r.status, 403, "operator {change}: {r:?}");
         assert_eq!(r.code(), "PERMISSION_DENIED");
-        assert!(
-            r.body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("admin role"),
-            "{r:?}"
-        );
+        assert!(message(&r).contains("admin role"), "{r:?}");
     }
     let r = t.get(&path, Role::Viewer).await;
     assert_eq!(r.data()["host"], json!("127.0.0.1"), "nothing changed");
