@@ -77,6 +77,15 @@ async fn set(t: &TestStack, id: i64, role: Role, body: Value) {
     assert_eq!(r.status, 200, "{r:?}");
 }
 
+/// The first column of every row `sql` returns.
+async fn first_column<T>(db: &tokio_postgres::Client, sql: &str) -> Vec<T>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    let rows = db.query(sql, &[]).await.expect("query");
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
 /// The error message of a failed request.
 fn message(r: &Resp) -> &str {
     r.body["error"]["message"].as_str().expect("message")
@@ -531,13 +540,8 @@ async fn ciphertexts_are_bound_to_their_row_and_rotation_re_encrypts_all() {
     )
     .await;
     let db = t.db.connect().await;
-    let versions: Vec<Option<i32>> = db
-        .query("SELECT key_version FROM credentials ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let versions: Vec<Option<i32>> =
+        first_column(&db, "SELECT key_version FROM credentials ORDER BY id").await;
     assert_eq!(versions, vec![Some(1), Some(1)]);
 
     // A's ciphertext copied onto B's row does not decrypt there, and the failure says so.
@@ -593,16 +597,11 @@ async fn ciphertexts_are_bound_to_their_row_and_rotation_re_encrypts_all() {
         )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let before: Vec<Vec<u8>> = db
-        .query(
-            "SELECT password_ciphertext FROM credentials ORDER BY id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let before: Vec<Vec<u8>> = first_column(
+        &db,
+        "SELECT password_ciphertext FROM credentials ORDER BY id",
+    )
+    .await;
     let done = tidemark_local::rotate::rotate_credential_key(&opts(&t))
         .await
         .expect("rotation");
