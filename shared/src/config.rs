@@ -133,15 +133,41 @@ impl Config {
                 .filter(|v| !v.is_empty())
         };
         fn num<T: std::str::FromStr>(
-            v: Option<String>,
+            opt: &impl Fn(&str) -> Option<String>,
             name: &str,
             default: T,
         ) -> Result<T, String> {
-            match v {
+            match opt(name) {
                 None => Ok(default),
                 Some(s) => s
                     .parse()
                     .map_err(|_| format!("{name} must be a number, got {s:?}")),
+            }
+        }
+        fn secs(
+            opt: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            default: u64,
+        ) -> Result<Duration, String> {
+            num(opt, name, default).map(Duration::from_secs)
+        }
+        /// `num` within `range`; `why` follows the bounds in the error.
+        fn ranged<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+            opt: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            default: T,
+            range: std::ops::RangeInclusive<T>,
+            why: &str,
+        ) -> Result<T, String> {
+            let n = num(opt, name, default)?;
+            if range.contains(&n) {
+                Ok(n)
+            } else {
+                Err(format!(
+                    "{name} must be between {} and {}{why}",
+                    range.start(),
+                    range.end()
+                ))
             }
         }
         let database_url = opt("DATABASE_URL").ok_or("DATABASE_URL is required")?;
@@ -163,56 +189,31 @@ impl Config {
                 "TIDEMARK_TIMEZONE must be an IANA time zone such as UTC or Asia/Shanghai"
                     .to_string()
             })?;
-        let collect_concurrency: usize = num(
-            opt("TIDEMARK_COLLECT_CONCURRENCY"),
+        let collect_concurrency: usize = ranged(
+            &opt,
             "TIDEMARK_COLLECT_CONCURRENCY",
             5,
+            COLLECT_CONCURRENCY,
+            "",
         )?;
-        if !COLLECT_CONCURRENCY.contains(&collect_concurrency) {
-            return Err(format!(
-                "TIDEMARK_COLLECT_CONCURRENCY must be between {} and {}",
-                COLLECT_CONCURRENCY.start(),
-                COLLECT_CONCURRENCY.end()
-            ));
-        }
-        let presign_expiry = Duration::from_secs(num(
-            opt("TIDEMARK_PRESIGN_EXPIRY_SECS"),
-            "TIDEMARK_PRESIGN_EXPIRY_SECS",
-            900,
-        )?);
+        let presign_expiry = secs(&opt, "TIDEMARK_PRESIGN_EXPIRY_SECS", 900)?;
         if presign_expiry.is_zero() || presign_expiry > MAX_PRESIGN_EXPIRY {
             return Err(format!(
                 "TIDEMARK_PRESIGN_EXPIRY_SECS must be between 1 and {} (7 days, S3's limit)",
                 MAX_PRESIGN_EXPIRY.as_secs()
             ));
         }
-        let max_exports_per_owner: i64 = num(
-            opt("TIDEMARK_MAX_EXPORTS_PER_OWNER"),
-            "TIDEMARK_MAX_EXPORTS_PER_OWNER",
-            5,
-        )?;
-        if !(1..=1000).contains(&max_exports_per_owner) {
-            return Err("TIDEMARK_MAX_EXPORTS_PER_OWNER must be between 1 and 1000".into());
-        }
-        let export_retention_days: i32 = num(
-            opt("TIDEMARK_EXPORT_RETENTION_DAYS"),
-            "TIDEMARK_EXPORT_RETENTION_DAYS",
-            7,
-        )?;
-        if !(1..=3650).contains(&export_retention_days) {
-            return Err("TIDEMARK_EXPORT_RETENTION_DAYS must be between 1 and 3650".into());
-        }
-        let part_mib: usize = num(
-            opt("TIDEMARK_EXPORT_PART_MIB"),
+        let max_exports_per_owner: i64 =
+            ranged(&opt, "TIDEMARK_MAX_EXPORTS_PER_OWNER", 5, 1..=1000, "")?;
+        let export_retention_days: i32 =
+            ranged(&opt, "TIDEMARK_EXPORT_RETENTION_DAYS", 7, 1..=3650, "")?;
+        let part_mib: usize = ranged(
+            &opt,
             "TIDEMARK_EXPORT_PART_MIB",
             8,
+            5..=512,
+            " (S3's minimum part is 5 MiB)",
         )?;
-        if !(5..=512).contains(&part_mib) {
-            return Err(
-                "TIDEMARK_EXPORT_PART_MIB must be between 5 and 512 (S3's minimum part is 5 MiB)"
-                    .into(),
-            );
-        }
         let time = |name: &str, default: &str| -> Result<NaiveTime, String> {
             let v = opt(name).unwrap_or_else(|| default.to_string());
             daily_time(&v).ok_or_else(|| {
@@ -228,41 +229,17 @@ impl Config {
                 .unwrap_or_else(|| "tidemark-exports".into()),
             s3_endpoint: opt("TIDEMARK_S3_ENDPOINT"),
             collect_concurrency,
-            connect_timeout: Duration::from_secs(num(
-                opt("TIDEMARK_CONNECT_TIMEOUT_SECS"),
-                "TIDEMARK_CONNECT_TIMEOUT_SECS",
-                10,
-            )?),
-            statement_timeout: Duration::from_secs(num(
-                opt("TIDEMARK_STATEMENT_TIMEOUT_SECS"),
-                "TIDEMARK_STATEMENT_TIMEOUT_SECS",
-                60,
-            )?),
+            connect_timeout: secs(&opt, "TIDEMARK_CONNECT_TIMEOUT_SECS", 10)?,
+            statement_timeout: secs(&opt, "TIDEMARK_STATEMENT_TIMEOUT_SECS", 60)?,
             presign_expiry,
             export_part_size: part_mib * 1024 * 1024,
-            db_pool_size: num(opt("TIDEMARK_DB_POOL_SIZE"), "TIDEMARK_DB_POOL_SIZE", 16)?,
+            db_pool_size: num(&opt, "TIDEMARK_DB_POOL_SIZE", 16)?,
             db_limits: crate::db::Limits {
-                statement_timeout: Duration::from_secs(num(
-                    opt("TIDEMARK_DB_STATEMENT_TIMEOUT_SECS"),
-                    "TIDEMARK_DB_STATEMENT_TIMEOUT_SECS",
-                    60,
-                )?),
-                idle_timeout: Duration::from_secs(num(
-                    opt("TIDEMARK_DB_IDLE_TIMEOUT_SECS"),
-                    "TIDEMARK_DB_IDLE_TIMEOUT_SECS",
-                    300,
-                )?),
+                statement_timeout: secs(&opt, "TIDEMARK_DB_STATEMENT_TIMEOUT_SECS", 60)?,
+                idle_timeout: secs(&opt, "TIDEMARK_DB_IDLE_TIMEOUT_SECS", 300)?,
             },
-            stats_retention_months: num(
-                opt("TIDEMARK_STATS_RETENTION_MONTHS"),
-                "TIDEMARK_STATS_RETENTION_MONTHS",
-                24,
-            )?,
-            log_retention_months: num(
-                opt("TIDEMARK_LOG_RETENTION_MONTHS"),
-                "TIDEMARK_LOG_RETENTION_MONTHS",
-                3,
-            )?,
+            stats_retention_months: num(&opt, "TIDEMARK_STATS_RETENTION_MONTHS", 24)?,
+            log_retention_months: num(&opt, "TIDEMARK_LOG_RETENTION_MONTHS", 3)?,
             export_retention_days,
             max_exports_per_owner,
             collect_at: time("TIDEMARK_COLLECT_AT", "03:00")?,

@@ -4,12 +4,53 @@
 use chrono::{Days, NaiveDate};
 use serde_json::{json, Value};
 use tidemark_tests::{Role, TestStack};
+use tokio_postgres::types::ToSql;
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).unwrap()
 }
 
+/// Whose sizes a row holds: one database's, or the instance's (with its database count).
+enum Of<'a> {
+    Db(&'a str),
+    Instance(i32),
+}
+
 /// One row per day `from..=to`: `start + per_day * (day - from)` bytes.
+async fn insert_sizes(
+    c: &tokio_postgres::Client,
+    instance_id: i64,
+    of: Of<'_>,
+    from: NaiveDate,
+    to: NaiveDate,
+    start: i64,
+    per_day: i64,
+) {
+    let (table, size, column, value): (&str, &str, &str, &(dyn ToSql + Sync)) = match &of {
+        Of::Db(name) => ("database_size_stats", "size_bytes", "database_name", name),
+        Of::Instance(count) => (
+            "instance_size_stats",
+            "total_size_bytes",
+            "database_count",
+            count,
+        ),
+    };
+    let cast = match of {
+        Of::Db(_) => "text",
+        Of::Instance(_) => "int",
+    };
+    c.execute(
+        &format!(
+            "INSERT INTO {table} (instance_id, collected_date, {size}, {column}) \
+             SELECT $1, d::date, $4::bigint + $5::bigint * (d::date - $2::date), $6::{cast} \
+             FROM generate_series($2::date, $3::date, interval '1 day') d"
+        ),
+        &[&instance_id, &from, &to, &start, &per_day, value],
+    )
+    .await
+    .unwrap();
+}
+
 async fn database_sizes(
     c: &tokio_postgres::Client,
     instance_id: i64,
@@ -19,14 +60,7 @@ async fn database_sizes(
     start: i64,
     per_day: i64,
 ) {
-    c.execute(
-        "INSERT INTO database_size_stats (instance_id, database_name, collected_date, size_bytes) \
-         SELECT $1, $2, d::date, $5::bigint + $6::bigint * (d::date - $3::date) \
-         FROM generate_series($3::date, $4::date, interval '1 day') d",
-        &[&instance_id, &database, &from, &to, &start, &per_day],
-    )
-    .await
-    .unwrap();
+    insert_sizes(c, instance_id, Of::Db(database), from, to, start, per_day).await
 }
 
 async fn instance_sizes(
@@ -38,14 +72,44 @@ async fn instance_sizes(
     per_day: i64,
     database_count: i32,
 ) {
-    c.execute(
-        "INSERT INTO instance_size_stats (instance_id, collected_date, total_size_bytes, database_count) \
-         SELECT $1, d::date, $4::bigint + $5::bigint * (d::date - $2::date), $6::int \
-         FROM generate_series($2::date, $3::date, interval '1 day') d",
-        &[&instance_id, &from, &to, &start, &per_day, &database_count],
-    )
-    .await
-    .unwrap();
+    let of = Of::Instance(database_count);
+    insert_sizes(c, instance_id, of, from, to, start, per_day).await
+}
+
+/// `UPDATE instances SET {set}` for instance `id`.
+async fn update_instance(c: &tokio_postgres::Client, id: i64, set: &str) {
+    let sql = format!("UPDATE instances SET {set} WHERE id = $1");
+    c.execute(&sql, &[&id]).await.unwrap();
+}
+
+/// (name at `pointer`, days_until) of each forecast item, in order.
+fn ranking<'a>(items: &'a [Value], pointer: &str) -> Vec<(&'a str, Value)> {
+    let name = |i: &'a Value| i.pointer(pointer).and_then(Value::as_str).unwrap();
+    items
+        .iter()
+        .map(|i| (name(i), i["days_until"].clone()))
+        .collect()
+}
+
+/// `GET path` as a viewer, which must answer 200.
+async fn viewed(t: &TestStack, path: &str) -> tidemark_tests::Resp {
+    let r = t.get(path, Role::Viewer).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    r
+}
+
+/// Every database aggregation but its `calculated_at`, in a stable order.
+async fn aggregation_rows(c: &tokio_postgres::Client) -> Vec<Value> {
+    c
+        .query(
+            "SELECT to_jsonb(a) - 'calculated_at' FROM database_size_aggregations a ORDER BY (to_jsonb(a) - 'calculated_at')::text",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 /// (avg, max, min, samples, change_bytes, change_percent, trend) of one database aggregate.
@@ -86,18 +150,8 @@ async fn seed_history(t: &TestStack) -> (i64, i64, i64) {
     let a = t.seed_instance("pg-active").await;
     let paused = t.seed_instance("pg-paused").await;
     let gone = t.seed_instance("pg-gone").await;
-    c.execute(
-        "UPDATE instances SET is_active = false WHERE id = $1",
-        &[&paused],
-    )
-    .await
-    .unwrap();
-    c.execute(
-        "UPDATE instances SET deleted_at = now() WHERE id = $1",
-        &[&gone],
-    )
-    .await
-    .unwrap();
+    update_instance(&c, paused, "is_active = false").await;
+    update_instance(&c, gone, "deleted_at = now()").await;
     database_sizes(&c, a, "orders", d(2026, 9, 1), d(2026, 11, 15), 1000, 0).await;
     database_sizes(&c, a, "orders", d(2026, 11, 16), d(2026, 11, 23), 2000, 0).await;
     database_sizes(&c, a, "orders", d(2026, 11, 24), d(2026, 11, 25), 2100, 100).await;
@@ -222,29 +276,11 @@ async fn aggregates_every_period_type_with_change_and_trend() {
     assert_eq!(summary["instance_rows"], json!(7));
 
     // Idempotent: a rerun rewrites the same rows with the same values.
-    let before: Vec<Value> = c
-        .query(
-            "SELECT to_jsonb(a) - 'calculated_at' FROM database_size_aggregations a ORDER BY (to_jsonb(a) - 'calculated_at')::text",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let before: Vec<Value> = aggregation_rows(&c).await;
     tidemark::capacity::aggregate_on(&t.stack.app, today)
         .await
         .unwrap();
-    let after: Vec<Value> = c
-        .query(
-            "SELECT to_jsonb(a) - 'calculated_at' FROM database_size_aggregations a ORDER BY (to_jsonb(a) - 'calculated_at')::text",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let after: Vec<Value> = aggregation_rows(&c).await;
     assert_eq!(before, after);
     let lines: i64 = c
         .query_one(
@@ -276,13 +312,11 @@ async fn aggregates_every_period_type_with_change_and_trend() {
                "calculated_at": items[1]["calculated_at"]})
     );
     // Default period_type is daily; the dates select overlapping periods.
-    let r = t
-        .get(
-            "/capacity/databases?start_date=2026-11-24&end_date=2026-11-24",
-            Role::Viewer,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
+    let r = viewed(
+        &t,
+        "/capacity/databases?start_date=2026-11-24&end_date=2026-11-24",
+    )
+    .await;
     assert_eq!(r.data()["items"].as_array().unwrap().len(), 1);
     assert_eq!(r.data()["items"][0]["database_name"], json!("orders"));
     let r = t
@@ -366,12 +400,7 @@ async fn forecast_ranks_by_days_until_the_threshold() {
     let over = t.seed_instance("over").await;
     let old = t.seed_instance("old").await;
     let gone = t.seed_instance("gone").await;
-    c.execute(
-        "UPDATE instances SET deleted_at = now() WHERE id = $1",
-        &[&gone],
-    )
-    .await
-    .unwrap();
+    update_instance(&c, gone, "deleted_at = now()").await;
     // threshold 10,050: fast needs 50.5 days, slow 104.5, over is past it already.
     recent_instance_sizes(&c, fast, today, 10, 5000, 100).await;
     recent_instance_sizes(&c, slow, today, 10, 9005, 10).await;
@@ -388,15 +417,7 @@ async fn forecast_ranks_by_days_until_the_threshold() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     let items = r.data()["items"].as_array().unwrap();
-    let ranked: Vec<(&str, Value)> = items
-        .iter()
-        .map(|i| {
-            (
-                i["instance"]["name"].as_str().unwrap(),
-                i["days_until"].clone(),
-            )
-        })
-        .collect();
+    let ranked = ranking(items, "/instance/name");
     assert_eq!(
         ranked,
         vec![
@@ -427,24 +448,12 @@ async fn forecast_ranks_by_days_until_the_threshold() {
     database_sizes(&c, flat, "big", today - Days::new(9), today, 900, 100).await;
     database_sizes(&c, flat, "small", today - Days::new(9), today, 100, 10).await;
     database_sizes(&c, flat, "static", today - Days::new(9), today, 100, 0).await;
-    let r = t
-        .get(
-            "/capacity/forecast?threshold_bytes=5005&scope=databases",
-            Role::Viewer,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let ranked: Vec<(&str, Value)> = r.data()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["database_name"].as_str().unwrap(),
-                i["days_until"].clone(),
-            )
-        })
-        .collect();
+    let r = viewed(
+        &t,
+        "/capacity/forecast?threshold_bytes=5005&scope=databases",
+    )
+    .await;
+    let ranked = ranking(r.data()["items"].as_array().unwrap(), "/database_name");
     // big: (5005 - 1800) / 100 = 32.05 -> 33; small: (5005 - 190) / 10 = 481.5 -> 482.
     assert_eq!(
         ranked,

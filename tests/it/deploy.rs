@@ -182,13 +182,21 @@ fn every_function_has_a_binary_and_every_binary_a_function() {
     }
 }
 
-#[test]
-fn template_lints_clean_as_written_and_expanded() {
-    let out = std::process::Command::new("python3")
-        .arg(root().join("infra/aws/lint_template.py"))
+/// `infra/aws/<script> template.yaml` run by python3; `needs` names what that takes.
+fn on_template(script: &str, needs: &str) -> std::process::Output {
+    std::process::Command::new("python3")
+        .arg(root().join("infra/aws").join(script))
         .arg(root().join("template.yaml"))
         .output()
-        .expect("python3 (scripts/services installs cfn-lint and aws-sam-translator)");
+        .expect(needs)
+}
+
+#[test]
+fn template_lints_clean_as_written_and_expanded() {
+    let out = on_template(
+        "lint_template.py",
+        "python3 (scripts/services installs cfn-lint and aws-sam-translator)",
+    );
     assert!(
         out.status.success(),
         "cfn-lint found problems:\n{}\n{}",
@@ -315,11 +323,10 @@ fn api_gateway_checks_the_scopes_of_each_route_role() {
 
 /// template.yaml as `infra/aws/template_facts.py` reads it: grants per function, alarms.
 fn template_facts() -> serde_json::Value {
-    let out = std::process::Command::new("python3")
-        .arg(root().join("infra/aws/template_facts.py"))
-        .arg(root().join("template.yaml"))
-        .output()
-        .expect("python3 with PyYAML (scripts/services installs cfn-lint, which brings it)");
+    let out = on_template(
+        "template_facts.py",
+        "python3 with PyYAML (scripts/services installs cfn-lint, which brings it)",
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -10,9 +10,9 @@ use tidemark::crypto::CredentialKey;
 use tidemark::tls::{client_config, CaBundle, PgTls};
 use tidemark::web::Role;
 use tidemark_tests::tls_servers::{
-    tls_postgres, FakeCleartextPg, FakeNoTlsMySql, PrivateMariaDb, TestCa,
+    fake_cleartext_pg, fake_no_tls_mysql, tls_postgres, PrivateMariaDb, TestCa,
 };
-use tidemark_tests::TestStack;
+use tidemark_tests::{Resp, TestStack};
 
 /// The key every test stack starts with (tests/support).
 const STACK_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -35,6 +35,20 @@ async fn create_instance(t: &TestStack, role: Role, body: Value) -> i64 {
     r.data()["id"].as_i64().expect("id")
 }
 
+/// An admin's instance of `db_type` at the fake server on `port`, with `cred`, in `tls_mode`.
+async fn fake_instance(t: &TestStack, db_type: &str, port: u16, cred: i64, tls_mode: &str) -> i64 {
+    let body = json!({"name": format!("fake-{db_type}"), "db_type": db_type, "host": "127.0.0.1",
+                      "port": port, "credential_id": cred, "tls_mode": tls_mode});
+    create_instance(t, Role::Admin, body).await
+}
+
+/// An operator's PostgreSQL instance at `host:port`, verify-full against `ca_pem`.
+async fn verified_pg(t: &TestStack, name: &str, host: &str, port: u16, ca_pem: String) -> i64 {
+    let body = json!({"name": name, "db_type": "postgresql", "host": host, "port": port,
+                      "tls_mode": "verify-full", "tls_ca_pem": ca_pem});
+    create_instance(t, Role::Operator, body).await
+}
+
 async fn credential(t: &TestStack, name: &str, username: &str, password: &str) -> i64 {
     let r = t
         .post(
@@ -45,6 +59,45 @@ async fn credential(t: &TestStack, name: &str, username: &str, password: &str) -
         .await;
     assert_eq!(r.status, 201, "{r:?}");
     r.data()["id"].as_i64().expect("id")
+}
+
+/// `POST /instances/{id}/actions/collect` as an operator.
+async fn collect(t: &TestStack, id: i64) -> Resp {
+    t.post(
+        &format!("/instances/{id}/actions/collect"),
+        Role::Operator,
+        json!({}),
+    )
+    .await
+}
+
+/// Changes instance `id` as `role`; the change must be accepted.
+async fn set(t: &TestStack, id: i64, role: Role, body: Value) {
+    let r = t.patch(&format!("/instances/{id}"), role, body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// The first column of every row `sql` returns.
+async fn first_column<T>(db: &tokio_postgres::Client, sql: &str) -> Vec<T>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    let rows = db.query(sql, &[]).await.expect("query");
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+/// The error message of a failed request.
+fn message(r: &Resp) -> &str {
+    r.body["error"]["message"].as_str().expect("message")
+}
+
+/// A collection of `id` that fails (502) with a message containing `needle`; the message.
+async fn collect_fails(t: &TestStack, id: i64, needle: &str) -> String {
+    let r = collect(t, id).await;
+    assert_eq!(r.status, 502, "{r:?}");
+    let msg = message(&r).to_string();
+    assert!(msg.contains(needle), "{msg}");
+    msg
 }
 
 /// A connection straight to the private server, for setting it up and for measuring.
@@ -189,20 +242,8 @@ async fn collection_over_verified_tls_agrees_and_a_wrong_name_fails_its_item() {
     drop(orders);
 
     let t = TestStack::start().await;
-    let good = create_instance(
-        &t,
-        Role::Operator,
-        json!({"name": "tls-good", "db_type": "postgresql", "host": "localhost", "port": port,
-               "tls_mode": "verify-full", "tls_ca_pem": ca.pem()}),
-    )
-    .await;
-    let r = t
-        .post(
-            &format!("/instances/{good}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
+    let good = verified_pg(&t, "tls-good", "localhost", port, ca.pem()).await;
+    let r = collect(&t, good).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.data()["encrypted"], json!(true));
     let collected = r.data()["databases"]
@@ -225,13 +266,7 @@ async fn collection_over_verified_tls_agrees_and_a_wrong_name_fails_its_item() {
     assert_eq!(r.data()["has_tls_ca"], json!(true));
 
     // The certificate names localhost, not 127.0.0.1: that one item fails, saying why.
-    let wrong_name = create_instance(
-        &t,
-        Role::Operator,
-        json!({"name": "tls-wrong-name", "db_type": "postgresql", "host": "127.0.0.1", "port": port,
-               "tls_mode": "verify-full", "tls_ca_pem": ca.pem()}),
-    )
-    .await;
+    let wrong_name = verified_pg(&t, "tls-wrong-name", "127.0.0.1", port, ca.pem()).await;
     let r = t
         .post(
             "/collections",
@@ -256,97 +291,32 @@ async fn collection_over_verified_tls_agrees_and_a_wrong_name_fails_its_item() {
     assert!(error.contains("name mismatch"), "{error}");
 
     // verify-ca checks the chain only: the same host then passes.
-    let r = t
-        .patch(
-            &format!("/instances/{wrong_name}"),
-            Role::Operator,
-            json!({"tls_mode": "verify-ca"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = t
-        .post(
-            &format!("/instances/{wrong_name}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
+    let w = wrong_name;
+    set(&t, w, Role::Operator, json!({"tls_mode": "verify-ca"})).await;
+    let r = collect(&t, w).await;
     assert_eq!(r.status, 200, "{r:?}");
 
     // Another CA: unknown CA. No TLS at all: the server's refusal.
     let other = TestCa::new("not the server's CA");
-    let r = t
-        .patch(
-            &format!("/instances/{wrong_name}"),
-            Role::Operator,
-            json!({"tls_ca_pem": other.pem()}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = t
-        .post(
-            &format!("/instances/{wrong_name}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 502, "{r:?}");
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unknown CA"),
-        "{r:?}"
-    );
-    let r = t
-        .patch(
-            &format!("/instances/{wrong_name}"),
-            Role::Operator,
-            json!({"tls_mode": "disable"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = t
-        .post(
-            &format!("/instances/{wrong_name}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 502, "{r:?}");
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no encryption"),
-        "{r:?}"
-    );
+    set(&t, w, Role::Operator, json!({"tls_ca_pem": other.pem()})).await;
+    collect_fails(&t, w, "unknown CA").await;
+    set(&t, w, Role::Operator, json!({"tls_mode": "disable"})).await;
+    collect_fails(&t, w, "no encryption").await;
 
     // Bad input is a 400 naming the field.
-    let r = t
-        .patch(
-            &format!("/instances/{good}"),
-            Role::Operator,
-            json!({"tls_mode": "verify"}),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body["error"]["field"].clone()),
-        (400, json!("tls_mode")),
-        "{r:?}"
-    );
-    let r = t
-        .patch(
-            &format!("/instances/{good}"),
-            Role::Operator,
-            json!({"tls_ca_pem": "hello"}),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body["error"]["field"].clone()),
-        (400, json!("tls_ca_pem")),
-        "{r:?}"
-    );
+    for (body, field) in [
+        (json!({"tls_mode": "verify"}), "tls_mode"),
+        (json!({"tls_ca_pem": "hello"}), "tls_ca_pem"),
+    ] {
+        let r = t
+            .patch(&format!("/instances/{good}"), Role::Operator, body)
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["field"].clone()),
+            (400, json!(field)),
+            "{r:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -379,13 +349,7 @@ async fn mariadb_requiring_tls_is_collected_with_verify_full() {
                "credential_id": cred, "tls_mode": "verify-full", "tls_ca_pem": ca.pem()}),
     )
     .await;
-    let r = t
-        .post(
-            &format!("/instances/{id}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
+    let r = collect(&t, id).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.data()["encrypted"], json!(true));
     assert!(
@@ -398,77 +362,32 @@ async fn mariadb_requiring_tls_is_collected_with_verify_full() {
     );
     // Without TLS the server refuses (require_secure_transport; MariaDB answers "Access
     // denied"), and the item carries its answer, never the password.
-    let r = t
-        .patch(
-            &format!("/instances/{id}"),
-            Role::Admin,
-            json!({"tls_mode": "disable"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = t
-        .post(
-            &format!("/instances/{id}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 502, "{r:?}");
-    let msg = r.body["error"]["message"].as_str().unwrap().to_string();
+    set(&t, id, Role::Admin, json!({"tls_mode": "disable"})).await;
+    let msg = collect_fails(&t, id, "").await;
     assert!(
         msg.contains("Access denied") || msg.to_lowercase().contains("secure transport"),
         "{msg}"
     );
     assert!(!msg.contains("maria-pass"), "{msg}");
     // A CA that did not sign it: unknown CA.
-    let r = t
-        .patch(
-            &format!("/instances/{id}"),
-            Role::Admin,
-            json!({"tls_mode": "verify-full", "tls_ca_pem": TestCa::new("other").pem()}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = t
-        .post(
-            &format!("/instances/{id}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 502, "{r:?}");
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unknown CA"),
-        "{r:?}"
-    );
+    set(
+        &t,
+        id,
+        Role::Admin,
+        json!({"tls_mode": "verify-full", "tls_ca_pem": TestCa::new("other").pem()}),
+    )
+    .await;
+    collect_fails(&t, id, "unknown CA").await;
 }
 
 #[tokio::test]
 async fn require_sends_no_password_to_a_server_that_declines_tls() {
-    let fake = FakeCleartextPg::start(56000).await;
+    let fake = fake_cleartext_pg(56000).await;
     let t = TestStack::start().await;
     let password = "pw-never-in-clear-0123456789";
     let cred = credential(&t, "stolen", "victim-user", password).await;
-    let id = create_instance(
-        &t,
-        Role::Admin,
-        json!({"name": "fake", "db_type": "postgresql", "host": "127.0.0.1", "port": fake.port,
-               "credential_id": cred, "tls_mode": "require"}),
-    )
-    .await;
-    let r = t
-        .post(
-            &format!("/instances/{id}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 502, "{r:?}");
-    let msg = r.body["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("does not offer"), "{msg}");
+    let id = fake_instance(&t, "postgresql", fake.port, cred, "require").await;
+    collect_fails(&t, id, "does not offer").await;
     let got = fake.received();
     assert!(!got.is_empty(), "the client reached the fake server");
     let has = |needle: &str| got.windows(needle.len()).any(|w| w == needle.as_bytes());
@@ -478,21 +397,8 @@ async fn require_sends_no_password_to_a_server_that_declines_tls() {
 
     // The fake is a real thief: under prefer (plaintext allowed) it does get the password.
     fake.clear();
-    let r = t
-        .patch(
-            &format!("/instances/{id}"),
-            Role::Admin,
-            json!({"tls_mode": "prefer"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = t
-        .post(
-            &format!("/instances/{id}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
+    set(&t, id, Role::Admin, json!({"tls_mode": "prefer"})).await;
+    let r = collect(&t, id).await;
     assert_eq!(r.status, 502, "{r:?}");
     assert!(!r.body.to_string().contains(password));
     let got = fake.received();
@@ -503,26 +409,11 @@ async fn require_sends_no_password_to_a_server_that_declines_tls() {
 
 #[tokio::test]
 async fn require_sends_nothing_to_a_mysql_server_without_tls() {
-    let fake = FakeNoTlsMySql::start(56001).await;
+    let fake = fake_no_tls_mysql(56001).await;
     let t = TestStack::start().await;
     let cred = credential(&t, "my-stolen", "victim-mysql-user", "pw-mysql-0123456789").await;
-    let id = create_instance(
-        &t,
-        Role::Admin,
-        json!({"name": "fake-mysql", "db_type": "mysql", "host": "127.0.0.1", "port": fake.port,
-               "credential_id": cred, "tls_mode": "verify-full"}),
-    )
-    .await;
-    let r = t
-        .post(
-            &format!("/instances/{id}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 502, "{r:?}");
-    let msg = r.body["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("does not offer"), "{msg}");
+    let id = fake_instance(&t, "mysql", fake.port, cred, "verify-full").await;
+    collect_fails(&t, id, "does not offer").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         fake.received().is_empty(),
@@ -530,21 +421,8 @@ async fn require_sends_nothing_to_a_mysql_server_without_tls() {
         fake.received()
     );
     // Under prefer the driver goes on in plaintext: the fake then learns the user name.
-    let r = t
-        .patch(
-            &format!("/instances/{id}"),
-            Role::Admin,
-            json!({"tls_mode": "prefer"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = t
-        .post(
-            &format!("/instances/{id}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
+    set(&t, id, Role::Admin, json!({"tls_mode": "prefer"})).await;
+    let r = collect(&t, id).await;
     assert_eq!(r.status, 502, "{r:?}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let got = fake.received();
@@ -577,13 +455,7 @@ async fn only_admins_decide_where_a_password_goes() {
         )
         .await;
     assert_eq!(r.status, 403, "{r:?}");
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("admin"),
-        "{r:?}"
-    );
+    assert!(message(&r).contains("admin"), "{r:?}");
     let cred_inst = create_instance(
         &t,
         Role::Admin,
@@ -604,13 +476,7 @@ async fn only_admins_decide_where_a_password_goes() {
         let r = t.patch(&path, Role::Operator, change.clone()).await;
         assert_eq!(r.status, 403, "operator {change}: {r:?}");
         assert_eq!(r.code(), "PERMISSION_DENIED");
-        assert!(
-            r.body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("admin role"),
-            "{r:?}"
-        );
+        assert!(message(&r).contains("admin role"), "{r:?}");
     }
     let r = t.get(&path, Role::Viewer).await;
     assert_eq!(r.data()["host"], json!("127.0.0.1"), "nothing changed");
@@ -652,13 +518,7 @@ async fn only_admins_decide_where_a_password_goes() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     // Collections stay the operator's.
-    let r = t
-        .post(
-            &format!("/instances/{cred_inst}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
+    let r = collect(&t, cred_inst).await;
     assert_ne!(r.status, 403, "{r:?}");
 }
 
@@ -680,13 +540,8 @@ async fn ciphertexts_are_bound_to_their_row_and_rotation_re_encrypts_all() {
     )
     .await;
     let db = t.db.connect().await;
-    let versions: Vec<Option<i32>> = db
-        .query("SELECT key_version FROM credentials ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let versions: Vec<Option<i32>> =
+        first_column(&db, "SELECT key_version FROM credentials ORDER BY id").await;
     assert_eq!(versions, vec![Some(1), Some(1)]);
 
     // A's ciphertext copied onto B's row does not decrypt there, and the failure says so.
@@ -696,27 +551,13 @@ async fn ciphertexts_are_bound_to_their_row_and_rotation_re_encrypts_all() {
     )
     .await
     .unwrap();
-    let r = t
-        .post(
-            &format!("/instances/{ib}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 502, "{r:?}");
-    let msg = r.body["error"]["message"].as_str().unwrap();
+    let msg = collect_fails(&t, ib, "").await;
     assert!(
         msg.contains(&format!("credential {b}")) && msg.contains("cannot be decrypted"),
         "{msg}"
     );
     assert!(!msg.contains("pw-a"), "{msg}");
-    let r = t
-        .post(
-            &format!("/instances/{ia}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
+    let r = collect(&t, ia).await;
     assert_eq!(r.status, 200, "A itself still decrypts: {r:?}");
 
     // Rotation stops on the row it cannot decrypt and changes nothing.
@@ -756,16 +597,11 @@ async fn ciphertexts_are_bound_to_their_row_and_rotation_re_encrypts_all() {
         )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let before: Vec<Vec<u8>> = db
-        .query(
-            "SELECT password_ciphertext FROM credentials ORDER BY id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let before: Vec<Vec<u8>> = first_column(
+        &db,
+        "SELECT password_ciphertext FROM credentials ORDER BY id",
+    )
+    .await;
     let done = tidemark_local::rotate::rotate_credential_key(&opts(&t))
         .await
         .expect("rotation");
@@ -783,21 +619,7 @@ async fn ciphertexts_are_bound_to_their_row_and_rotation_re_encrypts_all() {
     }
 
     // The old key no longer reads them, and says what to do; the new one collects.
-    let r = t
-        .post(
-            &format!("/instances/{ia}/actions/collect"),
-            Role::Operator,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 502, "{r:?}");
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("key version 2"),
-        "{r:?}"
-    );
+    collect_fails(&t, ia, "key version 2").await;
     let r = t
         .post(
             "/credentials",

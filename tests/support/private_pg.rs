@@ -4,38 +4,18 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use tidemark_local::postgres::{as_cluster_user, find_bin, is_root};
+
 pub struct PrivatePg {
     pub url: String,
     dir: tempfile::TempDir,
     pg_ctl: PathBuf,
 }
 
-fn find_bin(name: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
-        dirs.extend(entries.filter_map(|e| e.ok()).map(|e| e.path().join("bin")));
-    }
-    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
-}
-
-fn as_postgres(bin: &PathBuf) -> Command {
-    if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(bin);
-        c
-    } else {
-        Command::new(bin)
-    }
+/// Runs `cmd` with its output discarded: whether it succeeded (`None`: it did not start).
+pub(crate) fn quietly(cmd: &mut Command) -> Option<bool> {
+    let status = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
+    status.ok().map(|s| s.success())
 }
 
 impl PrivatePg {
@@ -63,15 +43,13 @@ impl PrivatePg {
                 .ok()?;
         }
         let data = dir.path().join("data");
-        let ok = as_postgres(&initdb)
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .ok()?
-            .success();
+        let ok = quietly(as_cluster_user(&initdb).arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ]))?;
         assert!(ok, "initdb failed");
         configure(&data);
         let port = match port {
@@ -82,7 +60,7 @@ impl PrivatePg {
                 .ok()?
                 .port(),
         };
-        let ok = as_postgres(&pg_ctl)
+        let ok = as_cluster_user(&pg_ctl)
             .arg("-D")
             .arg(&data)
             .arg("-o")
@@ -118,7 +96,7 @@ impl PrivatePg {
     }
 
     pub fn stop(&self) {
-        let _ = as_postgres(&self.pg_ctl)
+        let _ = as_cluster_user(&self.pg_ctl)
             .arg("-D")
             .arg(self.dir.path().join("data"))
             .args(["-m", "immediate", "-w", "stop"])

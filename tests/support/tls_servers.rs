@@ -3,6 +3,7 @@
 //! `require_secure_transport=ON`, and a fake PostgreSQL server that declines TLS and asks
 //! for a cleartext password, recording every byte it receives.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -12,8 +13,11 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
-use crate::private_pg::PrivatePg;
+use tidemark_local::postgres::is_root;
+
+use crate::private_pg::{quietly, PrivatePg};
 
 /// A certificate authority of the test's own.
 pub struct TestCa {
@@ -66,14 +70,6 @@ impl TestCa {
         std::fs::write(&p, self.pem()).expect("write CA");
         p
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
 }
 
 fn chown(user: &str, paths: &[&Path]) {
@@ -151,16 +147,13 @@ impl PrivateMariaDb {
             let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755));
         }
         let user = if is_root() { "--user=mysql" } else { "" };
-        let ok = Command::new(&install)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-            .args(Some(user).filter(|u| !u.is_empty()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .ok()?
-            .success();
+        let ok = quietly(
+            Command::new(&install)
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", data.display()))
+                .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+                .args(Some(user).filter(|u| !u.is_empty())),
+        )?;
         assert!(ok, "mariadb-install-db failed");
         let p = dir.path();
         let mut cmd = Command::new(&mariadbd);
@@ -226,12 +219,60 @@ impl Drop for PrivateMariaDb {
     }
 }
 
-/// A fake MySQL server that does not offer TLS: its greeting (HandshakeV10) lacks the
-/// CLIENT_SSL capability. `received` holds every byte any client sent it.
-pub struct FakeNoTlsMySql {
+/// A fake server on `port` that records every byte any client sends it (`received`); each
+/// connection is served by `serve`, which records what it reads through [`record`].
+pub struct FakeServer {
     pub port: u16,
     pub received: Arc<Mutex<Vec<u8>>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+type Sink = Arc<Mutex<Vec<u8>>>;
+
+fn record(sink: &Sink, bytes: &[u8]) {
+    if let Ok(mut s) = sink.lock() {
+        s.extend_from_slice(bytes);
+    }
+}
+
+impl FakeServer {
+    async fn start<F, Fut>(port: u16, serve: F) -> FakeServer
+    where
+        F: Fn(TcpStream, Sink) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind fake server");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                tokio::spawn(serve(sock, sink.clone()));
+            }
+        });
+        FakeServer {
+            port,
+            received,
+            task,
+        }
+    }
+
+    pub fn received(&self) -> Vec<u8> {
+        self.received.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut b) = self.received.lock() {
+            b.clear();
+        }
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 fn mysql_greeting() -> Vec<u8> {
@@ -256,123 +297,53 @@ fn mysql_greeting() -> Vec<u8> {
     packet
 }
 
-impl FakeNoTlsMySql {
-    pub async fn start(port: u16) -> FakeNoTlsMySql {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("bind fake server");
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let sink = received.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let sink = sink.clone();
-                tokio::spawn(async move {
-                    if sock.write_all(&mysql_greeting()).await.is_err() {
-                        return;
-                    }
-                    let mut buf = [0u8; 4096];
-                    while let Ok(Ok(n)) =
-                        tokio::time::timeout(Duration::from_secs(2), sock.read(&mut buf)).await
-                    {
-                        if n == 0 {
-                            return;
-                        }
-                        if let Ok(mut s) = sink.lock() {
-                            s.extend_from_slice(&buf[..n]);
-                        }
-                    }
-                });
-            }
-        });
-        FakeNoTlsMySql {
-            port,
-            received,
-            task,
+/// A fake MySQL server that does not offer TLS: its greeting (HandshakeV10) lacks the
+/// CLIENT_SSL capability.
+pub async fn fake_no_tls_mysql(port: u16) -> FakeServer {
+    FakeServer::start(port, |mut sock, sink| async move {
+        if sock.write_all(&mysql_greeting()).await.is_err() {
+            return;
         }
-    }
-
-    pub fn received(&self) -> Vec<u8> {
-        self.received.lock().map(|b| b.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for FakeNoTlsMySql {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+        let mut buf = [0u8; 4096];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_secs(2), sock.read(&mut buf)).await
+        {
+            if n == 0 {
+                return;
+            }
+            record(&sink, &buf[..n]);
+        }
+    })
+    .await
 }
 
 /// A fake PostgreSQL server: answers `N` (no TLS) to an SSLRequest and then asks for a
-/// cleartext password. `received` holds every byte any client sent it.
-pub struct FakeCleartextPg {
-    pub port: u16,
-    pub received: Arc<Mutex<Vec<u8>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl FakeCleartextPg {
-    pub async fn start(port: u16) -> FakeCleartextPg {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("bind fake server");
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let sink = received.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let sink = sink.clone();
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        let n =
-                            match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
-                                .await
-                            {
-                                Ok(Ok(n)) if n > 0 => n,
-                                _ => return,
-                            };
-                        let chunk = buf[..n].to_vec();
-                        if let Ok(mut s) = sink.lock() {
-                            s.extend_from_slice(&chunk);
-                        }
-                        // SSLRequest: length 8, code 80877103.
-                        let reply: &[u8] = if chunk.len() >= 8
-                            && chunk[..8] == [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]
-                        {
-                            b"N"
-                        } else if chunk.first() == Some(&b'p') {
-                            // The password message: fail the login, as a thief would not care.
-                            return;
-                        } else {
-                            // AuthenticationCleartextPassword.
-                            &[b'R', 0, 0, 0, 8, 0, 0, 0, 3]
-                        };
-                        if sock.write_all(reply).await.is_err() {
-                            return;
-                        }
-                    }
-                });
+/// cleartext password.
+pub async fn fake_cleartext_pg(port: u16) -> FakeServer {
+    FakeServer::start(port, |mut sock, sink| async move {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => n,
+                _ => return,
+            };
+            let chunk = buf[..n].to_vec();
+            record(&sink, &chunk);
+            // SSLRequest: length 8, code 80877103.
+            let reply: &[u8] =
+                if chunk.len() >= 8 && chunk[..8] == [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f] {
+                    b"N"
+                } else if chunk.first() == Some(&b'p') {
+                    // The password message: fail the login, as a thief would not care.
+                    return;
+                } else {
+                    // AuthenticationCleartextPassword.
+                    &[b'R', 0, 0, 0, 8, 0, 0, 0, 3]
+                };
+            if sock.write_all(reply).await.is_err() {
+                return;
             }
-        });
-        FakeCleartextPg {
-            port,
-            received,
-            task,
         }
-    }
-
-    pub fn received(&self) -> Vec<u8> {
-        self.received.lock().map(|b| b.clone()).unwrap_or_default()
-    }
-
-    pub fn clear(&self) {
-        if let Ok(mut b) = self.received.lock() {
-            b.clear();
-        }
-    }
-}
-
-impl Drop for FakeCleartextPg {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    })
+    .await
 }

@@ -46,7 +46,8 @@ pub async fn ensure_database(admin_conn: &str, name: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-fn find_bin(name: &str) -> Option<PathBuf> {
+/// `name` from PATH, else from the newest /usr/lib/postgresql/<version>/bin.
+pub fn find_bin(name: &str) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -61,14 +62,18 @@ fn find_bin(name: &str) -> Option<PathBuf> {
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-/// initdb refuses to run as root: run the cluster as the `postgres` user then.
-fn as_cluster_user(bin: &Path) -> Command {
-    let is_root = Command::new("id")
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    Command::new("id")
         .arg("-u")
         .output()
         .map(|o| o.stdout.starts_with(b"0"))
-        .unwrap_or(false);
-    if is_root {
+        .unwrap_or(false)
+}
+
+/// initdb refuses to run as root: run the cluster as the `postgres` user then.
+pub fn as_cluster_user(bin: &Path) -> Command {
+    if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(bin);
         c
@@ -88,12 +93,7 @@ pub async fn start_private(data_dir: &Path, port: u16) -> anyhow::Result<String>
     };
     let data_dir = std::fs::canonicalize(data_dir)?;
     let pg_dir = data_dir.join("pg");
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0"))
-        .unwrap_or(false);
-    if is_root {
+    if is_root() {
         // The cluster runs as `postgres`, which must pass through the (root-owned) data
         // folder to its own 0700 directory: traverse only, no listing.
         use std::os::unix::fs::PermissionsExt;
@@ -116,7 +116,7 @@ pub async fn start_private(data_dir: &Path, port: u16) -> anyhow::Result<String>
         crate::secret_files::private_dir(&init_dir)?;
         let pwfile = init_dir.join("pwfile");
         crate::secret_files::write(&pwfile, &password)?;
-        if is_root {
+        if is_root() {
             Command::new("chown")
                 .args(["-R", "postgres:postgres"])
                 .arg(&pg_dir)
