@@ -1,5 +1,5 @@
 // Shared pieces: data loading with loading/empty/error states, sizes and times, sortable
-// headers, keyset pager.
+// headers, keyset pager, polling and actions with a notice.
 import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "./api/client";
@@ -183,4 +183,35 @@ export function useNotice(): [ComponentChildren, (msg: string | null, err?: unkn
     )
   ) : null;
   return [node, (msg, err) => setN(msg === null && !err ? null : { msg, err })];
+}
+
+/** Reloads every `ms` while `active`. */
+export function usePolling(active: boolean, reload: () => void, ms = 1000) {
+  useEffect(() => {
+    if (!active) return;
+    const t = setInterval(reload, ms);
+    return () => clearInterval(t);
+  }, [active]);
+}
+
+/**
+ * A notice and a runner for actions: runs `what`, shows `msg` (or the API's error), then `after`
+ * (typically a reload).
+ */
+export function useAction(): [
+  ComponentChildren,
+  <R>(what: () => Promise<R>, msg: string | ((r: R) => string), after?: () => void) => Promise<void>,
+  (msg: string | null, err?: unknown) => void,
+] {
+  const [notice, note] = useNotice();
+  const act = async <R,>(what: () => Promise<R>, msg: string | ((r: R) => string), after?: () => void) => {
+    try {
+      const r = await what();
+      note(typeof msg === "function" ? msg(r) : msg);
+      after?.();
+    } catch (x) {
+      note(null, x);
+    }
+  };
+  return [notice, act, note];
 }

@@ -6,7 +6,8 @@ import { formatPercent } from "../format";
 import { Link, useParams } from "../router";
 import { pivot } from "../derive";
 import { withFilter, type Params } from "../state";
-import { Badge, Bytes, Pager, SearchInput, Select, SortTh, States, useLoad } from "../ui";
+import { FilterSearch, PagedTable } from "../list";
+import { Badge, Bytes, Select, States, useLoad } from "../ui";
 
 type Period = NonNullable<QueryOf<"/capacity/instances">["period_type"]>;
 const PERIODS: [Period, string][] = [["daily", "Daily"], ["weekly", "Weekly"], ["monthly", "Monthly"], ["quarterly", "Quarterly"]];
@@ -83,6 +84,7 @@ export function Capacity() {
     return { range, page: await get<Page<Aggregation>>(`/capacity/${scope}`, { ...q, ...range }) };
   }, JSON.stringify([scope, q]));
   const withSort = { ...params, sort };
+  const at = { params, set };
   return (
     <>
       <h1>Capacity</h1>
@@ -94,8 +96,8 @@ export function Capacity() {
             </button>
           ))}
         </div>
-        <SearchInput label="From" placeholder="YYYY-MM-DD" value={String(params.start_date ?? "")} onCommit={(v) => set(withFilter(params, "start_date", v))} />
-        <SearchInput label="To" placeholder="YYYY-MM-DD" value={String(params.end_date ?? "")} onCommit={(v) => set(withFilter(params, "end_date", v))} />
+        <FilterSearch label="From" placeholder="YYYY-MM-DD" k="start_date" at={at} />
+        <FilterSearch label="To" placeholder="YYYY-MM-DD" k="end_date" at={at} />
         <Select
           label="Top N"
           value={String(params.limit ?? "10")}
@@ -128,45 +130,40 @@ export function Capacity() {
             <p class="muted">
               {range.start_date ?? "…"} – {range.end_date ?? "…"}
             </p>
-            <table>
-              <thead>
-                <tr>
-                  <SortTh col="instance_name" label="Instance" params={withSort} set={set} />
-                  {scope === "databases" && <SortTh col="database_name" label="Database" params={withSort} set={set} />}
-                  <SortTh col="period_start" label="Period" params={withSort} set={set} />
-                  <SortTh col="avg_bytes" label="Average" params={withSort} set={set} num />
-                  <SortTh col="change_bytes" label="Change" params={withSort} set={set} num />
-                  <SortTh col="change_percent" label="Change %" params={withSort} set={set} num />
-                  <th>Trend</th>
-                </tr>
-              </thead>
-              <tbody>
-                {d.items.map((r) => (
-                  <tr>
-                    <td>
-                      <Link href={`/instances/${r.instance.id}`}>{r.instance.name}</Link>
-                    </td>
-                    {scope === "databases" && <td>{r.database_name}</td>}
-                    <td>
+            <PagedTable
+              page={d}
+              params={params}
+              sortParams={withSort}
+              set={set}
+              cols={[
+                { label: "Instance", sort: "instance_name", cell: (r) => <Link href={`/instances/${r.instance.id}`}>{r.instance.name}</Link> },
+                scope === "databases" && { label: "Database", sort: "database_name", cell: (r) => r.database_name },
+                {
+                  label: "Period",
+                  sort: "period_start",
+                  cell: (r) => (
+                    <>
                       {r.period_start}
                       {r.period_end !== r.period_start ? ` – ${r.period_end}` : ""}
-                    </td>
-                    <td class="num">
-                      <Bytes n={r.avg_bytes} />
-                    </td>
-                    <td class="num">
+                    </>
+                  ),
+                },
+                { label: "Average", sort: "avg_bytes", num: true, cell: (r) => <Bytes n={r.avg_bytes} /> },
+                {
+                  label: "Change",
+                  sort: "change_bytes",
+                  num: true,
+                  cell: (r) => (
+                    <>
                       {r.change_bytes > 0 ? "+" : ""}
                       <Bytes n={r.change_bytes} />
-                    </td>
-                    <td class="num">{formatPercent(r.change_percent)}</td>
-                    <td>
-                      <Badge value={r.trend} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            <Pager params={params} set={set} hasNext={d.has_next} nextCursor={d.next_cursor} count={d.items.length} />
+                    </>
+                  ),
+                },
+                { label: "Change %", sort: "change_percent", num: true, cell: (r) => formatPercent(r.change_percent) },
+                { label: "Trend", cell: (r) => <Badge value={r.trend} /> },
+              ]}
+            />
           </>
         )}
       </States>

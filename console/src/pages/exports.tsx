@@ -1,22 +1,17 @@
 import { formatCount } from "../format";
-import { del, get, type Page } from "../api/client";
+import { del, get } from "../api/client";
 import type { ExportJob } from "../api/types";
-import { useParams } from "../router";
-import { apiQuery, withFilter } from "../state";
-import { Badge, Bytes, Pager, Select, States, Time, useLoad, useNotice } from "../ui";
-import { useEffect } from "preact/hooks";
+import { FilterBar, PagedList, usePagedList } from "../list";
+import { Badge, Bytes, Time, useAction, usePolling } from "../ui";
+
+const STATUSES: [string, string][] = [["", "any"], ["queued", "queued"], ["running", "running"], ["completed", "completed"], ["failed", "failed"]];
+const KINDS: [string, string][] = [["", "any"], ["database_ledger", "ledger"], ["instances", "instances"], ["database_sizes", "sizes"]];
 
 export function Exports() {
-  const [params, set] = useParams();
-  const q = apiQuery(params);
-  const l = useLoad(() => get<Page<ExportJob>>("/exports", q), JSON.stringify(q));
-  const busy = !!l.data?.items.some((e) => e.status === "queued" || e.status === "running");
-  useEffect(() => {
-    if (!busy) return;
-    const t = setInterval(l.reload, 1000);
-    return () => clearInterval(t);
-  }, [busy]);
-  const [notice, note] = useNotice();
+  const list = usePagedList<ExportJob>("/exports");
+  const l = list.l;
+  usePolling(!!l.data?.items.some((e) => e.status === "queued" || e.status === "running"), l.reload);
+  const [notice, act, note] = useAction();
   // The list carries no links; one job's GET presigns a fresh one.
   const download = async (e: ExportJob) => {
     try {
@@ -26,87 +21,48 @@ export function Exports() {
       note(null, x);
     }
   };
-  const remove = async (e: ExportJob) => {
-    try {
-      await del(`/exports/${e.id}`);
-      note("Export deleted.");
-      l.reload();
-    } catch (x) {
-      note(null, x);
-    }
-  };
+  const file = (e: ExportJob) =>
+    e.download_url ? (
+      <a href={e.download_url}>{e.file_name ?? "download"}</a>
+    ) : e.status === "completed" ? (
+      <button class="link" onClick={() => download(e)} title="a fresh presigned link">
+        <u>{e.file_name ?? "download"}</u>
+      </button>
+    ) : (
+      e.file_name
+    );
   return (
     <>
       <h1>My exports</h1>
       {notice}
-      <div class="filters">
-        <Select
-          label="Status"
-          value={String(params.status ?? "")}
-          options={[["", "any"], ["queued", "queued"], ["running", "running"], ["completed", "completed"], ["failed", "failed"]]}
-          onChange={(v) => set(withFilter(params, "status", v))}
-        />
-        <Select
-          label="Kind"
-          value={String(params.kind ?? "")}
-          options={[["", "any"], ["database_ledger", "ledger"], ["instances", "instances"], ["database_sizes", "sizes"]]}
-          onChange={(v) => set(withFilter(params, "kind", v))}
-        />
-      </div>
-      <States l={l} empty={(d) => d.items.length === 0} emptyText="No export yet: use Export CSV on the ledger.">
-        {(d) => (
-          <>
-            <table>
-              <thead>
-                <tr>
-                  <th>Requested</th>
-                  <th>Kind</th>
-                  <th>Status</th>
-                  <th class="num">Rows</th>
-                  <th class="num">Size</th>
-                  <th>File</th>
-                  <th />
-                </tr>
-              </thead>
-              <tbody>
-                {d.items.map((e) => (
-                  <tr>
-                    <td>
-                      <Time iso={e.created_at} />
-                    </td>
-                    <td>{e.kind}</td>
-                    <td>
-                      <Badge value={e.status} />
-                      {e.error && <span class="error-text"> {e.error}</span>}
-                    </td>
-                    <td class="num">{formatCount(e.rows_written)}</td>
-                    <td class="num">
-                      <Bytes n={e.bytes_written} />
-                    </td>
-                    <td>
-                      {e.download_url ? (
-                        <a href={e.download_url}>{e.file_name ?? "download"}</a>
-                      ) : e.status === "completed" ? (
-                        <button class="link" onClick={() => download(e)} title="a fresh presigned link">
-                          <u>{e.file_name ?? "download"}</u>
-                        </button>
-                      ) : (
-                        e.file_name
-                      )}
-                    </td>
-                    <td>
-                      <button class="secondary" onClick={() => remove(e)}>
-                        Delete
-                      </button>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            <Pager params={params} set={set} hasNext={d.has_next} nextCursor={d.next_cursor} count={d.items.length} />
-          </>
-        )}
-      </States>
+      <FilterBar at={list} selects={[["Status", "status", STATUSES], ["Kind", "kind", KINDS]]} />
+      <PagedList
+        list={list}
+        emptyText="No export yet: use Export CSV on the ledger."
+        cols={[
+          { label: "Requested", cell: (e) => <Time iso={e.created_at} /> },
+          { label: "Kind", cell: (e) => e.kind },
+          {
+            label: "Status",
+            cell: (e) => (
+              <>
+                <Badge value={e.status} />
+                {e.error && <span class="error-text"> {e.error}</span>}
+              </>
+            ),
+          },
+          { label: "Rows", num: true, cell: (e) => formatCount(e.rows_written) },
+          { label: "Size", num: true, cell: (e) => <Bytes n={e.bytes_written} /> },
+          { label: "File", cell: file },
+          {
+            cell: (e) => (
+              <button class="secondary" onClick={() => act(() => del(`/exports/${e.id}`), "Export deleted.", l.reload)}>
+                Delete
+              </button>
+            ),
+          },
+        ]}
+      />
     </>
   );
 }

@@ -3,11 +3,12 @@ import { del, get, patch, post, type Page } from "../api/client";
 import type { Aggregation, Credential, Instance, InstanceDatabase, RunItem, Tag, TaskRun } from "../api/types";
 import { Chart } from "../chart";
 import { formatGrowth } from "../format";
-import { Link, navigate, useParams, useRouteParams } from "../router";
+import { Link, navigate, useRouteParams } from "../router";
 import { dateToX } from "../series";
 import { useCan } from "../session";
-import { apiQuery, toggleOne, togglePage, withFilter } from "../state";
-import { Badge, Bytes, ErrorBox, Field, Pager, SearchInput, Select, SortTh, States, Time, useLoad, useNotice } from "../ui";
+import { toggleOne, togglePage } from "../state";
+import { DataTable, FilterSelect, INSTANCE_COLS, InventoryFilters, PagedList, RowsFilter, usePagedList } from "../list";
+import { Badge, Bytes, ErrorBox, Field, Select, States, Time, useAction, useLoad, useNotice } from "../ui";
 
 
 function InstanceForm(props: { initial?: Instance; onDone: (i: Instance | null) => void }) {
@@ -230,26 +231,18 @@ function BulkBar(props: { selected: Set<number>; clear: () => void; done: () => 
   );
 }
 
+const STATUSES: [string, string][] = [["", "not deleted"], ["active", "active"], ["inactive", "inactive"], ["deleted", "deleted"]];
+
 export function Instances() {
-  const [params, set] = useParams(["tag"]);
   const operator = useCan("operator");
   const admin = useCan("admin");
-  const q = apiQuery(params);
-  const l = useLoad(() => get<Page<Instance>>("/instances", { include_total: true, ...q }), JSON.stringify(q));
+  const list = usePagedList<Instance>("/instances", { include_total: true }, ["tag"]);
+  const l = list.l;
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [editing, setEditing] = useState<Instance | "new" | null>(null);
-  const [notice, note] = useNotice();
-  const f = (k: string) => (params[k] === undefined ? "" : String(params[k]));
-  const tags = Array.isArray(params.tag) ? params.tag : params.tag ? [params.tag] : [];
-  const act = async (what: () => Promise<unknown>, msg: string) => {
-    try {
-      await what();
-      note(msg);
-      l.reload();
-    } catch (x) {
-      note(null, x);
-    }
-  };
+  const [notice, run, note] = useAction();
+  const act = (what: () => Promise<unknown>, msg: string) => run(what, msg, l.reload);
+  const ids = l.data?.items.map((i) => i.id) ?? [];
   return (
     <>
       <div class="row">
@@ -271,130 +264,67 @@ export function Instances() {
       {admin && <Credentials />}
       {notice}
       <form class="filters" onSubmit={(e) => e.preventDefault()}>
-        <SearchInput label="Search" value={f("search")} onCommit={(v) => set(withFilter(params, "search", v))} />
-        <Select
-          label="Engine"
-          value={f("db_type")}
-          options={[["", "any"], ["postgresql", "PostgreSQL"], ["mysql", "MySQL/MariaDB"]]}
-          onChange={(v) => set(withFilter(params, "db_type", v))}
-        />
-        <Select
-          label="Status"
-          value={f("status")}
-          options={[["", "not deleted"], ["active", "active"], ["inactive", "inactive"], ["deleted", "deleted"]]}
-          onChange={(v) => set(withFilter(params, "status", v))}
-        />
-        <SearchInput
-          label="Tags"
-          placeholder="prod, eu"
-          value={tags.join(", ")}
-          onCommit={(v) => set(withFilter(params, "tag", v.split(",").map((s) => s.trim()).filter(Boolean)))}
-        />
-        <Select label="Tag match" value={f("tag_mode")} options={[["", "any"], ["all", "all"]]} onChange={(v) => set(withFilter(params, "tag_mode", v))} />
-        <Select
-          label="Rows"
-          value={f("limit")}
-          options={[["", "20"], ["50", "50"], ["100", "100"], ["200", "200"]]}
-          onChange={(v) => set(withFilter(params, "limit", v))}
-        />
+        <InventoryFilters at={list}>
+          <FilterSelect label="Status" k="status" options={STATUSES} at={list} />
+        </InventoryFilters>
+        <RowsFilter at={list} />
       </form>
       {operator && selected.size > 0 && (
         <BulkBar selected={selected} clear={() => setSelected(new Set())} done={() => l.reload()} />
       )}
-      <States l={l} empty={(d) => d.items.length === 0} emptyText="No instance matches these filters.">
-        {(d) => {
-          const ids = d.items.map((i) => i.id);
-          return (
-            <>
-              <div class="scroll">
-                <table data-testid="instances-table">
-                  <thead>
-                    <tr>
-                      {operator && (
-                        <th>
-                          <input
-                            type="checkbox"
-                            aria-label="Select page"
-                            checked={ids.length > 0 && ids.every((id) => selected.has(id))}
-                            onChange={() => setSelected(togglePage(selected, ids))}
-                          />
-                        </th>
-                      )}
-                      <SortTh col="name" label="Name" params={params} set={set} />
-                      <SortTh col="db_type" label="Engine" params={params} set={set} />
-                      <SortTh col="host" label="Address" params={params} set={set} />
-                      <th>Status</th>
-                      <th>Tags</th>
-                      <SortTh col="last_collected_at" label="Last collected" params={params} set={set} />
-                      {operator && <th>Actions</th>}
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {d.items.map((i) => (
-                      <tr>
-                        {operator && (
-                          <td>
-                            <input
-                              type="checkbox"
-                              aria-label={`Select ${i.name}`}
-                              checked={selected.has(i.id)}
-                              onChange={() => setSelected(toggleOne(selected, i.id))}
-                            />
-                          </td>
-                        )}
-                        <td>
-                          <Link href={`/instances/${i.id}`}>{i.name}</Link>
-                        </td>
-                        <td>{i.db_type}</td>
-                        <td>
-                          {i.host}:{i.port}
-                        </td>
-                        <td>
-                          <Badge value={i.status} />
-                        </td>
-                        <td>
-                          {i.tags.map((t) => (
-                            <span class="tag">{t.name}</span>
-                          ))}
-                        </td>
-                        <td>{i.last_collected_at ? <Time iso={i.last_collected_at} /> : "never"}</td>
-                        {operator && (
-                          <td class="actions">
-                            {i.status === "deleted" ? (
-                              <button class="secondary" onClick={() => act(() => post(`/instances/${i.id}/actions/restore`), `Restored ${i.name}.`)}>
-                                Restore
-                              </button>
-                            ) : (
-                              <>
-                                <button class="secondary" onClick={() => setEditing(i)}>
-                                  Edit
-                                </button>
-                                <button
-                                  class="secondary"
-                                  onClick={() => act(() => post(`/instances/${i.id}/actions/collect`), `Collected ${i.name}.`)}
-                                >
-                                  Collect
-                                </button>
-                                <button
-                                  class="secondary"
-                                  onClick={() => confirm(`Delete ${i.name}?`) && act(() => del(`/instances/${i.id}`), `Deleted ${i.name}.`)}
-                                >
-                                  Delete
-                                </button>
-                              </>
-                            )}
-                          </td>
-                        )}
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-              <Pager params={params} set={set} hasNext={d.has_next} nextCursor={d.next_cursor} total={d.total} count={d.items.length} />
-            </>
-          );
-        }}
-      </States>
+      <PagedList
+        list={list}
+        emptyText="No instance matches these filters."
+        total
+        scroll
+        testid="instances-table"
+        cols={[
+          operator && {
+            head: (
+              <input
+                type="checkbox"
+                aria-label="Select page"
+                checked={ids.length > 0 && ids.every((id) => selected.has(id))}
+                onChange={() => setSelected(togglePage(selected, ids))}
+              />
+            ),
+            cell: (i) => (
+              <input type="checkbox" aria-label={`Select ${i.name}`} checked={selected.has(i.id)} onChange={() => setSelected(toggleOne(selected, i.id))} />
+            ),
+          },
+          { ...INSTANCE_COLS[0], label: "Name", sort: "name" },
+          { ...INSTANCE_COLS[1], sort: "db_type" },
+          { ...INSTANCE_COLS[2], sort: "host" },
+          { label: "Status", cell: (i) => <Badge value={i.status} /> },
+          { label: "Tags", cell: (i) => i.tags.map((t) => <span class="tag">{t.name}</span>) },
+          { ...INSTANCE_COLS[3], sort: "last_collected_at" },
+          operator && {
+            label: "Actions",
+            class: "actions",
+            cell: (i) =>
+              i.status === "deleted" ? (
+                <button class="secondary" onClick={() => act(() => post(`/instances/${i.id}/actions/restore`), `Restored ${i.name}.`)}>
+                  Restore
+                </button>
+              ) : (
+                <>
+                  <button class="secondary" onClick={() => setEditing(i)}>
+                    Edit
+                  </button>
+                  <button class="secondary" onClick={() => act(() => post(`/instances/${i.id}/actions/collect`), `Collected ${i.name}.`)}>
+                    Collect
+                  </button>
+                  <button
+                    class="secondary"
+                    onClick={() => confirm(`Delete ${i.name}?`) && act(() => del(`/instances/${i.id}`), `Deleted ${i.name}.`)}
+                  >
+                    Delete
+                  </button>
+                </>
+              ),
+          },
+        ]}
+      />
     </>
   );
 }
@@ -459,32 +389,15 @@ export function InstancePage() {
           <h2>Databases</h2>
           <States l={dbs} empty={(d) => d.items.length === 0} emptyText="No database collected yet.">
             {(d) => (
-              <table>
-                <thead>
-                  <tr>
-                    <th>Database</th>
-                    <th class="num">Size</th>
-                    <th class="num">Growth</th>
-                    <th>Collected</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {d.items.map((b) => (
-                    <tr>
-                      <td>
-                        <Link href={`/databases/${b.id}`}>{b.database_name}</Link>
-                      </td>
-                      <td class="num">
-                        <Bytes n={b.size?.bytes} />
-                      </td>
-                      <td class="num">{formatGrowth(b.growth_bytes_per_day)}</td>
-                      <td>
-                        <Time iso={b.size?.collected_at} />
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
+              <DataTable
+                rows={d.items}
+                cols={[
+                  { label: "Database", cell: (b) => <Link href={`/databases/${b.id}`}>{b.database_name}</Link> },
+                  { label: "Size", num: true, cell: (b) => <Bytes n={b.size?.bytes} /> },
+                  { label: "Growth", num: true, cell: (b) => formatGrowth(b.growth_bytes_per_day) },
+                  { label: "Collected", cell: (b) => <Time iso={b.size?.collected_at} /> },
+                ]}
+              />
             )}
           </States>
           <h2>Last collection: errors</h2>

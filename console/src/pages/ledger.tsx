@@ -1,11 +1,12 @@
 import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { get, post, type Page } from "../api/client";
 import type { ExportJob, LedgerItem } from "../api/types";
-import { formatBytes, formatCount, formatDaysUntil, formatGrowth, parseBytes } from "../format";
+import { formatCount, formatDaysUntil, formatGrowth } from "../format";
+import { BytesFilter, FilterSearch, FilterSelect, InventoryFilters, PagedList, RowsFilter } from "../list";
 import { Link, useParams } from "../router";
 import { exportFilters } from "../derive";
-import { apiQuery, withFilter } from "../state";
-import { Badge, Bytes, ErrorBox, Pager, SearchInput, Select, SortTh, States, Time, useLoad } from "../ui";
+import { apiQuery } from "../state";
+import { Badge, Bytes, ErrorBox, Time, useLoad } from "../ui";
 
 
 export function ExportButton(props: { kind: "database_ledger" | "instances"; filters: Record<string, unknown> }) {
@@ -70,8 +71,7 @@ export function Ledger() {
       received.current = 0;
     }
   }, [l.data]);
-  const f = (k: string) => (params[k] === undefined ? "" : String(params[k]));
-  const tags = Array.isArray(params.tag) ? params.tag : params.tag ? [params.tag] : [];
+  const list = { params, set, l };
   return (
     <>
       <div class="row">
@@ -79,102 +79,47 @@ export function Ledger() {
         <ExportButton kind="database_ledger" filters={exportFilters(params)} />
       </div>
       <form class="filters" onSubmit={(e) => e.preventDefault()}>
-        <SearchInput label="Search" value={f("search")} onCommit={(v) => set(withFilter(params, "search", v))} />
-        <Select
-          label="Engine"
-          value={f("db_type")}
-          options={[["", "any"], ["postgresql", "PostgreSQL"], ["mysql", "MySQL/MariaDB"]]}
-          onChange={(v) => set(withFilter(params, "db_type", v))}
-        />
-        <SearchInput
-          label="Tags"
-          placeholder="prod, eu"
-          value={tags.join(", ")}
-          onCommit={(v) => set(withFilter(params, "tag", v.split(",").map((s) => s.trim()).filter(Boolean)))}
-        />
-        <Select
-          label="Tag match"
-          value={f("tag_mode")}
-          options={[["", "any"], ["all", "all"]]}
-          onChange={(v) => set(withFilter(params, "tag_mode", v))}
-        />
-        <SearchInput label="Instance id" value={f("instance_id")} onCommit={(v) => set(withFilter(params, "instance_id", v))} />
-        <SearchInput
-          label="Min size"
-          placeholder="1 GB"
-          value={params.min_size_bytes ? formatBytes(Number(params.min_size_bytes)) : ""}
-          onCommit={(v) => set(withFilter(params, "min_size_bytes", v ? String(parseBytes(v) ?? v) : ""))}
-        />
-        <Select
-          label="Freshness"
-          value={f("stale")}
-          options={[["", "any"], ["true", "stale (> 48 h)"], ["false", "fresh"]]}
-          onChange={(v) => set(withFilter(params, "stale", v))}
-        />
-        <SearchInput
-          label="Threshold"
-          placeholder="100 GB"
-          value={params.threshold_bytes ? formatBytes(Number(params.threshold_bytes)) : ""}
-          onCommit={(v) => set(withFilter(params, "threshold_bytes", v ? String(parseBytes(v) ?? v) : ""))}
-        />
-        <Select
-          label="Rows"
-          value={f("limit")}
-          options={[["", "20"], ["50", "50"], ["100", "100"], ["200", "200"]]}
-          onChange={(v) => set(withFilter(params, "limit", v))}
-        />
+        <InventoryFilters at={list} />
+        <FilterSearch label="Instance id" k="instance_id" at={list} />
+        <BytesFilter label="Min size" placeholder="1 GB" k="min_size_bytes" at={list} />
+        <FilterSelect label="Freshness" k="stale" options={[["", "any"], ["true", "stale (> 48 h)"], ["false", "fresh"]]} at={list} />
+        <BytesFilter label="Threshold" placeholder="100 GB" k="threshold_bytes" at={list} />
+        <RowsFilter at={list} />
       </form>
-      <States l={l} empty={(d) => d.items.length === 0} emptyText="No database matches these filters.">
-        {(d) => (
-          <>
-            <div class="scroll">
-              <table ref={table} data-testid="ledger-table">
-                <thead>
-                  <tr>
-                    <SortTh col="database_name" label="Database" params={params} set={set} />
-                    <SortTh col="instance_name" label="Instance" params={params} set={set} />
-                    <th>Engine</th>
-                    <SortTh col="size" label="Size" params={params} set={set} num />
-                    <SortTh col="growth" label="Growth" params={params} set={set} num />
-                    {params.threshold_bytes && <th>Reaches threshold</th>}
-                    <SortTh col="collected_at" label="Collected" params={params} set={set} />
-                    <th>Tags</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {d.items.map((r) => (
-                    <tr>
-                      <td>
-                        <Link href={`/databases/${r.id}`}>{r.database_name}</Link>
-                      </td>
-                      <td>
-                        <Link href={`/instances/${r.instance.id}`}>{r.instance.name}</Link>
-                      </td>
-                      <td>{r.db_type}</td>
-                      <td class="num">
-                        <Bytes n={r.size?.bytes} />
-                      </td>
-                      <td class="num">{formatGrowth(r.growth.bytes_per_day)}</td>
-                      {params.threshold_bytes && <td>{formatDaysUntil(r.growth.days_until)}</td>}
-                      <td>
-                        <Time iso={r.size?.collected_at} /> <Badge value={r.sync_status} />
-                      </td>
-                      <td>
-                        {r.tags.map((t) => (
-                          <span class="tag" title={t.display_name}>
-                            {t.name}
-                          </span>
-                        ))}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-            <Pager params={params} set={set} hasNext={d.has_next} nextCursor={d.next_cursor} total={d.total} count={d.items.length} />
-          </>
-        )}
-      </States>
+      <PagedList
+        list={list}
+        emptyText="No database matches these filters."
+        total
+        scroll
+        tableRef={table}
+        testid="ledger-table"
+        cols={[
+          { label: "Database", sort: "database_name", cell: (r) => <Link href={`/databases/${r.id}`}>{r.database_name}</Link> },
+          { label: "Instance", sort: "instance_name", cell: (r) => <Link href={`/instances/${r.instance.id}`}>{r.instance.name}</Link> },
+          { label: "Engine", cell: (r) => r.db_type },
+          { label: "Size", sort: "size", num: true, cell: (r) => <Bytes n={r.size?.bytes} /> },
+          { label: "Growth", sort: "growth", num: true, cell: (r) => formatGrowth(r.growth.bytes_per_day) },
+          !!params.threshold_bytes && { label: "Reaches threshold", cell: (r) => formatDaysUntil(r.growth.days_until) },
+          {
+            label: "Collected",
+            sort: "collected_at",
+            cell: (r) => (
+              <>
+                <Time iso={r.size?.collected_at} /> <Badge value={r.sync_status} />
+              </>
+            ),
+          },
+          {
+            label: "Tags",
+            cell: (r) =>
+              r.tags.map((t) => (
+                <span class="tag" title={t.display_name}>
+                  {t.name}
+                </span>
+              )),
+          },
+        ]}
+      />
     </>
   );
 }

@@ -3,37 +3,38 @@ import type { FleetSummary, Grower } from "../api/types";
 import { formatBytes, formatCount, formatDaysUntil, formatGrowth, formatPercent, parseBytes } from "../format";
 import { Link, useParams } from "../router";
 import { withFilter } from "../state";
+import { DataTable, INSTANCE_COLS } from "../list";
 import { Badge, Bytes, SearchInput, States, Time, useLoad } from "../ui";
 
 function Growers({ rows }: { rows: Grower[] }) {
   if (rows.length === 0) return <p class="empty">No database grew in this window.</p>;
   return (
-    <table>
-      <thead>
-        <tr>
-          <th>Database</th>
-          <th class="num">Change</th>
-          <th class="num">%</th>
-          <th class="num">Size</th>
-        </tr>
-      </thead>
-      <tbody>
-        {rows.map((g) => (
-          <tr>
-            <td>
-              <Link href={`/databases/${g.id}`}>{g.database_name}</Link> <span class="muted">on {g.instance.name}</span>
-            </td>
-            <td class="num">
+    <DataTable
+      rows={rows}
+      cols={[
+        { label: "Database", cell: (g) => <OnInstance db={g} /> },
+        {
+          label: "Change",
+          num: true,
+          cell: (g) => (
+            <>
               +<Bytes n={g.change_bytes} />
-            </td>
-            <td class="num">{formatPercent(g.change_percent)}</td>
-            <td class="num">
-              <Bytes n={g.size_bytes} />
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+            </>
+          ),
+        },
+        { label: "%", num: true, cell: (g) => formatPercent(g.change_percent) },
+        { label: "Size", num: true, cell: (g) => <Bytes n={g.size_bytes} /> },
+      ]}
+    />
+  );
+}
+
+/** A database's link and the instance it is on. */
+function OnInstance({ db }: { db: { id: number; database_name: string; instance: { name: string } } }) {
+  return (
+    <>
+      <Link href={`/databases/${db.id}`}>{db.database_name}</Link> <span class="muted">on {db.instance.name}</span>
+    </>
   );
 }
 
@@ -118,33 +119,22 @@ export function Overview() {
               {s.fills_first.length === 0 ? (
                 <p class="empty">No database is growing towards the threshold.</p>
               ) : (
-                <table>
-                  <thead>
-                    <tr>
-                      <th>Database</th>
-                      <th class="num">Size</th>
-                      <th class="num">Growth</th>
-                      <th>Reaches threshold</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {s.fills_first.map((d) => (
-                      <tr>
-                        <td>
-                          <Link href={`/databases/${d.id}`}>{d.database_name}</Link>{" "}
-                          <span class="muted">on {d.instance.name}</span>
-                        </td>
-                        <td class="num">
-                          <Bytes n={d.size_bytes} />
-                        </td>
-                        <td class="num">{formatGrowth(d.growth_bytes_per_day)}</td>
-                        <td>
+                <DataTable
+                  rows={s.fills_first}
+                  cols={[
+                    { label: "Database", cell: (d) => <OnInstance db={d} /> },
+                    { label: "Size", num: true, cell: (d) => <Bytes n={d.size_bytes} /> },
+                    { label: "Growth", num: true, cell: (d) => formatGrowth(d.growth_bytes_per_day) },
+                    {
+                      label: "Reaches threshold",
+                      cell: (d) => (
+                        <>
                           {formatDaysUntil(d.days_until)} <span class="muted">{d.projected_date ?? ""}</span>
-                        </td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
+                        </>
+                      ),
+                    },
+                  ]}
+                />
               )}
             </section>
 
@@ -162,30 +152,7 @@ export function Overview() {
             {s.stale_instances.items.length > 0 && (
               <section>
                 <h2>Stale instances</h2>
-                <table>
-                  <thead>
-                    <tr>
-                      <th>Instance</th>
-                      <th>Engine</th>
-                      <th>Address</th>
-                      <th>Last collected</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {s.stale_instances.items.map((i) => (
-                      <tr>
-                        <td>
-                          <Link href={`/instances/${i.id}`}>{i.name}</Link>
-                        </td>
-                        <td>{i.db_type}</td>
-                        <td>
-                          {i.host}:{i.port}
-                        </td>
-                        <td>{i.last_collected_at ? <Time iso={i.last_collected_at} /> : "never"}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
+                <DataTable rows={s.stale_instances.items} cols={INSTANCE_COLS} />
               </section>
             )}
           </>

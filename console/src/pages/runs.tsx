@@ -1,127 +1,77 @@
-import { useEffect } from "preact/hooks";
-import { get, post, type Page } from "../api/client";
+import { get, post } from "../api/client";
 import type { RunItem, TaskRun } from "../api/types";
 import { formatDuration } from "../format";
-import { Link, useParams, useRouteParams } from "../router";
+import { FilterBar, PagedList, usePagedList } from "../list";
+import { Link, useRouteParams } from "../router";
 import { useCan } from "../session";
-import { apiQuery, withFilter } from "../state";
-import { Badge, ErrorBox, Pager, Select, States, Time, useLoad, useNotice } from "../ui";
+import { Badge, ErrorBox, States, Time, useAction, useLoad, usePolling } from "../ui";
 
 const STATUSES = ["pending", "running", "completed", "completed_with_errors", "failed", "cancelled"];
+const STATUS_OPTIONS: [string, string][] = [["", "any"], ...STATUSES.map((s) => [s, s.replace(/_/g, " ")] as [string, string])];
+const TRIGGERS: [string, string][] = [["", "any"], ["scheduled", "scheduled"], ["manual", "manual"], ["api", "api"]];
+const ITEM_STATUSES: [string, string][] = [["", "all"], ...["failed", "running", "pending", "completed", "cancelled"].map((s) => [s, s] as [string, string])];
 export const finished = (s: string) => !["pending", "running"].includes(s);
 
-/** Reloads every `ms` while `active`. */
-function usePoll(active: boolean, reload: () => void, ms = 1000) {
-  useEffect(() => {
-    if (!active) return;
-    const t = setInterval(reload, ms);
-    return () => clearInterval(t);
-  }, [active]);
-}
-
 export function Runs() {
-  const [params, set] = useParams();
   const operator = useCan("operator");
-  const q = apiQuery(params);
-  const l = useLoad(() => get<Page<TaskRun>>("/task-runs", { include_total: true, ...q }), JSON.stringify(q));
-  usePoll(!!l.data?.items.some((r) => !finished(r.status)), l.reload, 2000);
-  const [notice, note] = useNotice();
-  const collect = async () => {
-    try {
-      await post("/collections", {});
-      note("Collection started.");
-      l.reload();
-    } catch (x) {
-      note(null, x);
-    }
-  };
+  const list = usePagedList<TaskRun>("/task-runs", { include_total: true });
+  const l = list.l;
+  usePolling(!!l.data?.items.some((r) => !finished(r.status)), l.reload, 2000);
+  const [notice, act] = useAction();
   return (
     <>
       <div class="row">
         <h1>Runs</h1>
-        {operator && <button onClick={collect}>Collect all now</button>}
+        {operator && <button onClick={() => act(() => post("/collections", {}), "Collection started.", l.reload)}>Collect all now</button>}
       </div>
       {notice}
-      <div class="filters">
-        <Select
-          label="Status"
-          value={String(params.status ?? "")}
-          options={[["", "any"], ...STATUSES.map((s) => [s, s.replace(/_/g, " ")] as [string, string])]}
-          onChange={(v) => set(withFilter(params, "status", v))}
-        />
-        <Select
-          label="Trigger"
-          value={String(params.trigger ?? "")}
-          options={[["", "any"], ["scheduled", "scheduled"], ["manual", "manual"], ["api", "api"]]}
-          onChange={(v) => set(withFilter(params, "trigger", v))}
-        />
-      </div>
-      <States l={l} empty={(d) => d.items.length === 0} emptyText="No run yet.">
-        {(d) => (
-          <>
-            <table>
-              <thead>
-                <tr>
-                  <th>Started</th>
-                  <th>Task</th>
-                  <th>Trigger</th>
-                  <th>Status</th>
-                  <th class="num">Items</th>
-                  <th class="num">Duration</th>
-                </tr>
-              </thead>
-              <tbody>
-                {d.items.map((r) => (
-                  <tr>
-                    <td>
-                      <Link href={`/runs/${r.run_id}`}>
-                        <Time iso={r.started_at} />
-                      </Link>
-                    </td>
-                    <td>{r.task_key}</td>
-                    <td>{r.trigger}</td>
-                    <td>
-                      <Badge value={r.status} />
-                    </td>
-                    <td class="num">
-                      {r.items_succeeded}/{r.items_total}
-                      {r.items_failed ? ` (${r.items_failed} failed)` : ""}
-                    </td>
-                    <td class="num">{formatDuration(r.duration_ms)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            <Pager params={params} set={set} hasNext={d.has_next} nextCursor={d.next_cursor} total={d.total} count={d.items.length} />
-          </>
-        )}
-      </States>
+      <FilterBar at={list} selects={[["Status", "status", STATUS_OPTIONS], ["Trigger", "trigger", TRIGGERS]]} />
+      <PagedList
+        list={list}
+        emptyText="No run yet."
+        total
+        cols={[
+          {
+            label: "Started",
+            cell: (r) => (
+              <Link href={`/runs/${r.run_id}`}>
+                <Time iso={r.started_at} />
+              </Link>
+            ),
+          },
+          { label: "Task", cell: (r) => r.task_key },
+          { label: "Trigger", cell: (r) => r.trigger },
+          { label: "Status", cell: (r) => <Badge value={r.status} /> },
+          {
+            label: "Items",
+            num: true,
+            cell: (r) => (
+              <>
+                {r.items_succeeded}/{r.items_total}
+                {r.items_failed ? ` (${r.items_failed} failed)` : ""}
+              </>
+            ),
+          },
+          { label: "Duration", num: true, cell: (r) => formatDuration(r.duration_ms) },
+        ]}
+      />
     </>
   );
 }
 
 export function RunPage() {
   const { id } = useRouteParams();
-  const [params, set] = useParams();
   const operator = useCan("operator");
   const run = useLoad(() => get<TaskRun>(`/task-runs/${id}`), id);
-  const q = apiQuery(params);
-  const items = useLoad(() => get<Page<RunItem>>(`/task-runs/${id}/items`, { limit: 100, ...q }), id + JSON.stringify(q));
+  const list = usePagedList<RunItem>(`/task-runs/${id}/items`, { limit: 100 });
+  const items = list.l;
   const live = !!run.data && !finished(run.data.status);
-  usePoll(live, () => {
+  usePolling(live, () => {
     run.reload();
     items.reload();
   });
-  const [notice, note] = useNotice();
-  const cancel = async () => {
-    try {
-      await post(`/task-runs/${id}/actions/cancel`);
-      note("Pending items cancelled; running ones finish.");
-      run.reload();
-    } catch (x) {
-      note(null, x);
-    }
-  };
+  const [notice, act] = useAction();
+  const cancel = () => act(() => post(`/task-runs/${id}/actions/cancel`), "Pending items cancelled; running ones finish.", run.reload);
   return (
     <States l={run}>
       {(r) => (
@@ -150,43 +100,20 @@ export function RunPage() {
           <progress max={100} value={r.progress?.percent ?? 0} aria-label="progress" /> {r.progress?.percent ?? 0}% ·{" "}
           {r.items_succeeded} ok, {r.items_failed} failed of {r.items_total}
           {r.error && <ErrorBox error={new Error(r.error)} />}
-          <div class="filters">
-            <Select
-              label="Items"
-              value={String(params.status ?? "")}
-              options={[["", "all"], ["failed", "failed"], ["running", "running"], ["pending", "pending"], ["completed", "completed"], ["cancelled", "cancelled"]]}
-              onChange={(v) => set(withFilter(params, "status", v))}
-            />
-          </div>
-          <States l={items} empty={(d) => d.items.length === 0} emptyText="No items.">
-            {(d) => (
-              <>
-                <table>
-                  <thead>
-                    <tr>
-                      <th>Item</th>
-                      <th>Status</th>
-                      <th class="num">Duration</th>
-                      <th>Error</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {d.items.map((i) => (
-                      <tr>
-                        <td>{i.instance_id ? <Link href={`/instances/${i.instance_id}`}>{i.instance_name ?? i.item_key}</Link> : i.item_key}</td>
-                        <td>
-                          <Badge value={i.status} />
-                        </td>
-                        <td class="num">{formatDuration(i.duration_ms)}</td>
-                        <td class="error-text">{i.error ?? ""}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-                <Pager params={params} set={set} hasNext={d.has_next} nextCursor={d.next_cursor} count={d.items.length} />
-              </>
-            )}
-          </States>
+          <FilterBar at={list} selects={[["Items", "status", ITEM_STATUSES]]} />
+          <PagedList
+            list={list}
+            emptyText="No items."
+            cols={[
+              {
+                label: "Item",
+                cell: (i) => (i.instance_id ? <Link href={`/instances/${i.instance_id}`}>{i.instance_name ?? i.item_key}</Link> : i.item_key),
+              },
+              { label: "Status", cell: (i) => <Badge value={i.status} /> },
+              { label: "Duration", num: true, cell: (i) => formatDuration(i.duration_ms) },
+              { label: "Error", class: "error-text", cell: (i) => i.error ?? "" },
+            ]}
+          />
         </>
       )}
     </States>

@@ -1,7 +1,8 @@
 import { formatCount } from "../format";
 import { get, post } from "../api/client";
 import { useCan } from "../session";
-import { Badge, Bytes, States, Time, useLoad, useNotice } from "../ui";
+import { DataTable } from "../list";
+import { Badge, Bytes, States, Time, useAction, useLoad } from "../ui";
 
 interface Health {
   status: string;
@@ -25,16 +26,13 @@ export function System() {
   const health = useLoad(() => get<Health>("/health"), "h");
   const schedules = useLoad(() => get<{ items: Schedule[] }>("/schedules"), "s");
   const parts = useLoad(() => (admin ? get<Partitions>("/partitions") : Promise.resolve(null)), String(admin));
-  const [notice, note] = useNotice();
-  const ensure = async () => {
-    try {
-      const r = await post<{ created?: string[] }>("/partitions/actions/ensure");
-      note(`Partitions ensured${r.created ? `: ${r.created.length} created` : ""}.`);
-      parts.reload();
-    } catch (x) {
-      note(null, x);
-    }
-  };
+  const [notice, act] = useAction();
+  const ensure = () =>
+    act(
+      () => post<{ created?: string[] }>("/partitions/actions/ensure"),
+      (r) => `Partitions ensured${r.created ? `: ${r.created.length} created` : ""}.`,
+      parts.reload,
+    );
   return (
     <>
       <h1>System</h1>
@@ -50,28 +48,21 @@ export function System() {
       <h2>Schedules</h2>
       <States l={schedules} empty={(s) => s.items.length === 0}>
         {(s) => (
-          <table>
-            <thead>
-              <tr>
-                <th>Job</th>
-                <th>At</th>
-                <th>Next run</th>
-              </tr>
-            </thead>
-            <tbody>
-              {s.items.map((j) => (
-                <tr>
-                  <td>{j.key}</td>
-                  <td>
+          <DataTable
+            rows={s.items}
+            cols={[
+              { label: "Job", cell: (j) => j.key },
+              {
+                label: "At",
+                cell: (j) => (
+                  <>
                     {j.at} {j.timezone}
-                  </td>
-                  <td>
-                    <Time iso={j.next_run_at} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+                  </>
+                ),
+              },
+              { label: "Next run", cell: (j) => <Time iso={j.next_run_at} /> },
+            ]}
+          />
         )}
       </States>
       {admin && (
@@ -83,32 +74,17 @@ export function System() {
           <States l={parts}>
             {(p) =>
               p && (
-                <table>
-                  <thead>
-                    <tr>
-                      <th>Table</th>
-                      <th class="num">Partitions</th>
-                      <th class="num">Rows (est.)</th>
-                      <th class="num">Size</th>
-                      <th>Missing months</th>
-                      <th class="num">Rows in DEFAULT</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {p.tables.map((t) => (
-                      <tr>
-                        <td>{t.table}</td>
-                        <td class="num">{t.partitions.length}</td>
-                        <td class="num">{formatCount(t.partitions.reduce((a, x) => a + Math.max(0, x.estimated_rows), 0))}</td>
-                        <td class="num">
-                          <Bytes n={t.partitions.reduce((a, x) => a + x.bytes, 0)} />
-                        </td>
-                        <td>{t.missing_future_months.join(", ") || "none"}</td>
-                        <td class="num">{t.default_rows}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
+                <DataTable
+                  rows={p.tables}
+                  cols={[
+                    { label: "Table", cell: (t) => t.table },
+                    { label: "Partitions", num: true, cell: (t) => t.partitions.length },
+                    { label: "Rows (est.)", num: true, cell: (t) => formatCount(t.partitions.reduce((a, x) => a + Math.max(0, x.estimated_rows), 0)) },
+                    { label: "Size", num: true, cell: (t) => <Bytes n={t.partitions.reduce((a, x) => a + x.bytes, 0)} /> },
+                    { label: "Missing months", cell: (t) => t.missing_future_months.join(", ") || "none" },
+                    { label: "Rows in DEFAULT", num: true, cell: (t) => t.default_rows },
+                  ]}
+                />
               )
             }
           </States>
