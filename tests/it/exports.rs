@@ -365,11 +365,7 @@ async fn requests_are_validated_owned_and_links_are_signed() {
         assert_eq!(r.status, 400, "{body} -> {r:?}");
         assert_eq!(r.body["error"]["field"], field, "{body} -> {r:?}");
     }
-    let count: i64 = db
-        .query_one("SELECT count(*) FROM export_jobs", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let count: i64 = tidemark_tests::scalar(&db, "SELECT count(*) FROM export_jobs").await;
     assert_eq!(count, 0, "rejected requests leave no job");
 
     // database_sizes: one instance's history in a range.
@@ -779,11 +775,7 @@ async fn exports_in_flight_are_capped_per_owner() {
     let r = t.post("/exports", Role::Viewer, body.clone()).await;
     assert_eq!((r.status, r.code()), (429, "TOO_MANY_REQUESTS"), "{r:?}");
     assert_eq!(r.headers["retry-after"], "30");
-    let n: i64 = db
-        .query_one("SELECT count(*) FROM export_jobs", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = tidemark_tests::scalar(&db, "SELECT count(*) FROM export_jobs").await;
     assert_eq!(n, 2, "the refused request recorded nothing");
     // Another owner has places of its own.
     let r = t.post("/exports", Role::Admin, body.clone()).await;

@@ -82,9 +82,7 @@ async fn instance_lifecycle_over_http() {
     assert_eq!(
         t.get("/instances?include_deleted=true", Role::Viewer)
             .await
-            .data()["items"]
-            .as_array()
-            .unwrap()
+            .items()
             .len(),
         1
     );

@@ -64,10 +64,7 @@ async fn small_fleet(t: &TestStack) -> i64 {
     )
     .await
     .unwrap();
-    pg.query_one("SELECT id FROM instances WHERE name = 'alpha'", &[])
-        .await
-        .unwrap()
-        .get(0)
+    tidemark_tests::scalar(&pg, "SELECT id FROM instances WHERE name = 'alpha'").await
 }
 
 #[tokio::test]
@@ -595,11 +592,9 @@ async fn ledger_threshold_near_i64_max_answers() {
         json!((i64::MAX - 1000) / 100 + 1),
         "{orders}"
     );
-    let r = t
-        .get(
-            "/databases/ledger?threshold_bytes=9223372036854775808",
-            Role::Viewer,
-        )
-        .await;
-    assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR"), "{r:?}");
+    t.expect_invalid_queries(
+        "/databases/ledger",
+        &[("threshold_bytes=9223372036854775808", "threshold_bytes")],
+    )
+    .await;
 }

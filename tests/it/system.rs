@@ -193,10 +193,7 @@ async fn the_pool_bounds_statements_and_idle_connections() {
     };
     let pool = tidemark::db::pool_with(&db.url, 1, None, limits).unwrap();
     async fn pid(c: &tokio_postgres::Client) -> i32 {
-        c.query_one("SELECT pg_backend_pid()", &[])
-            .await
-            .unwrap()
-            .get(0)
+        tidemark_tests::scalar(c, "SELECT pg_backend_pid()").await
     }
     let c = pool.get().await.unwrap();
     let shown: Vec<String> = c

@@ -41,10 +41,7 @@ async fn inactive_tag(t: &TestStack, name: &str) -> i64 {
 
 async fn link_count(t: &TestStack) -> i64 {
     let c = t.db.connect().await;
-    c.query_one("SELECT count(*) FROM instance_tags", &[])
-        .await
-        .unwrap()
-        .get(0)
+    tidemark_tests::scalar(&c, "SELECT count(*) FROM instance_tags").await
 }
 
 #[tokio::test]
@@ -316,11 +313,8 @@ async fn every_error_case_of_the_contract() {
     // Nothing was written by any failed call.
     assert_eq!(link_count(&t).await, 0);
     let c = t.db.connect().await;
-    let audits: i64 = c
-        .query_one("SELECT count(*) FROM event_logs WHERE module = 'tags'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let audits: i64 =
+        tidemark_tests::scalar(&c, "SELECT count(*) FROM event_logs WHERE module = 'tags'").await;
     assert_eq!(audits, 1, "only the successful remove-all is audited");
 }
 

@@ -114,9 +114,7 @@ async fn one_collection_at_a_time_cancel_and_task_run_lists() {
     assert_eq!(
         t.get("/task-runs?trigger=manual", Role::Viewer)
             .await
-            .data()["items"]
-            .as_array()
-            .unwrap()
+            .items()
             .len(),
         2
     );

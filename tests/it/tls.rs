@@ -254,11 +254,7 @@ async fn collection_over_verified_tls_agrees_and_a_wrong_name_fails_its_item() {
         .expect("tls_orders collected")["size_bytes"]
         .as_i64()
         .unwrap();
-    let actual: i64 = admin
-        .query_one("SELECT pg_database_size('tls_orders')", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let actual: i64 = tidemark_tests::scalar(&admin, "SELECT pg_database_size('tls_orders')").await;
     assert_eq!(collected, actual, "agrees with pg_database_size");
     let r = t.get(&format!("/instances/{good}"), Role::Viewer).await;
     assert_eq!(r.data()["last_collection_encrypted"], json!(true), "{r:?}");
@@ -581,11 +577,7 @@ async fn ciphertexts_are_bound_to_their_row_and_rotation_re_encrypts_all() {
         format!("{e:#}").contains(&format!("credential {b}")),
         "{e:#}"
     );
-    let kept: i64 = db
-        .query_one("SELECT count(*) FROM credential_keys", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let kept: i64 = tidemark_tests::scalar(&db, "SELECT count(*) FROM credential_keys").await;
     assert_eq!(kept, 1, "nothing recorded");
 
     // B's password set again by an admin: now every row rotates, in one go.
@@ -698,11 +690,7 @@ async fn local_private_cluster_needs_its_generated_password() {
         .await
         .expect("the generated password works");
     tokio::spawn(conn);
-    let method: String = client
-        .query_one("SHOW password_encryption", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let method: String = tidemark_tests::scalar(&client, "SHOW password_encryption").await;
     assert_eq!(method, "scram-sha-256");
     #[cfg(unix)]
     {

@@ -324,3 +324,11 @@ fn init_logs() {
             .try_init();
     });
 }
+
+/// The first column of the one row `sql` returns (counts, sums, single values).
+pub async fn scalar<T>(db: &tokio_postgres::Client, sql: &str) -> T
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    db.query_one(sql, &[]).await.expect("query").get(0)
+}
