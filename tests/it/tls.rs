@@ -115,7 +115,7 @@ async fn connect(url: &str, tls: Option<&CaBundle>) -> tokio_postgres::Client {
 async fn app_database_over_verified_tls_and_clear_failures_at_start() {
     let ca = TestCa::new("tidemark app CA");
     let other = TestCa::new("someone else's CA");
-    let port = 55440;
+    let port = tidemark_tests::closed_port().await;
     let Some(pg) = tls_postgres(&ca.server_cert(&["localhost"]), port).await else {
         eprintln!("PostgreSQL server binaries not installed; skipped");
         return;
@@ -216,7 +216,7 @@ async fn app_database_over_verified_tls_and_clear_failures_at_start() {
 #[tokio::test]
 async fn collection_over_verified_tls_agrees_and_a_wrong_name_fails_its_item() {
     let ca = TestCa::new("tidemark managed CA");
-    let port = 55441;
+    let port = tidemark_tests::closed_port().await;
     let Some(_pg) = tls_postgres(&ca.server_cert(&["localhost"]), port).await else {
         eprintln!("PostgreSQL server binaries not installed; skipped");
         return;
@@ -318,7 +318,7 @@ async fn collection_over_verified_tls_agrees_and_a_wrong_name_fails_its_item() {
 #[tokio::test]
 async fn mariadb_requiring_tls_is_collected_with_verify_full() {
     let ca = TestCa::new("tidemark maria CA");
-    let port = 33310;
+    let port = tidemark_tests::closed_port().await;
     let Some(maria) = PrivateMariaDb::start(
         &ca.server_cert(&["127.0.0.1", "localhost"]),
         &ca.pem(),
@@ -378,7 +378,7 @@ async fn mariadb_requiring_tls_is_collected_with_verify_full() {
 
 #[tokio::test]
 async fn require_sends_no_password_to_a_server_that_declines_tls() {
-    let fake = fake_cleartext_pg(56000).await;
+    let fake = fake_cleartext_pg(tidemark_tests::closed_port().await).await;
     let t = TestStack::start().await;
     let password = "pw-never-in-clear-0123456789";
     let cred = credential(&t, "stolen", "victim-user", password).await;
@@ -405,7 +405,7 @@ async fn require_sends_no_password_to_a_server_that_declines_tls() {
 
 #[tokio::test]
 async fn require_sends_nothing_to_a_mysql_server_without_tls() {
-    let fake = fake_no_tls_mysql(56001).await;
+    let fake = fake_no_tls_mysql(tidemark_tests::closed_port().await).await;
     let t = TestStack::start().await;
     let cred = credential(&t, "my-stolen", "victim-mysql-user", "pw-mysql-0123456789").await;
     let id = fake_instance(&t, "mysql", fake.port, cred, "verify-full").await;
@@ -656,7 +656,7 @@ async fn ciphertexts_are_bound_to_their_row_and_rotation_re_encrypts_all() {
 #[tokio::test]
 async fn local_private_cluster_needs_its_generated_password() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = 55442;
+    let port = tidemark_tests::closed_port().await;
     let url = match tidemark_local::postgres::start_private(dir.path(), port).await {
         Ok(url) => url,
         Err(e) if format!("{e}").contains("no PostgreSQL found") => {
