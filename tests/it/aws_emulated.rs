@@ -4,7 +4,7 @@
 //! events with JWT claims, schedule events, the SQS event source mappings (batch size from
 //! template.yaml, partial batch failures) and a plain HTTP download of the presigned link.
 
-mod lambda;
+pub(crate) mod lambda;
 mod moto;
 
 use std::collections::HashMap;

@@ -72,31 +72,22 @@ fn openapi_routes() -> BTreeSet<(String, String)> {
     out
 }
 
-/// (function binary -> its HttpApi routes) and every binary named in template.yaml.
+/// (function binary -> its HttpApi routes) and every binary named in template.yaml, from the
+/// one reader of the template's functions (the emulated-AWS harness's `Template`).
 fn template_functions() -> BTreeMap<String, BTreeSet<(String, String)>> {
-    let text = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
-    let mut out: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
-    let mut binary: Option<String> = None;
-    let mut method: Option<String> = None;
-    for line in text.lines() {
-        let trimmed = line.trim();
-        // A new resource starts at two spaces of indentation.
-        if line.starts_with("  ") && !line.starts_with("   ") && trimmed.ends_with(':') {
-            binary = None;
-        }
-        if let Some(b) = trimmed.strip_prefix("Binary: ") {
-            binary = Some(b.to_string());
-            out.entry(b.to_string()).or_default();
-        } else if let Some(m) = trimmed.strip_prefix("Method: ") {
-            method = Some(m.to_string());
-        } else if let Some(p) = trimmed.strip_prefix("Path: ") {
-            if let (Some(b), Some(m)) = (&binary, method.take()) {
-                let p = p
-                    .strip_prefix("/api/v1")
-                    .expect("HttpApi paths start with /api/v1");
-                out.entry(b.clone()).or_default().insert((m, normalise(p)));
-            }
-        }
+    let template = crate::aws_emulated::lambda::Template::load();
+    let mut out: BTreeMap<String, BTreeSet<(String, String)>> = template
+        .binaries
+        .iter()
+        .map(|b| (b.clone(), BTreeSet::new()))
+        .collect();
+    for (binary, method, path) in &template.routes {
+        let path = path
+            .strip_prefix("/api/v1")
+            .expect("HttpApi paths start with /api/v1");
+        out.entry(binary.clone())
+            .or_default()
+            .insert((method.clone(), normalise(path)));
     }
     out
 }

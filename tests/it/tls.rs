@@ -17,48 +17,27 @@ use tidemark_tests::{Resp, TestStack};
 /// The key every test stack starts with (tests/support).
 const STACK_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
-async fn wait_run(t: &TestStack, run_id: &str) -> Value {
-    for _ in 0..600 {
-        let r = t.get(&format!("/task-runs/{run_id}"), Role::Viewer).await;
-        let status = r.data()["status"].as_str().unwrap_or("").to_string();
-        if status != "pending" && status != "running" {
-            return r.data().clone();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("run {run_id} did not finish");
-}
-
-async fn create_instance(t: &TestStack, role: Role, body: Value) -> i64 {
-    let r = t.post("/instances", role, body).await;
-    assert_eq!(r.status, 201, "{r:?}");
-    r.data()["id"].as_i64().expect("id")
-}
-
 /// An admin's instance of `db_type` at the fake server on `port`, with `cred`, in `tls_mode`.
 async fn fake_instance(t: &TestStack, db_type: &str, port: u16, cred: i64, tls_mode: &str) -> i64 {
     let body = json!({"name": format!("fake-{db_type}"), "db_type": db_type, "host": "127.0.0.1",
                       "port": port, "credential_id": cred, "tls_mode": tls_mode});
-    create_instance(t, Role::Admin, body).await
+    t.create("/instances", Role::Admin, body).await
 }
 
 /// An operator's PostgreSQL instance at `host:port`, verify-full against `ca_pem`.
 async fn verified_pg(t: &TestStack, name: &str, host: &str, port: u16, ca_pem: String) -> i64 {
     let body = json!({"name": name, "db_type": "postgresql", "host": host, "port": port,
                       "tls_mode": "verify-full", "tls_ca_pem": ca_pem});
-    create_instance(t, Role::Operator, body).await
+    t.create("/instances", Role::Operator, body).await
 }
 
 async fn credential(t: &TestStack, name: &str, username: &str, password: &str) -> i64 {
-    let r = t
-        .post(
-            "/credentials",
-            Role::Admin,
-            json!({"name": name, "username": username, "password": password}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    r.data()["id"].as_i64().expect("id")
+    t.create(
+        "/credentials",
+        Role::Admin,
+        json!({"name": name, "username": username, "password": password}),
+    )
+    .await
 }
 
 /// `POST /instances/{id}/actions/collect` as an operator.
@@ -272,7 +251,7 @@ async fn collection_over_verified_tls_agrees_and_a_wrong_name_fails_its_item() {
         .await;
     assert_eq!(r.status, 202, "{r:?}");
     let run_id = r.data()["run_id"].as_str().unwrap().to_string();
-    let run = wait_run(&t, &run_id).await;
+    let run = t.wait_run(&run_id).await;
     assert_eq!(run["items_succeeded"], json!(1), "{run}");
     assert_eq!(run["items_failed"], json!(1), "{run}");
     let items = t
@@ -338,13 +317,14 @@ async fn mariadb_requiring_tls_is_collected_with_verify_full() {
     );
     let t = TestStack::start().await;
     let cred = credential(&t, "maria", "collector", "maria-pass-0123456789").await;
-    let id = create_instance(
-        &t,
-        Role::Admin,
-        json!({"name": "maria-tls", "db_type": "mariadb", "host": "127.0.0.1", "port": port,
+    let id = t
+        .create(
+            "/instances",
+            Role::Admin,
+            json!({"name": "maria-tls", "db_type": "mariadb", "host": "127.0.0.1", "port": port,
                "credential_id": cred, "tls_mode": "verify-full", "tls_ca_pem": ca.pem()}),
-    )
-    .await;
+        )
+        .await;
     let r = collect(&t, id).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.data()["encrypted"], json!(true));
@@ -452,13 +432,16 @@ async fn only_admins_decide_where_a_password_goes() {
         .await;
     assert_eq!(r.status, 403, "{r:?}");
     assert!(message(&r).contains("admin"), "{r:?}");
-    let cred_inst = create_instance(
-        &t,
-        Role::Admin,
-        with("credentialed", json!({"credential_id": c1})),
-    )
-    .await;
-    let plain_inst = create_instance(&t, Role::Operator, with("plain", json!({}))).await;
+    let cred_inst = t
+        .create(
+            "/instances",
+            Role::Admin,
+            with("credentialed", json!({"credential_id": c1})),
+        )
+        .await;
+    let plain_inst = t
+        .create("/instances", Role::Operator, with("plain", json!({})))
+        .await;
 
     let path = format!("/instances/{cred_inst}");
     for change in [
@@ -523,15 +506,11 @@ async fn ciphertexts_are_bound_to_their_row_and_rotation_re_encrypts_all() {
     let t = TestStack::start().await;
     let a = credential(&t, "a", "postgres", "pw-a-0123").await;
     let b = credential(&t, "b", "postgres", "pw-b-0123").await;
-    let ia = create_instance(
-        &t,
-        Role::Admin,
+    let ia = t.create("/instances", Role::Admin,
         json!({"name": "ia", "db_type": "postgresql", "host": "127.0.0.1", "port": 5432, "credential_id": a}),
     )
     .await;
-    let ib = create_instance(
-        &t,
-        Role::Admin,
+    let ib = t.create("/instances", Role::Admin,
         json!({"name": "ib", "db_type": "postgresql", "host": "127.0.0.1", "port": 5432, "credential_id": b}),
     )
     .await;

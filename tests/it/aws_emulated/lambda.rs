@@ -356,7 +356,9 @@ fn assert_fresh(binary: &Path) {
 /// batch size of its SQS event source.
 pub struct Template {
     /// (binary, method, path template as API Gateway matches it)
-    routes: Vec<(String, String, String)>,
+    pub routes: Vec<(String, String, String)>,
+    /// Every function binary the template names, with or without routes.
+    pub binaries: Vec<String>,
     batch_sizes: HashMap<String, usize>,
 }
 
@@ -365,6 +367,7 @@ impl Template {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
         let text = std::fs::read_to_string(&path).expect("template.yaml");
         let mut routes = Vec::new();
+        let mut binaries = Vec::new();
         let mut batch_sizes = HashMap::new();
         let (mut binary, mut method) = (None::<String>, None::<String>);
         for line in text.lines() {
@@ -375,6 +378,7 @@ impl Template {
             }
             if let Some(b) = trimmed.strip_prefix("Binary: ") {
                 binary = Some(b.to_string());
+                binaries.push(b.to_string());
             } else if let Some(m) = trimmed.strip_prefix("Method: ") {
                 method = Some(m.to_string());
             } else if let Some(p) = trimmed.strip_prefix("Path: ") {
@@ -389,6 +393,7 @@ impl Template {
         }
         Template {
             routes,
+            binaries,
             batch_sizes,
         }
     }
