@@ -4,6 +4,7 @@
 pub mod aws;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -238,21 +239,34 @@ pub fn to_raw(req: Request) -> RawRequest {
 }
 
 /// An SQS batch: each record handled on its own; failures reported per message
-/// (`ReportBatchItemFailures`) so only they are redelivered.
+/// (`ReportBatchItemFailures`) so only they are redelivered. The handler is given the
+/// invocation's deadline, so it can bound its work below the function's remaining time.
 pub async fn serve_sqs<M, F, Fut>(handle: F) -> Result<(), Error>
 where
     M: serde::de::DeserializeOwned + Send,
-    F: Fn(App, M) -> Fut + Send + Sync + Copy + 'static,
+    F: Fn(App, M, Instant) -> Fut + Send + Sync + Copy + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
     let app = app().await?;
     let app = &app;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<SqsEvent>| async move {
+            let deadline = deadline_instant(event.context.deadline);
+            let handle = move |app, m| handle(app, m, deadline);
             Ok::<_, Error>(handle_batch(app, event.payload, handle).await)
         },
     ))
     .await
+}
+
+/// The invocation's deadline (milliseconds since the epoch, from the runtime API) as an
+/// `Instant` of this process.
+pub fn deadline_instant(deadline_ms: u64) -> Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
 /// Handles each record of a batch on its own and lists the ones that failed, so SQS

@@ -56,6 +56,8 @@ pub fn redact_url(url: &str) -> String {
 /// Instances collected at once: SQS's `MaximumConcurrency` takes 2..=1000, and each collector
 /// holds app-database connections (docs/deploy.md), so the template's parameter allows this.
 pub const COLLECT_CONCURRENCY: std::ops::RangeInclusive<usize> = 2..=100;
+/// Seconds one instance's visit may take (`TIDEMARK_VISIT_TIMEOUT_SECS`, default 90).
+pub const VISIT_TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=900;
 /// S3 (SigV4) refuses to presign for longer than seven days.
 pub const MAX_PRESIGN_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -75,6 +77,12 @@ pub struct Config {
     pub collect_concurrency: usize,
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
+    /// The whole visit of one instance (connect, every query, persistence); in Lambda also
+    /// bounded by the invocation's remaining time.
+    pub visit_timeout: Duration,
+    /// How long `POST /instances/{id}/actions/collect` waits for its visit before answering
+    /// 202 (API Gateway gives up at 30 s).
+    pub collect_now_wait: Duration,
     pub presign_expiry: Duration,
     pub export_part_size: usize,
     pub db_pool_size: usize,
@@ -231,6 +239,20 @@ impl Config {
             collect_concurrency,
             connect_timeout: secs(&opt, "TIDEMARK_CONNECT_TIMEOUT_SECS", 10)?,
             statement_timeout: secs(&opt, "TIDEMARK_STATEMENT_TIMEOUT_SECS", 60)?,
+            visit_timeout: Duration::from_secs(ranged(
+                &opt,
+                "TIDEMARK_VISIT_TIMEOUT_SECS",
+                90,
+                VISIT_TIMEOUT_SECS,
+                "",
+            )?),
+            collect_now_wait: Duration::from_secs(ranged(
+                &opt,
+                "TIDEMARK_COLLECT_NOW_WAIT_SECS",
+                20,
+                0..=25,
+                " (API Gateway answers 503 after 30 s)",
+            )?),
             presign_expiry,
             export_part_size: part_mib * 1024 * 1024,
             db_pool_size: num(&opt, "TIDEMARK_DB_POOL_SIZE", 16)?,
@@ -311,6 +333,7 @@ mod tests {
         assert!(e.contains("TIDEMARK_COLLECT_CONCURRENCY"));
         let c = cfg(&[("DATABASE_URL", "postgres://x")]).unwrap();
         assert_eq!(c.collect_concurrency, 5);
+        assert_eq!(c.visit_timeout, Duration::from_secs(90));
         assert_eq!(c.export_part_size, 8 * 1024 * 1024);
         assert_eq!(c.aggregate_at, NaiveTime::from_hms_opt(4, 0, 0).unwrap());
         let e = cfg(&[
@@ -336,6 +359,10 @@ mod tests {
             ("TIDEMARK_COLLECT_CONCURRENCY", "1"),
             ("TIDEMARK_COLLECT_CONCURRENCY", "101"),
             ("TIDEMARK_COLLECT_AT", "cron(0 3 ? * MON-FRI *)"),
+            ("TIDEMARK_VISIT_TIMEOUT_SECS", "0"),
+            ("TIDEMARK_VISIT_TIMEOUT_SECS", "901"),
+            ("TIDEMARK_VISIT_TIMEOUT_SECS", "soon"),
+            ("TIDEMARK_COLLECT_NOW_WAIT_SECS", "30"),
         ] {
             assert!(
                 cfg(&[base, (name, bad)]).unwrap_err().contains(name),

@@ -3,6 +3,7 @@
 //! end; other tests create theirs on the same servers, so we assert only about ours).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use mysql_async::prelude::Queryable;
@@ -344,7 +345,7 @@ async fn a_message_delivered_twice_writes_once() {
         collected_date: date,
     };
     // Redelivery of a finished item.
-    tidemark::collect::process(&t.stack.app, &message)
+    tidemark::collect::process(&t.stack.app, &message, Duration::from_secs(90))
         .await
         .unwrap();
     assert_eq!(latest(c, my_id, &name).await, before);
@@ -357,8 +358,8 @@ async fn a_message_delivered_twice_writes_once() {
         ..message.clone()
     };
     let (a, b) = tokio::join!(
-        tidemark::collect::process(&t.stack.app, &twice),
-        tidemark::collect::process(&t.stack.app, &twice)
+        tidemark::collect::process(&t.stack.app, &twice, Duration::from_secs(90)),
+        tidemark::collect::process(&t.stack.app, &twice, Duration::from_secs(90))
     );
     a.unwrap();
     b.unwrap();
@@ -538,6 +539,7 @@ async fn a_late_message_for_an_older_date_never_moves_latest_back() {
             port: MY_PORT.into(),
             collected_date: yesterday,
         },
+        Duration::from_secs(90),
     )
     .await
     .unwrap();

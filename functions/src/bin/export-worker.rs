@@ -2,8 +2,10 @@
 
 #[tokio::main]
 async fn main() -> Result<(), tidemark_functions::Error> {
-    tidemark_functions::serve_sqs(|app, message: tidemark::queue::ExportMessage| async move {
-        tidemark::exports::process(&app, &message).await
-    })
+    tidemark_functions::serve_sqs(
+        |app, message: tidemark::queue::ExportMessage, _deadline| async move {
+            tidemark::exports::process(&app, &message).await
+        },
+    )
     .await
 }

@@ -167,7 +167,11 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
         credential_key: CredentialKey::new(&key),
         queue: Arc::new(local_queue),
     };
-    queue::spawn_workers(app.clone(), receiver, concurrency);
+    queue::spawn_workers(queue::Handlers::app(app.clone()), receiver, concurrency);
+    let (items, exports) = queue::requeue(&app).await?;
+    if items + exports > 0 {
+        tracing::info!(items, exports, "re-queued the unfinished work of a previous process");
+    }
     if opts.scheduler {
         scheduler::spawn(app.clone());
     }

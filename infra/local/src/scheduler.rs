@@ -14,13 +14,7 @@ pub fn spawn(app: App) {
                 tokio::time::sleep(wait).await;
                 tracing::info!(job = schedule.job.key(), "scheduled job starting");
                 let result = match schedule.job {
-                    Job::Collect => tidemark::collect::dispatch(
-                        &app,
-                        tidemark::collect::Trigger::Scheduled,
-                        None,
-                    )
-                    .await
-                    .map(|run| serde_json::json!({"run_id": run})),
+                    Job::Collect => tidemark::collect::dispatch_scheduled(&app).await,
                     Job::Aggregate => tidemark::capacity::aggregate(&app).await,
                     Job::Maintenance => tidemark::system::maintenance::run(&app).await,
                 };

@@ -2,7 +2,7 @@
 //! `process` collects one instance for one run, records its item, and the item that finishes
 //! last closes the run (`tasks::finish_if_done`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
@@ -22,8 +22,9 @@ pub const TASK_KEY: &str = "collect_databases";
 const PAGE: i64 = 500;
 
 /// Creates a run and sends one message per active instance (`collect-dispatch`), all with the
-/// business date of now. `instance_ids` narrows the run to those instances. Returns the run
-/// id, or `None` when a collection is already unfinished (the partial unique index
+/// business date of now. `instance_ids` narrows the run to those instances. First, in the
+/// same transaction, fails what a lost worker left (`tasks::fail_stale`). Returns the run
+/// id, or `None` when a collection is still live (the partial unique index
 /// `task_runs_one_unfinished_idx` decides, so two dispatchers cannot both win).
 pub async fn dispatch(
     app: &App,
@@ -31,9 +32,11 @@ pub async fn dispatch(
     instance_ids: Option<Vec<i64>>,
 ) -> anyhow::Result<Option<Uuid>> {
     let collected_date = app.config.business_date(Utc::now());
-    let client = app.db.get().await?;
+    let mut client = app.db.get().await?;
+    let tx = client.transaction().await?;
+    let closed = crate::tasks::fail_stale(&tx, TASK_KEY, app.config.visit_timeout).await?;
     // Pending while items are being created: no item can close a run still being filled.
-    let Some(row) = client
+    let row = tx
         .query_opt(
             "INSERT INTO task_runs (task_key, trigger, status, summary) VALUES ($1, $2, 'pending', $3) \
              ON CONFLICT DO NOTHING RETURNING run_id",
@@ -43,12 +46,14 @@ pub async fn dispatch(
                 &json!({"collected_date": collected_date, "instance_ids": instance_ids}),
             ],
         )
-        .await?
-    else {
+        .await?;
+    tx.commit().await?;
+    drop(client);
+    closed.iter().for_each(crate::tasks::run::emit_metrics);
+    let Some(row) = row else {
         return Ok(None);
     };
     let run_id: Uuid = row.try_get(0)?;
-    drop(client);
     if let Err(e) = fan_out(app, run_id, collected_date, instance_ids.as_deref()).await {
         let reason = format!("dispatch failed: {e:#}");
         let client = app.db.get().await?;
@@ -74,6 +79,37 @@ pub async fn dispatch(
     crate::tasks::finish_if_done(app, run_id).await?;
     tracing::info!(run_id = %run_id, trigger = trigger.as_str(), %collected_date, "collection dispatched");
     Ok(Some(run_id))
+}
+
+/// The daily schedule's dispatch (`collect-dispatch`, the local scheduler). A live run it
+/// cannot replace is an error: logged, counted (`DispatchBlocked`, alarmed) and returned, so
+/// the function's own error alarm fires too; a day without collection is never a success.
+pub async fn dispatch_scheduled(app: &App) -> anyhow::Result<serde_json::Value> {
+    if let Some(run_id) = dispatch(app, Trigger::Scheduled, None).await? {
+        return Ok(json!({ "run_id": run_id }));
+    }
+    let client = app.db.get().await?;
+    let live = client
+        .query_opt(
+            "SELECT run_id, started_at FROM task_runs \
+             WHERE task_key = $1 AND status IN ('pending', 'running')",
+            &[&TASK_KEY],
+        )
+        .await?;
+    let (run_id, started_at) = match &live {
+        Some(r) => (
+            Some(r.try_get::<_, Uuid>(0)?),
+            Some(r.try_get::<_, chrono::DateTime<Utc>>(1)?),
+        ),
+        None => (None, None),
+    };
+    crate::tasks::run::emit_line(&crate::tasks::blocked_line(TASK_KEY, run_id, Utc::now()));
+    tracing::error!(live_run_id = ?run_id, ?started_at, "scheduled collection not started: a run is still live");
+    anyhow::bail!(
+        "scheduled collection not started: run {} (started {}) is still live",
+        run_id.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+        started_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "?".into()),
+    )
 }
 
 async fn fan_out(
@@ -227,13 +263,46 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
     })
 }
 
+/// Time kept back from a Lambda invocation's deadline, to record an item that ran out of
+/// time and close its run before the function is killed.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// What one visit may take: the configured bound (`TIDEMARK_VISIT_TIMEOUT_SECS`), cut to the
+/// invocation's remaining time less [`DEADLINE_MARGIN`] when there is a deadline (Lambda).
+pub fn visit_budget(config: &crate::Config, deadline: Option<Instant>) -> Duration {
+    match deadline {
+        None => config.visit_timeout,
+        Some(d) => config.visit_timeout.min(
+            d.saturating_duration_since(Instant::now())
+                .saturating_sub(DEADLINE_MARGIN),
+        ),
+    }
+}
+
+/// The item's error when its visit ran out of time.
+pub fn timeout_message(budget: Duration) -> String {
+    format!(
+        "visit exceeded {} s (connect, queries and persistence are bounded together)",
+        budget.as_secs_f64().ceil() as u64
+    )
+}
+
 /// Collects one instance for one run (`collect-instance`); idempotent under redelivery: an
-/// item already finished (or cancelled, or of a cancelled run) is skipped, and the item is
-/// marked finished in the same transaction as the sizes are written. An unreachable server
-/// is a recorded item failure (`Ok`); `Err` means trouble with the app database: retry.
-pub async fn process(app: &App, message: &CollectMessage) -> anyhow::Result<()> {
+/// item already finished (or cancelled, or of a cancelled run) is skipped, but its run is
+/// still closed if it is done (the closing step of an earlier delivery may have failed). The
+/// item is marked finished in the same transaction as the sizes are written. The whole
+/// visit (connect, every query, persistence) is bounded by `budget` (see [`visit_budget`]):
+/// past it the item is recorded failed, never left running. An unreachable server is a
+/// recorded item failure (`Ok`); `Err` means trouble with the app database: retry.
+pub async fn process(app: &App, message: &CollectMessage, budget: Duration) -> anyhow::Result<()> {
     let run_id = message.run_id;
     let item_key = message.instance_id.to_string();
+    // Too little time left in this invocation: hand the message back before claiming it.
+    anyhow::ensure!(
+        budget >= Duration::from_secs(1),
+        "too little time left in this invocation to visit instance {}; redelivered",
+        message.instance_id
+    );
     let client = app.db.get().await?;
     let claimed = client
         .query_opt(
@@ -241,29 +310,51 @@ pub async fn process(app: &App, message: &CollectMessage) -> anyhow::Result<()> 
              FROM task_runs r \
              WHERE it.run_id = $1 AND it.item_key = $2 AND it.status IN ('pending', 'running') \
                AND r.run_id = it.run_id AND r.status IN ('pending', 'running') \
-             RETURNING it.run_id",
+             RETURNING r.task_key",
             &[&run_id, &item_key],
         )
         .await?;
     drop(client);
-    if claimed.is_none() {
+    let Some(claimed) = claimed else {
         tracing::debug!(%run_id, instance_id = message.instance_id, "item finished, cancelled or unknown; message skipped");
+        // A redelivery after a failed closing step: the run is closed here (idempotent).
+        crate::tasks::finish_if_done(app, run_id).await?;
         return Ok(());
-    }
+    };
+    // A single-instance action collects the instance even when it is inactive.
+    let require_active = claimed.try_get::<_, &str>(0)? != super::now::TASK_KEY;
     let started = Instant::now();
-    let visit = visit(app, message.instance_id, true).await?;
+    let visit = visit_and_record(app, message, &item_key, require_active, started);
+    match tokio::time::timeout(budget, visit).await {
+        Ok(recorded) => recorded?,
+        Err(_) => {
+            tracing::warn!(%run_id, instance_id = message.instance_id, ?budget, "visit exceeded its time; item failed");
+            let mut client = app.db.get().await?;
+            let tx = client.transaction().await?;
+            if lock_running_item(&tx, run_id, &item_key).await? {
+                let error = Some(timeout_message(budget));
+                record_item(&tx, run_id, &item_key, ItemStatus::Failed, started, json!({}), error)
+                    .await?;
+                tx.commit().await?;
+            }
+        }
+    }
+    crate::tasks::finish_if_done(app, run_id).await?;
+    Ok(())
+}
+
+/// Visits the instance and records the item with its sizes, in one transaction.
+async fn visit_and_record(
+    app: &App,
+    message: &CollectMessage,
+    item_key: &str,
+    require_active: bool,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let visit = visit(app, message.instance_id, require_active).await?;
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
-    // The item row lock serialises two deliveries of one message: the second finds the item
-    // finished and writes nothing.
-    let still_running = tx
-        .query_opt(
-            "SELECT 1 FROM task_run_items WHERE run_id = $1 AND item_key = $2 AND status = 'running' FOR UPDATE",
-            &[&run_id, &item_key],
-        )
-        .await?
-        .is_some();
-    if !still_running {
+    if !lock_running_item(&tx, message.run_id, item_key).await? {
         return Ok(());
     }
     let (status, metrics, error) = match visit {
@@ -297,6 +388,7 @@ pub async fn process(app: &App, message: &CollectMessage) -> anyhow::Result<()> 
                             "current": saved.current,
                             "version": collected.version,
                             "collected_date": message.collected_date,
+                            "collected_at": collected_at,
                             "encrypted": collected.encrypted,
                         }),
                         None,
@@ -312,6 +404,38 @@ pub async fn process(app: &App, message: &CollectMessage) -> anyhow::Result<()> 
         Visit::Failed(reason) => (ItemStatus::Failed, json!({}), Some(reason)),
         Visit::Gone(reason) => (ItemStatus::Cancelled, json!({}), Some(reason)),
     };
+    record_item(&tx, message.run_id, item_key, status, started, metrics, error).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Locks the item if it is still running. The lock serialises two deliveries of one message
+/// (and a dispatch failing the item as stale): whoever comes second finds the item finished
+/// and writes nothing.
+async fn lock_running_item(
+    tx: &deadpool_postgres::Transaction<'_>,
+    run_id: Uuid,
+    item_key: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM task_run_items WHERE run_id = $1 AND item_key = $2 AND status = 'running' FOR UPDATE",
+            &[&run_id, &item_key],
+        )
+        .await?
+        .is_some())
+}
+
+/// Finishes an item the caller has locked (`lock_running_item`) and counts it on its run.
+async fn record_item(
+    tx: &deadpool_postgres::Transaction<'_>,
+    run_id: Uuid,
+    item_key: &str,
+    status: ItemStatus,
+    started: Instant,
+    metrics: serde_json::Value,
+    error: Option<String>,
+) -> Result<(), tokio_postgres::Error> {
     let duration_ms = started.elapsed().as_millis() as i64;
     tx.execute(
         "UPDATE task_run_items SET status = $3, completed_at = clock_timestamp(), duration_ms = $4, \
@@ -326,8 +450,5 @@ pub async fn process(app: &App, message: &CollectMessage) -> anyhow::Result<()> 
         &[&run_id, &status.as_str()],
     )
     .await?;
-    tx.commit().await?;
-    drop(client);
-    crate::tasks::finish_if_done(app, run_id).await?;
     Ok(())
 }

@@ -1,19 +1,18 @@
 //! Capacity collection: the scheduled per-instance fan-out (functions `collect-dispatch`,
-//! `collect-instance`) and the synchronous single-instance action.
+//! `collect-instance`) and the single-instance action (`now`), both through the queue.
 //!
 //! - `adapter`: the engine boundary (`postgres`, `mysql`: one file per engine).
 //! - `persist`: one instance's sizes into history, inventory, latest sizes, totals, growth.
 //! - `fanout`: runs, their items, the messages, and who closes a run.
+//! - `now`: one instance on demand, on its server's queue, answered within API Gateway's limit.
 
 pub mod adapter;
 pub mod fanout;
 pub mod mysql;
+pub mod now;
 pub mod persist;
 pub mod postgres;
 
-use std::time::Instant;
-
-use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -22,7 +21,8 @@ use crate::App;
 
 pub use crate::tasks::Trigger;
 pub use adapter::{Collected, DatabaseSize};
-pub use fanout::{dispatch, process, TASK_KEY};
+pub use fanout::{dispatch, dispatch_scheduled, process, visit_budget, TASK_KEY};
+pub use now::collect_now;
 pub use persist::{persist, Persisted};
 
 /// The most instance ids one `POST /collections` may name.
@@ -70,62 +70,4 @@ pub async fn start(app: &App, req: Req) -> ApiResult {
             "a collection is already running",
         )),
     }
-}
-
-/// `POST /instances/{id}/actions/collect`: collect one instance now, synchronously.
-pub async fn collect_now(app: &App, req: Req) -> ApiResult {
-    let id = req.id("id")?;
-    let started = Instant::now();
-    let (collected, _excluded) = match fanout::visit(app, id, false).await? {
-        fanout::Visit::Collected {
-            collected,
-            excluded,
-        } => (collected, excluded),
-        fanout::Visit::Gone(_) => return Err(ApiError::not_found("instance")),
-        fanout::Visit::Failed(reason) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "COLLECTION_FAILED",
-                reason,
-            ))
-        }
-    };
-    let collected_at = chrono::Utc::now();
-    let collected_date = app.config.business_date(collected_at);
-    let mut client = app.db.get().await?;
-    let tx = client.transaction().await?;
-    let saved = persist(
-        &tx,
-        id,
-        collected_date,
-        collected_at,
-        Some(&collected.version),
-        &collected.databases,
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found("instance"))?;
-    fanout::record_encryption(&tx, id, collected.encrypted).await?;
-    tx.commit().await?;
-    let databases: Vec<_> = collected
-        .databases
-        .iter()
-        .map(|d| json!({"database_name": d.database_name, "size_bytes": d.size_bytes}))
-        .collect();
-    Ok(ApiResponse::ok(json!({
-        "instance_id": id,
-        "version": collected.version,
-        "collected_date": collected_date,
-        "collected_at": collected_at,
-        "databases": databases,
-        "database_count": saved.database_count,
-        "total_size_bytes": saved.total_size_bytes,
-        "encrypted": collected.encrypted,
-        "inventory": {
-            "created": saved.created,
-            "seen": saved.seen,
-            "reactivated": saved.reactivated,
-            "deactivated": saved.deactivated,
-        },
-        "duration_ms": started.elapsed().as_millis() as i64,
-    })))
 }

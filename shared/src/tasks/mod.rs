@@ -1,10 +1,13 @@
 //! Task runs (function `api-tasks`): the record of every collection run and its items.
-//! `run` is their life (used by collection and maintenance), `api` the handlers.
+//! `run` is their life (used by collection and maintenance), `stale` what a lost worker left,
+//! `api` the handlers.
 
 pub mod api;
 pub mod run;
+pub mod stale;
 
-pub use run::{fail_stale_runs, finish_if_done, metrics_line, ClosedRun};
+pub use run::{blocked_line, fail_stale_runs, finish_if_done, metrics_line, ClosedRun};
+pub use stale::fail_stale;
 
 crate::text_enum! {
     /// Where a run is.

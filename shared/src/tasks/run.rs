@@ -207,10 +207,36 @@ pub fn metrics_line(run: &ClosedRun, at: chrono::DateTime<chrono::Utc>) -> Value
     })
 }
 
-pub fn emit_metrics(run: &ClosedRun) {
-    let line = metrics_line(run, chrono::Utc::now()).to_string();
+/// The EMF line of a scheduled dispatch that found a run of `task_key` still live (`run_id`):
+/// `DispatchBlocked` 1, alarmed in template.yaml (a day without collection).
+pub fn blocked_line(
+    task_key: &str,
+    run_id: Option<Uuid>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    json!({
+        "_aws": {
+            "Timestamp": at.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": "Tidemark",
+                "Dimensions": [["TaskKey"]],
+                "Metrics": [{"Name": "DispatchBlocked", "Unit": "Count"}],
+            }],
+        },
+        "TaskKey": task_key,
+        "DispatchBlocked": 1,
+        "run_id": run_id,
+    })
+}
+
+/// Writes one EMF line raw to stdout (see [`metrics_line`]).
+pub fn emit_line(line: &Value) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
+}
+
+pub fn emit_metrics(run: &ClosedRun) {
+    emit_line(&metrics_line(run, chrono::Utc::now()));
     tracing::info!(run_id = %run.run_id, status = %run.status, task_key = %run.task_key, "task run finished");
 }
 
