@@ -32,7 +32,8 @@ const DELETE: (&str, &str) = ("s3:DeleteObject", "ExportBucket");
 
 /// Per function binary: what its code calls (routes per the route table's `function`).
 pub const FUNCTIONS: &[(&str, Grants)] = &[
-    ("api-instances", &[SECRET]),
+    // POST /instances/{id}/actions/collect queues on the instance's FIFO group.
+    ("api-instances", &[SECRET, SEND_COLLECT]),
     ("api-tags", &[SECRET]),
     ("tags-bulk", &[SECRET]),
     ("api-databases", &[SECRET]),

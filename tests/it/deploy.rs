@@ -435,6 +435,15 @@ fn every_function_is_granted_what_its_code_calls_and_nothing_else() {
     }
 }
 
+/// The metric names of the alarms in `namespace`.
+fn ours_metrics(alarms: &[serde_json::Value], namespace: &str) -> BTreeSet<String> {
+    alarms
+        .iter()
+        .filter(|a| a["namespace"] == json!(namespace))
+        .filter_map(|a| a["metric"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// Alarms on the metrics the code publishes watch them with the dimensions the EMF line
 /// carries (a metric is its name plus all its dimensions: an alarm without them watches a
 /// metric nobody writes); every scheduled function raises an alarm when it errors.
@@ -448,29 +457,39 @@ fn alarms_watch_what_the_code_publishes() {
         summary: json!({"duration_ms": 1, "items_succeeded": 1, "items_failed": 1, "failure_rate": 0.5}),
     };
     let line = metrics_line(&run, chrono::Utc::now());
-    let emf = &line["_aws"]["CloudWatchMetrics"][0];
-    let namespace = emf["Namespace"].as_str().expect("namespace");
-    let metrics: BTreeSet<&str> = emf["Metrics"]
-        .as_array()
-        .expect("metrics")
-        .iter()
-        .filter_map(|m| m["Name"].as_str())
-        .collect();
-    let dimension_sets: Vec<BTreeMap<String, String>> = emf["Dimensions"]
-        .as_array()
-        .expect("dimensions")
-        .iter()
-        .map(|set| {
-            set.as_array()
-                .expect("a dimension set")
-                .iter()
-                .map(|d| {
-                    let d = d.as_str().expect("dimension name");
-                    (d.to_string(), line[d].as_str().unwrap_or("").to_string())
-                })
-                .collect()
-        })
-        .collect();
+    let blocked = tidemark::tasks::blocked_line(&run.task_key, None, chrono::Utc::now());
+    // Metric name -> the dimension sets (with values) every EMF line the code writes gives it.
+    let mut published: BTreeMap<String, Vec<BTreeMap<String, String>>> = BTreeMap::new();
+    let mut namespaces = BTreeSet::new();
+    for line in [&line, &blocked] {
+        let emf = &line["_aws"]["CloudWatchMetrics"][0];
+        namespaces.insert(emf["Namespace"].as_str().expect("namespace").to_string());
+        let dimension_sets: Vec<BTreeMap<String, String>> = emf["Dimensions"]
+            .as_array()
+            .expect("dimensions")
+            .iter()
+            .map(|set| {
+                set.as_array()
+                    .expect("a dimension set")
+                    .iter()
+                    .map(|d| {
+                        let d = d.as_str().expect("dimension name");
+                        (d.to_string(), line[d].as_str().unwrap_or("").to_string())
+                    })
+                    .collect()
+            })
+            .collect();
+        for m in emf["Metrics"].as_array().expect("metrics") {
+            let name = m["Name"].as_str().expect("metric name");
+            assert!(line.get(name).is_some(), "{name} has no value in {line}");
+            published
+                .entry(name.to_string())
+                .or_default()
+                .extend(dimension_sets.clone());
+        }
+    }
+    assert_eq!(namespaces.len(), 1, "{namespaces:?}");
+    let namespace = namespaces.first().expect("namespace").as_str();
 
     let facts = template_facts();
     let alarms = facts["alarms"].as_array().expect("alarms");
@@ -481,10 +500,9 @@ fn alarms_watch_what_the_code_publishes() {
     assert!(!ours.is_empty(), "no alarm on the {namespace} metrics");
     for a in ours {
         let metric = a["metric"].as_str().unwrap_or("");
-        assert!(
-            metrics.contains(metric),
-            "{a}: the code publishes no {metric}"
-        );
+        let Some(dimension_sets) = published.get(metric) else {
+            panic!("{a}: the code publishes no {metric}");
+        };
         let dims: BTreeMap<String, String> =
             serde_json::from_value(a["dimensions"].clone()).expect("dimensions");
         assert!(
@@ -492,6 +510,10 @@ fn alarms_watch_what_the_code_publishes() {
             "{a}: the EMF line publishes {metric} with dimensions {dimension_sets:?}"
         );
     }
+    assert!(
+        ours_metrics(alarms, namespace).contains("DispatchBlocked"),
+        "no alarm on a scheduled dispatch that found a live run"
+    );
     // The failure rate is in percent: the threshold must be reachable.
     let failure = alarms
         .iter()

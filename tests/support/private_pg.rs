@@ -10,6 +10,8 @@ pub struct PrivatePg {
     pub url: String,
     dir: tempfile::TempDir,
     pg_ctl: PathBuf,
+    /// The server's options (port, socket folder), for a restart.
+    options: String,
 }
 
 /// Runs `cmd` with its output discarded: whether it succeeded (`None`: it did not start).
@@ -60,30 +62,36 @@ impl PrivatePg {
                 .ok()?
                 .port(),
         };
-        let ok = as_cluster_user(&pg_ctl)
-            .arg("-D")
-            .arg(&data)
-            .arg("-o")
-            .arg(format!(
+        let pg = PrivatePg {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            options: format!(
                 "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
                 dir.path().display()
-            ))
+            ),
+            dir,
+            pg_ctl,
+        };
+        pg.start_again();
+        Some(pg)
+    }
+
+    /// Starts the (stopped) server with its options; panics with its log when it cannot.
+    pub fn start_again(&self) {
+        let ok = as_cluster_user(&self.pg_ctl)
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-o")
+            .arg(&self.options)
             .arg("-l")
-            .arg(dir.path().join("log"))
+            .arg(self.dir.path().join("log"))
             .args(["-w", "start"])
             .stdout(Stdio::null())
             .status()
-            .ok()?
-            .success();
+            .is_ok_and(|s| s.success());
         if !ok {
-            let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+            let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
             panic!("pg_ctl start failed: {log}");
         }
-        Some(PrivatePg {
-            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-            dir,
-            pg_ctl,
-        })
     }
 
     /// The server's socket folder (for admin connections that bypass TCP rules).
