@@ -150,10 +150,16 @@ mod tests {
         assert!(check_message(Some("a b"), "{}").is_err());
         assert!(check_message(Some(""), "{}").is_err());
         let big = "x".repeat(MAX_MESSAGE_BYTES + 1);
-        assert!(check_message(None, &big).unwrap_err().to_string().contains("shorter"));
+        assert!(check_message(None, &big)
+            .unwrap_err()
+            .to_string()
+            .contains("shorter"));
         let eleven = vec![(Some("g"), "{}"); 11];
         let e = check_batch(&eleven).unwrap_err();
-        assert!(e.to_string().contains("TooManyEntriesInBatchRequest"), "{e}");
+        assert!(
+            e.to_string().contains("TooManyEntriesInBatchRequest"),
+            "{e}"
+        );
         assert!(check_batch(&eleven[..10]).is_ok());
         let half = "x".repeat(MAX_MESSAGE_BYTES / 2 + 1);
         assert!(check_batch(&[(Some("g"), half.as_str()), (Some("g"), half.as_str())]).is_err());

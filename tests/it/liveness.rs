@@ -82,7 +82,11 @@ async fn a_lost_worker_leaves_a_run_the_next_dispatch_fails_and_replaces() {
 
     // Still within the visit bound: the run is live.
     let r = t
-        .post("/collections", Role::Operator, json!({"instance_ids": [pg_id]}))
+        .post(
+            "/collections",
+            Role::Operator,
+            json!({"instance_ids": [pg_id]}),
+        )
         .await;
     assert_eq!((r.status, r.code()), (409, "CONFLICT"), "{r:?}");
     let e = tidemark::collect::dispatch_scheduled(&t.stack.app)
@@ -109,7 +113,10 @@ async fn a_lost_worker_leaves_a_run_the_next_dispatch_fails_and_replaces() {
     let items = t.run_items(&lost.to_string()).await;
     assert_eq!(items[0]["status"], "failed");
     assert!(
-        items[0]["error"].as_str().unwrap_or("").contains("worker lost"),
+        items[0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("worker lost"),
         "{items:?}"
     );
     let run = t.wait_run(&next).await;
@@ -168,7 +175,10 @@ async fn a_redelivery_closes_the_run_exactly_once_after_its_closing_step_failed(
     let run = t.wait_run(&run_id).await;
     assert_eq!(run["status"], "completed", "{run}");
     let attempts: i64 = scalar(&db, "SELECT last_value FROM close_attempts").await;
-    assert_eq!(attempts, 2, "one failed closing step, one redelivery that closed");
+    assert_eq!(
+        attempts, 2,
+        "one failed closing step, one redelivery that closed"
+    );
     let events: i64 = db
         .query_one(
             "SELECT count(*) FROM event_logs WHERE context->>'run_id' = $1",
@@ -232,7 +242,10 @@ async fn the_local_queue_refuses_what_sqs_would() {
     let (queue, _receiver) = tidemark_local::queue::channel();
     let eleven: Vec<_> = (1..=11).map(|i| message(i, "h")).collect();
     let e = queue.send_batch(eleven.clone()).expect_err("11 entries");
-    assert!(e.to_string().contains("TooManyEntriesInBatchRequest"), "{e}");
+    assert!(
+        e.to_string().contains("TooManyEntriesInBatchRequest"),
+        "{e}"
+    );
     // The queue's own sends go in batches of 10.
     queue.send_collect(eleven).await.expect("chunked");
     let huge = message(1, &"h".repeat(300 * 1024));
@@ -278,7 +291,10 @@ async fn a_panicking_handler_fails_its_message_and_the_workers_keep_running() {
     assert_eq!(got.iter().filter(|i| **i == 1).count(), 3, "{got:?}");
     assert!(got.contains(&2) && got.contains(&3), "{got:?}");
     // And the workers still take new work.
-    queue.send_collect(vec![message(4, "a")]).await.expect("send");
+    queue
+        .send_collect(vec![message(4, "a")])
+        .await
+        .expect("send");
     for _ in 0..200 {
         if attempts.lock().expect("lock").contains(&4) {
             return;

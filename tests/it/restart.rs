@@ -77,7 +77,12 @@ impl Process {
             .expect("start tidemark-local");
         let local = Local(child);
         for _ in 0..300 {
-            if let Ok(r) = self.http.get(format!("{}/health", self.base())).send().await {
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/health", self.base()))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return local;
                 }
@@ -118,7 +123,12 @@ impl Process {
 /// Polls `sql` (one boolean) on `db` until it is true (30 s at most).
 async fn until(db: &tokio_postgres::Client, sql: &str) {
     for _ in 0..300 {
-        if db.query_one(sql, &[]).await.expect("poll").get::<_, bool>(0) {
+        if db
+            .query_one(sql, &[])
+            .await
+            .expect("poll")
+            .get::<_, bool>(0)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -150,8 +160,10 @@ async fn a_killed_tidemark_local_finishes_its_collection_and_export_when_started
         .call(
             post.clone(),
             "/instances",
-            Some(json!({"name": unique("inst"), "db_type": "postgresql", "host": "127.0.0.1",
-                        "port": 5432, "credential_id": cred})),
+            Some(
+                json!({"name": unique("inst"), "db_type": "postgresql", "host": "127.0.0.1",
+                        "port": 5432, "credential_id": cred}),
+            ),
         )
         .await["id"]
         .clone();

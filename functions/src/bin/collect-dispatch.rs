@@ -3,8 +3,8 @@
 
 #[tokio::main]
 async fn main() -> Result<(), tidemark_functions::Error> {
-    tidemark_functions::serve_job(|app| async move {
-        tidemark::collect::dispatch_scheduled(&app).await
-    })
+    tidemark_functions::serve_job(
+        |app| async move { tidemark::collect::dispatch_scheduled(&app).await },
+    )
     .await
 }

@@ -170,7 +170,11 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
     queue::spawn_workers(queue::Handlers::app(app.clone()), receiver, concurrency);
     let (items, exports) = queue::requeue(&app).await?;
     if items + exports > 0 {
-        tracing::info!(items, exports, "re-queued the unfinished work of a previous process");
+        tracing::info!(
+            items,
+            exports,
+            "re-queued the unfinished work of a previous process"
+        );
     }
     if opts.scheduler {
         scheduler::spawn(app.clone());

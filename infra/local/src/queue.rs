@@ -237,7 +237,10 @@ pub async fn requeue(app: &App) -> anyhow::Result<(usize, usize)> {
         .query(
             "UPDATE task_runs SET status = 'running' WHERE status IN ('pending', 'running') \
              AND task_key IN ($1, $2) RETURNING run_id",
-            &[&tidemark::collect::TASK_KEY, &tidemark::collect::now::TASK_KEY],
+            &[
+                &tidemark::collect::TASK_KEY,
+                &tidemark::collect::now::TASK_KEY,
+            ],
         )
         .await?;
     let today = app.config.business_date(chrono::Utc::now());

@@ -108,7 +108,9 @@ pub async fn dispatch_scheduled(app: &App) -> anyhow::Result<serde_json::Value> 
     anyhow::bail!(
         "scheduled collection not started: run {} (started {}) is still live",
         run_id.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
-        started_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "?".into()),
+        started_at
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "?".into()),
     )
 }
 
@@ -333,8 +335,16 @@ pub async fn process(app: &App, message: &CollectMessage, budget: Duration) -> a
             let tx = client.transaction().await?;
             if lock_running_item(&tx, run_id, &item_key).await? {
                 let error = Some(timeout_message(budget));
-                record_item(&tx, run_id, &item_key, ItemStatus::Failed, started, json!({}), error)
-                    .await?;
+                record_item(
+                    &tx,
+                    run_id,
+                    &item_key,
+                    ItemStatus::Failed,
+                    started,
+                    json!({}),
+                    error,
+                )
+                .await?;
                 tx.commit().await?;
             }
         }
@@ -404,7 +414,16 @@ async fn visit_and_record(
         Visit::Failed(reason) => (ItemStatus::Failed, json!({}), Some(reason)),
         Visit::Gone(reason) => (ItemStatus::Cancelled, json!({}), Some(reason)),
     };
-    record_item(&tx, message.run_id, item_key, status, started, metrics, error).await?;
+    record_item(
+        &tx,
+        message.run_id,
+        item_key,
+        status,
+        started,
+        metrics,
+        error,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

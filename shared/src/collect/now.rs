@@ -35,7 +35,9 @@ pub async fn collect_now(app: &App, req: Req) -> ApiResult {
                     &[&run_id, &format!("queueing failed: {e:#}")],
                 )
                 .await?;
-            return Err(ApiError::internal(format!("queueing the collection: {e:#}")));
+            return Err(ApiError::internal(format!(
+                "queueing the collection: {e:#}"
+            )));
         }
     }
     let deadline = Instant::now() + app.config.collect_now_wait;

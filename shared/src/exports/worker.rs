@@ -121,14 +121,8 @@ pub async fn process(app: &App, message: &ExportMessage) -> anyhow::Result<()> {
         }
         Err(Stop::Failed { reason, detail }) => {
             tracing::warn!(export_id = %claim.id, reason = %reason, detail = %detail, "export failed");
-            control
-                .execute(
-                    "UPDATE export_jobs SET status = 'failed', error = $3, completed_at = now() \
-                     WHERE id = $1 AND attempt = $2 AND status = 'running'",
-                    &[&claim.id, &claim.attempt, &reason],
-                )
-                .await?;
-            Ok(())
+            drop(control);
+            record_failure(app, &claim, &reason).await
         }
     }
 }
@@ -163,6 +157,35 @@ async fn claim<C: GenericClient>(client: &C, id: Uuid) -> anyhow::Result<Option<
         file_name: file_name(kind, row.try_get("created_at")?),
         stale_upload: upload_id.zip(object_key),
     }))
+}
+
+/// Records the job failed. The database may be what failed (a restart): the write is retried
+/// on fresh connections for about 30 s, so the job ends failed with its reason rather than
+/// running on a lease nobody renews (a redelivery could not claim it before the lease ends).
+async fn record_failure(app: &App, claim: &Claim, reason: &str) -> anyhow::Result<()> {
+    let mut waits = [1u64, 2, 4, 8, 16].into_iter();
+    loop {
+        let attempt = async {
+            app.db
+                .get()
+                .await?
+                .execute(
+                    "UPDATE export_jobs SET status = 'failed', error = $3, completed_at = now() \
+                     WHERE id = $1 AND attempt = $2 AND status = 'running'",
+                    &[&claim.id, &claim.attempt, &reason],
+                )
+                .await?;
+            anyhow::Ok(())
+        };
+        match (attempt.await, waits.next()) {
+            (Ok(()), _) => return Ok(()),
+            (Err(e), Some(wait)) => {
+                tracing::warn!(export_id = %claim.id, error = %format!("{e:#}"), wait, "recording the failed export; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            }
+            (Err(e), None) => return Err(e),
+        }
+    }
 }
 
 /// Aborts the upload (and deletes any object) that a crashed earlier run left behind.

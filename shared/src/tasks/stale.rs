@@ -92,7 +92,10 @@ pub async fn fail_stale<C: GenericClient>(
         if forced.is_some() {
             tx.execute(
                 "UPDATE task_runs SET error = $2 WHERE run_id = $1",
-                &[&run_id, &"failed by the next dispatch: its worker was lost (see its items)"],
+                &[
+                    &run_id,
+                    &"failed by the next dispatch: its worker was lost (see its items)",
+                ],
             )
             .await?;
         }
