@@ -236,3 +236,47 @@ async fn a_postgresql_restart_mid_run_ends_with_the_run_finished() {
     assert_eq!(failed.len(), 1, "{items:?}");
     assert_eq!(failed[0]["instance_id"], silent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgresql_restart_mid_export_ends_the_export_never_leaves_it_running() {
+    let Some(pg) = PrivatePg::start().await else {
+        eprintln!("skipped: PostgreSQL server binaries not found");
+        return;
+    };
+    let t = TestStack::start_on_with(&pg.url, Vec::new())
+        .await
+        .expect("stack");
+    // The export's read waits on this lock when the server goes down.
+    let lock = tidemark_tests::connect(&pg.url).await;
+    lock.batch_execute("BEGIN; LOCK TABLE instance_databases IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let r = t
+        .post(
+            "/exports",
+            tidemark_tests::Role::Viewer,
+            json!({"kind": "database_ledger"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let id = r.data()["id"].as_str().expect("id").to_string();
+    until(
+        &lock,
+        "SELECT count(*) = 1 FROM export_jobs WHERE status = 'running'",
+    )
+    .await;
+    pg.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    pg.start_again();
+    let job = t
+        .poll(&format!("/exports/{id}"), &["queued", "running"])
+        .await;
+    match job["status"].as_str() {
+        Some("completed") => {}
+        Some("failed") => {
+            let error = job["error"].as_str().unwrap_or("");
+            assert!(error.contains("request the export again"), "{job}");
+        }
+        _ => panic!("{job}"),
+    }
+}
