@@ -311,7 +311,17 @@ export function Instances() {
                   <button class="secondary" onClick={() => setEditing(i)}>
                     Edit
                   </button>
-                  <button class="secondary" onClick={() => act(() => post(`/instances/${i.id}/actions/collect`), `Collected ${i.name}.`)}>
+                  <button
+                    class="secondary"
+                    onClick={() =>
+                      run(
+                        () => post<{ status?: string }>(`/instances/${i.id}/actions/collect`),
+                        // 202: queued behind other work on the same server; the run shows the end.
+                        (r) => (r.status === "queued" ? `${i.name} is queued on its server; see Runs.` : `Collected ${i.name}.`),
+                        l.reload,
+                      )
+                    }
+                  >
                     Collect
                   </button>
                   <button
