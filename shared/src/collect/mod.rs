@@ -3,10 +3,12 @@
 //!
 //! - `adapter`: the engine boundary (`postgres`, `mysql`: one file per engine).
 //! - `persist`: one instance's sizes into history, inventory, latest sizes, totals, growth.
-//! - `fanout`: runs, their items, the messages, and who closes a run.
+//! - `dispatch`: runs, their items and messages; stale runs failed first.
+//! - `fanout`: one item collected within its bound, and who closes a run.
 //! - `now`: one instance on demand, on its server's queue, answered within API Gateway's limit.
 
 pub mod adapter;
+pub mod dispatch;
 pub mod fanout;
 pub mod mysql;
 pub mod now;
@@ -21,7 +23,8 @@ use crate::App;
 
 pub use crate::tasks::Trigger;
 pub use adapter::{Collected, DatabaseSize};
-pub use fanout::{dispatch, dispatch_scheduled, process, visit_budget, TASK_KEY};
+pub use dispatch::{dispatch, dispatch_scheduled};
+pub use fanout::{process, visit_budget, TASK_KEY};
 pub use now::collect_now;
 pub use persist::{persist, Persisted};
 
