@@ -120,9 +120,21 @@ pub async fn process(app: &App, message: &ExportMessage) -> anyhow::Result<()> {
             Ok(())
         }
         Err(Stop::Failed { reason, detail }) => {
+            // The claim's own connection gone too: the database went away (a restart), not
+            // just this run's stream. The job goes back to the queue and the message is
+            // redelivered; a cut stream alone fails the job with its reason.
+            if control.simple_query("SELECT 1").await.is_err() {
+                drop(control);
+                tracing::warn!(export_id = %claim.id, detail = %detail, "export interrupted: the database went away; re-queued");
+                settle(app, &claim, "queued", None).await?;
+                anyhow::bail!(
+                    "export {} interrupted by the database going away; redelivered",
+                    claim.id
+                );
+            }
             tracing::warn!(export_id = %claim.id, reason = %reason, detail = %detail, "export failed");
             drop(control);
-            record_failure(app, &claim, &reason).await
+            settle(app, &claim, "failed", Some(&reason)).await
         }
     }
 }
@@ -159,28 +171,43 @@ async fn claim<C: GenericClient>(client: &C, id: Uuid) -> anyhow::Result<Option<
     }))
 }
 
-/// Records the job failed. The database may be what failed (a restart): the write is retried
-/// on fresh connections for about 30 s, so the job ends failed with its reason rather than
-/// running on a lease nobody renews (a redelivery could not claim it before the lease ends).
-async fn record_failure(app: &App, claim: &Claim, reason: &str) -> anyhow::Result<()> {
+/// Ends this run's claim: `failed` with its reason, or back to `queued` (its lease released)
+/// for a redelivery; written through a database outage, so the job never stays running on a
+/// lease nobody renews.
+async fn settle(
+    app: &App,
+    claim: &Claim,
+    status: &str,
+    reason: Option<&str>,
+) -> anyhow::Result<()> {
+    through_outage(
+        app,
+        "UPDATE export_jobs SET status = $3, error = $4, \
+            completed_at = CASE WHEN $3 = 'failed' THEN now() END, \
+            heartbeat_at = CASE WHEN $3 = 'failed' THEN heartbeat_at END \
+         WHERE id = $1 AND attempt = $2 AND status = 'running'",
+        &[&claim.id, &claim.attempt, &status, &reason],
+    )
+    .await
+}
+
+/// Runs one statement on fresh pool connections, retried for about 30 s (1 + 2 + 4 + 8 +
+/// 16 s): the database may be what failed, for the few seconds of a restart.
+async fn through_outage(
+    app: &App,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> anyhow::Result<()> {
     let mut waits = [1u64, 2, 4, 8, 16].into_iter();
     loop {
         let attempt = async {
-            app.db
-                .get()
-                .await?
-                .execute(
-                    "UPDATE export_jobs SET status = 'failed', error = $3, completed_at = now() \
-                     WHERE id = $1 AND attempt = $2 AND status = 'running'",
-                    &[&claim.id, &claim.attempt, &reason],
-                )
-                .await?;
+            app.db.get().await?.execute(sql, params).await?;
             anyhow::Ok(())
         };
         match (attempt.await, waits.next()) {
             (Ok(()), _) => return Ok(()),
             (Err(e), Some(wait)) => {
-                tracing::warn!(export_id = %claim.id, error = %format!("{e:#}"), wait, "recording the failed export; retrying");
+                tracing::warn!(error = %format!("{e:#}"), wait, "the app database did not answer; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
             }
             (Err(e), None) => return Err(e),
@@ -292,12 +319,14 @@ async fn run(app: &App, control: &deadpool_postgres::Client, claim: &Claim) -> R
                 tracing::warn!(export_id = %claim.id, detail = %e.detail, "aborting the upload failed");
                 return Err(stop);
             }
-            let _ = control
-                .execute(
-                    "UPDATE export_jobs SET upload_id = NULL WHERE id = $1 AND attempt = $2",
-                    &[&claim.id, &claim.attempt],
-                )
-                .await;
+            let forget = "UPDATE export_jobs SET upload_id = NULL WHERE id = $1 AND attempt = $2";
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+                [&claim.id, &claim.attempt];
+            if control.execute(forget, &params).await.is_err() {
+                // The database went away (the job will be re-queued): forget the aborted
+                // upload once it is back, so the next run does not abort it again.
+                let _ = through_outage(app, forget, &params).await;
+            }
             Err(stop)
         }
     }
