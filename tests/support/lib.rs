@@ -197,6 +197,9 @@ impl TestStack {
             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
         ));
         settings.push(("TIDEMARK_DB_POOL_SIZE".into(), "8".into()));
+        // Collect-now answers with the visit, however loaded the shared servers are (a
+        // test's own setting comes first and wins); the 202 path is tested with 1 s.
+        settings.push(("TIDEMARK_COLLECT_NOW_WAIT_SECS".into(), "120".into()));
         let stack = tidemark_local::start(Options {
             listen: "127.0.0.1:0".parse().expect("addr"),
             s3_listen: "127.0.0.1:0".parse().expect("addr"),
