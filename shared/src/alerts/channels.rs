@@ -76,7 +76,8 @@ pub fn valid_url(v: &str) -> Result<String, ApiError> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad("must not hold a user name or password"));
     }
-    Ok(v.to_string())
+    // Stored as parsed (`http:///x` is `http://x/`): what is shown is what is called.
+    Ok(url.to_string())
 }
 
 fn valid_secret(v: &str) -> Result<&str, ApiError> {
