@@ -50,7 +50,10 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
         let started = Instant::now();
         let s = tidemark::alerts::evaluate(&t.stack.app, day).await?;
         samples.push(started.elapsed());
-        eprintln!("alerts: evaluated in {:.3} s: {s:?}", started.elapsed().as_secs_f64());
+        eprintln!(
+            "alerts: evaluated in {:.3} s: {s:?}",
+            started.elapsed().as_secs_f64()
+        );
         summary = Some(s);
     }
     let summary = summary.ok_or_else(|| anyhow::anyhow!("no run"))?;

@@ -20,7 +20,11 @@ const SAMPLES: usize = 200;
 
 /// Instances, tags, inventory, `days` of history ending today and the latest columns, as
 /// collection leaves them. Returns the number of history rows.
-pub(crate) async fn load(pg: &tokio_postgres::Client, instances: i64, days: i64) -> anyhow::Result<i64> {
+pub(crate) async fn load(
+    pg: &tokio_postgres::Client,
+    instances: i64,
+    days: i64,
+) -> anyhow::Result<i64> {
     let started = Instant::now();
     pg.batch_execute("SET synchronous_commit = off").await?;
     pg.execute(

@@ -18,44 +18,45 @@ const SCOPE_MATCH: &str = "(r.scope = 'all' \
         AND (t.database_name = '' OR r.database_name = t.database_name)))";
 
 /// Size conditions, from the 32 days of history ending on the day ($1): the last 31 days'
-/// slope (as `/capacity/forecast`), the size 1, 7 or 30 days before, and the day's growth
-/// against the median and median absolute deviation of the 30 days before. Databases
-/// without a size on the day are not judged (a collection-failing rule covers them).
+/// slope (as `/capacity/forecast`), the size 1, 7 or 30 days before (the latest on or before
+/// that date), and the day's growth against the median and median absolute deviation of the
+/// 30 days before. One pass over the history in key order (the window and the grouping share
+/// it, no ordered aggregate but the growths of a database sorted for its median, and only when
+/// an abnormal-day rule exists). Databases without a size on the day are not judged (a
+/// collection-failing rule covers them).
 fn size_firings_sql() -> String {
     format!(
         "WITH rules AS (SELECT * FROM alert_rules \
              WHERE is_active AND condition <> 'collection_failing'), \
-         hist AS (SELECT s.instance_id, s.database_name, s.collected_date AS d, s.size_bytes AS b, \
-             s.size_bytes - lag(s.size_bytes) OVER (PARTITION BY s.instance_id, s.database_name \
-                 ORDER BY s.collected_date) AS g \
-           FROM database_size_stats s JOIN instances i ON i.id = s.instance_id \
-           WHERE s.collected_date BETWEEN $1::date - 31 AND $1::date \
-             AND i.is_active AND i.deleted_at IS NULL AND EXISTS (SELECT 1 FROM rules)), \
-         m AS (SELECT instance_id, database_name, \
+         flags AS (SELECT EXISTS (SELECT 1 FROM rules) AS any_rule, \
+             EXISTS (SELECT 1 FROM rules WHERE condition = 'abnormal_day') AS abnormal), \
+         m AS MATERIALIZED (SELECT instance_id, database_name, \
              max(b) FILTER (WHERE d = $1::date) AS cur_b, \
              max(g) FILTER (WHERE d = $1::date) AS cur_g, \
              regr_slope(b::float8, (d - $1::date)::float8) FILTER (WHERE d >= $1::date - 30) AS slope, \
-             (array_agg(b ORDER BY d DESC) FILTER (WHERE d <= $1::date - 1))[1] AS base_day, \
-             (array_agg(b ORDER BY d DESC) FILTER (WHERE d <= $1::date - 7))[1] AS base_week, \
-             (array_agg(b ORDER BY d DESC) FILTER (WHERE d <= $1::date - 30))[1] AS base_month, \
-             percentile_cont(0.5) WITHIN GROUP (ORDER BY g) \
-                 FILTER (WHERE d < $1::date AND d >= $1::date - 30) AS med, \
-             count(g) FILTER (WHERE d < $1::date AND d >= $1::date - 30) AS growth_days \
-           FROM hist GROUP BY instance_id, database_name HAVING bool_or(d = $1::date)), \
-         mad AS (SELECT h.instance_id, h.database_name, \
-             percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(h.g - m.med)) AS mad \
-           FROM hist h JOIN m USING (instance_id, database_name) \
-           WHERE h.d < $1::date AND h.d >= $1::date - 30 AND h.g IS NOT NULL \
-             AND EXISTS (SELECT 1 FROM rules WHERE condition = 'abnormal_day') \
-           GROUP BY h.instance_id, h.database_name), \
+             (max(ARRAY[d - $1::date, b]) FILTER (WHERE d <= $1::date - 1))[2] AS base_day, \
+             (max(ARRAY[d - $1::date, b]) FILTER (WHERE d <= $1::date - 7))[2] AS base_week, \
+             (max(ARRAY[d - $1::date, b]) FILTER (WHERE d <= $1::date - 30))[2] AS base_month, \
+             array_agg(g ORDER BY g) FILTER (WHERE g IS NOT NULL AND d < $1::date \
+                 AND d >= $1::date - 30 AND (SELECT abnormal FROM flags)) AS gs \
+           FROM (SELECT s.instance_id, s.database_name, s.collected_date AS d, s.size_bytes AS b, \
+                   s.size_bytes - lag(s.size_bytes) OVER (PARTITION BY s.instance_id, s.database_name \
+                     ORDER BY s.collected_date) AS g \
+                 FROM database_size_stats s JOIN instances i ON i.id = s.instance_id \
+                 WHERE s.collected_date BETWEEN $1::date - 31 AND $1::date \
+                   AND i.is_active AND i.deleted_at IS NULL AND (SELECT any_rule FROM flags)) h \
+           GROUP BY instance_id, database_name HAVING bool_or(d = $1::date)), \
+         t AS MATERIALIZED (SELECT m.*, md.med, cardinality(m.gs) AS growth_days, \
+             (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(x - md.med)) \
+              FROM unnest(m.gs) x) AS mad \
+           FROM m CROSS JOIN LATERAL (SELECT (m.gs[(cardinality(m.gs) + 1) / 2] \
+               + m.gs[(cardinality(m.gs) + 2) / 2]) / 2.0 AS med) md), \
          judged AS (SELECT r.id AS rule_id, r.severity, r.condition, r.max_days, r.min_percent, \
              r.min_bytes, r.mad_k, r.threshold_bytes, t.instance_id, t.database_name, t.cur_b, \
-             t.cur_g, t.slope, t.med, t.growth_days, x.mad, \
+             t.cur_g, t.slope, t.med, t.growth_days, t.mad, \
              CASE r.period WHEN 'day' THEN t.base_day WHEN 'week' THEN t.base_week \
                  WHEN 'month' THEN t.base_month END AS base \
-           FROM rules r JOIN m t ON {SCOPE_MATCH} \
-           LEFT JOIN mad x ON r.condition = 'abnormal_day' \
-             AND x.instance_id = t.instance_id AND x.database_name = t.database_name), \
+           FROM rules r JOIN t ON {SCOPE_MATCH}), \
          valued AS (SELECT j.*, CASE j.condition \
              WHEN 'days_until_threshold' THEN CASE WHEN j.cur_b >= j.threshold_bytes THEN 0 \
                  WHEN j.slope > 0 THEN ceil((j.threshold_bytes - j.cur_b) / j.slope) END \
@@ -70,7 +71,7 @@ fn size_firings_sql() -> String {
              'growth_percent', CASE WHEN v.base > 0 THEN round(((v.cur_b - v.base) * 100.0 / v.base)::numeric, 2) END, \
              'day_growth_bytes', CASE WHEN v.condition = 'abnormal_day' THEN v.cur_g END, \
              'median_growth_bytes', CASE WHEN v.condition = 'abnormal_day' THEN v.med END, \
-             'mad_bytes', v.mad)) \
+             'mad_bytes', CASE WHEN v.condition = 'abnormal_day' THEN v.mad END)) \
          FROM valued v WHERE CASE v.condition \
              WHEN 'days_until_threshold' THEN v.value <= v.max_days \
              WHEN 'growth' THEN v.base IS NOT NULL AND ( \
@@ -102,11 +103,18 @@ fn collection_firings_sql() -> String {
     )
 }
 
-/// Records the day's firings; returns how many are new.
+/// Records the day's firings (in the caller's transaction); returns how many are new.
 pub(super) async fn record_firings<C: GenericClient>(
     db: &Counted<'_, C>,
     day: NaiveDate,
 ) -> Result<u64, tokio_postgres::Error> {
+    // The whole fleet's 32 days sorted in memory, and no JIT compile (longer than the run).
+    db.counted()
+        .execute(
+            "SELECT set_config('work_mem', '256MB', true), set_config('jit', 'off', true)",
+            &[],
+        )
+        .await?;
     let sizes = db.counted().execute(&size_firings_sql(), &[&day]).await?;
     let collections = db
         .counted()

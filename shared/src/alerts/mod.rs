@@ -87,9 +87,13 @@ pub struct EvaluationSummary {
 /// Evaluates every active rule for business day `day` over the whole fleet, records the
 /// firings and delivers the day's digests. Idempotent per day.
 pub async fn evaluate(app: &App, day: NaiveDate) -> anyhow::Result<EvaluationSummary> {
-    let client = app.db.get().await?;
+    let mut client = app.db.get().await?;
+    let tx = client.transaction().await?;
+    let firing = Counted::new(&tx);
+    let new_alerts = evaluate::record_firings(&firing, day).await?;
+    let statements = firing.sent();
+    tx.commit().await?;
     let db = Counted::new(&client);
-    let new_alerts = evaluate::record_firings(&db, day).await?;
     let claimed = deliver::claim_digests(&db, day).await?;
     let outcomes = deliver::send_all(app, &claimed).await;
     deliver::record_outcomes(&db, &outcomes).await?;
@@ -100,7 +104,7 @@ pub async fn evaluate(app: &App, day: NaiveDate) -> anyhow::Result<EvaluationSum
         digests: outcomes.len(),
         delivered,
         failed: outcomes.len() - delivered,
-        statements: db.sent(),
+        statements: statements + db.sent(),
     };
     tracing::info!(summary = ?summary, "alert evaluation finished");
     Ok(summary)
