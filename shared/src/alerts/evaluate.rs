@@ -18,8 +18,8 @@ const SCOPE_MATCH: &str = "(r.scope = 'all' \
         AND (t.database_name = '' OR r.database_name = t.database_name)))";
 
 /// Size conditions, from the 32 days of history ending on the day ($1): the last 31 days'
-/// slope (as `/capacity/forecast`), the size 1, 7 or 30 days before (the latest on or before
-/// that date), and the day's growth against the median and median absolute deviation of the
+/// slope (as `/capacity/forecast`), the size 1, 7 or 30 days before (a database without a
+/// size that day is not judged on growth), and the day's growth against the median and median absolute deviation of the
 /// 30 days before. One pass over the history in key order (the window and the grouping share
 /// it, no ordered aggregate but the growths of a database sorted for its median, and only when
 /// an abnormal-day rule exists). Databases without a size on the day are not judged (a
@@ -34,9 +34,9 @@ fn size_firings_sql() -> String {
              max(b) FILTER (WHERE d = $1::date) AS cur_b, \
              max(g) FILTER (WHERE d = $1::date) AS cur_g, \
              regr_slope(b::float8, (d - $1::date)::float8) FILTER (WHERE d >= $1::date - 30) AS slope, \
-             (max(ARRAY[d - $1::date, b]) FILTER (WHERE d <= $1::date - 1))[2] AS base_day, \
-             (max(ARRAY[d - $1::date, b]) FILTER (WHERE d <= $1::date - 7))[2] AS base_week, \
-             (max(ARRAY[d - $1::date, b]) FILTER (WHERE d <= $1::date - 30))[2] AS base_month, \
+             max(b) FILTER (WHERE d = $1::date - 1) AS base_day, \
+             max(b) FILTER (WHERE d = $1::date - 7) AS base_week, \
+             max(b) FILTER (WHERE d = $1::date - 30) AS base_month, \
              array_agg(g ORDER BY g) FILTER (WHERE g IS NOT NULL AND d < $1::date \
                  AND d >= $1::date - 30 AND (SELECT abnormal FROM flags)) AS gs \
            FROM (SELECT s.instance_id, s.database_name, s.collected_date AS d, s.size_bytes AS b, \
