@@ -536,3 +536,52 @@ async fn evaluation_statements_do_not_depend_on_the_fleet() {
     // Settings, two firings statements, the digest claim, the outcome record.
     assert_eq!(small.statements, 5);
 }
+
+/// A key rotation re-encrypts the webhook secrets with the passwords: after it, the new key
+/// signs with the same secret, and the old one no longer opens it.
+#[tokio::test]
+async fn channel_secrets_survive_a_key_rotation() {
+    use tidemark::crypto::CredentialKey;
+    let t = TestStack::start().await;
+    let (base, got) = receiver().await;
+    let quiet = t.seed_instance("quiet").await;
+    let channel = t
+        .create(
+            "/alert-channels",
+            Role::Admin,
+            json!({"name": "signed", "kind": "webhook", "url": format!("{base}/hook"), "secret": SECRET}),
+        )
+        .await;
+    t.create(
+        "/alert-rules",
+        Role::Admin,
+        json!({"name": "silent", "severity": "info", "scope": "instance", "instance_id": quiet,
+               "condition": "collection_failing", "failing_days": 1, "channel_ids": [channel]}),
+    )
+    .await;
+    let new = CredentialKey::new(&[9u8; 32]);
+    let mut client = t.stack.app.db.get().await.unwrap();
+    tidemark::credentials::keys::rotate(&mut client, &t.stack.app.credential_key, &new)
+        .await
+        .unwrap();
+    drop(client);
+    // The old key cannot open it any more: the delivery fails and says why, never the secret.
+    let old = tidemark::alerts::evaluate(&t.stack.app, day()).await.unwrap();
+    assert_eq!((old.new_alerts, old.failed), (1, 1), "{old:?}");
+    let failed = t.get("/alert-deliveries", Role::Viewer).await.items();
+    let why = failed[0]["last_error"].as_str().unwrap();
+    assert!(why.contains("alert-channel") && !why.contains(SECRET), "{why}");
+    let rotated = tidemark::App {
+        credential_key: new,
+        ..t.stack.app.clone()
+    };
+    let again = tidemark::alerts::evaluate(&rotated, day()).await.unwrap();
+    assert_eq!(again.delivered, 1, "{again:?}");
+    let hooks = received_on(&got, "/hook");
+    assert_eq!(hooks.len(), 1);
+    let (headers, body) = &hooks[0];
+    assert_eq!(
+        headers["x-tidemark-signature"].to_str().unwrap(),
+        format!("sha256={}", hmac_hex(SECRET, body))
+    );
+}
