@@ -566,11 +566,16 @@ async fn channel_secrets_survive_a_key_rotation() {
         .unwrap();
     drop(client);
     // The old key cannot open it any more: the delivery fails and says why, never the secret.
-    let old = tidemark::alerts::evaluate(&t.stack.app, day()).await.unwrap();
+    let old = tidemark::alerts::evaluate(&t.stack.app, day())
+        .await
+        .unwrap();
     assert_eq!((old.new_alerts, old.failed), (1, 1), "{old:?}");
     let failed = t.get("/alert-deliveries", Role::Viewer).await.items();
     let why = failed[0]["last_error"].as_str().unwrap();
-    assert!(why.contains("alert-channel") && !why.contains(SECRET), "{why}");
+    assert!(
+        why.contains("alert-channel") && !why.contains(SECRET),
+        "{why}"
+    );
     let rotated = tidemark::App {
         credential_key: new,
         ..t.stack.app.clone()

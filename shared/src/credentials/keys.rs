@@ -132,7 +132,12 @@ pub async fn rotate(
     .await?;
     let channels = rotate_channel_secrets(&tx, old, new, (&new_fp, version)).await?;
     tx.commit().await?;
-    tracing::info!(version, re_encrypted = ids.len(), channels, "credential key rotated");
+    tracing::info!(
+        version,
+        re_encrypted = ids.len(),
+        channels,
+        "credential key rotated"
+    );
     Ok(Rotation {
         version,
         re_encrypted: ids.len(),
