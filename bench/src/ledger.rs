@@ -14,13 +14,17 @@ use tidemark_tests::TestStack;
 use crate::measure::{percentile, scale, time_n, Measure};
 
 const SCENARIO: &str = "ledger";
-const DATABASES_PER_INSTANCE: i64 = 200;
+pub(crate) const DATABASES_PER_INSTANCE: i64 = 200;
 const DEEP_ROW: i64 = 30_000;
 const SAMPLES: usize = 200;
 
 /// Instances, tags, inventory, `days` of history ending today and the latest columns, as
 /// collection leaves them. Returns the number of history rows.
-async fn load(pg: &tokio_postgres::Client, instances: i64, days: i64) -> anyhow::Result<i64> {
+pub(crate) async fn load(
+    pg: &tokio_postgres::Client,
+    instances: i64,
+    days: i64,
+) -> anyhow::Result<i64> {
     let started = Instant::now();
     pg.batch_execute("SET synchronous_commit = off").await?;
     pg.execute(

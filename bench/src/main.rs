@@ -3,6 +3,7 @@
 //! Each scenario builds its own data in a fresh database, drives the local stack over HTTP
 //! where a user would, and measures its naive baseline side by side in the same run.
 
+mod alerts;
 mod api;
 mod cold_start;
 mod collect;
@@ -15,6 +16,7 @@ use clap::{Parser, ValueEnum};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Scenario {
+    Alerts,
     Api,
     ColdStart,
     TagsBulk,
@@ -36,6 +38,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let measures = match cli.scenario {
+        Scenario::Alerts => alerts::run().await?,
         Scenario::Api => api::run().await?,
         Scenario::ColdStart => cold_start::run().await?,
         Scenario::TagsBulk => tags_bulk::run().await?,

@@ -13,6 +13,7 @@ import { DatabasePage } from "./pages/database";
 import { Capacity } from "./pages/capacity";
 import { Runs, RunPage } from "./pages/runs";
 import { Exports } from "./pages/exports";
+import { Alerts } from "./pages/alerts";
 import { Logs } from "./pages/logs";
 import { System } from "./pages/system";
 import "./style.css";
@@ -26,6 +27,7 @@ const ROUTES: [string, (p: any) => any, string | null][] = [
   ["/capacity", Capacity, "Capacity"],
   ["/runs", Runs, "Runs"],
   ["/runs/:id", RunPage, null],
+  ["/alerts", Alerts, "Alerts"],
   ["/exports", Exports, "Exports"],
   ["/logs", Logs, "Logs"],
   ["/system", System, "System"],

@@ -15,6 +15,7 @@ pub const CALLS: &[(&str, &str)] = &[
     ("delete_object", "s3:DeleteObject"),
     // Presigned only: the link the caller follows is signed with this function's role.
     ("get_object", "s3:GetObject"),
+    ("publish", "sns:Publish"),
 ];
 
 /// (action, template resource) pairs.
@@ -29,6 +30,8 @@ const GET: (&str, &str) = ("s3:GetObject", "ExportBucket");
 /// Deleting an export or expiring one aborts its upload before removing the object.
 const ABORT: (&str, &str) = ("s3:AbortMultipartUpload", "ExportBucket");
 const DELETE: (&str, &str) = ("s3:DeleteObject", "ExportBucket");
+/// The daily digest of `sns` alert channels.
+const PUBLISH_ALERTS: (&str, &str) = ("sns:Publish", "AlertTopic");
 
 /// Per function binary: what its code calls (routes per the route table's `function`).
 pub const FUNCTIONS: &[(&str, Grants)] = &[
@@ -48,7 +51,8 @@ pub const FUNCTIONS: &[(&str, Grants)] = &[
     ("collect-instance", &[SECRET]),
     // Multipart upload; a failed or superseded attempt aborts and removes its object.
     ("export-worker", &[SECRET, PUT, ABORT, DELETE]),
-    ("aggregate", &[SECRET]),
+    // The aggregation ends with the alert evaluation, which publishes `sns` digests.
+    ("aggregate", &[SECRET, PUBLISH_ALERTS]),
     // Export expiry: abandoned uploads and expired objects.
     ("maintenance", &[SECRET, ABORT, DELETE]),
     ("migrate", &[SECRET]),

@@ -95,6 +95,15 @@ pub async fn app() -> Result<App, Error> {
         export_url: std::env::var("TIDEMARK_EXPORT_QUEUE_URL").unwrap_or_default(),
     };
     let auth = Authenticator::jwt(&config.scope_prefix);
+    // Only the function that evaluates alerts (aggregate) is given the topic and its grant.
+    if let Ok(arn) = std::env::var("TIDEMARK_ALERT_TOPIC_ARN") {
+        if !arn.is_empty() {
+            tidemark::alerts::install_topic(Arc::new(SnsTopic {
+                client: aws_sdk_sns::Client::new(&aws),
+                arn,
+            }));
+        }
+    }
     Ok(App {
         storage: Storage {
             client: s3,
@@ -334,4 +343,27 @@ where
         },
     ))
     .await
+}
+
+/// The capacity-alert topic: `sns` channels' digests go to its (e-mail) subscriptions.
+struct SnsTopic {
+    client: aws_sdk_sns::Client,
+    arn: String,
+}
+
+#[async_trait]
+impl tidemark::alerts::Topic for SnsTopic {
+    async fn publish(&self, subject: &str, message: &str) -> anyhow::Result<()> {
+        // SNS subjects: ASCII, at most 100 characters.
+        let subject: String = subject.chars().filter(char::is_ascii).take(100).collect();
+        self.client
+            .publish()
+            .topic_arn(&self.arn)
+            .subject(subject)
+            .message(message)
+            .send()
+            .await
+            .context("SNS Publish")?;
+        Ok(())
+    }
 }

@@ -9,7 +9,8 @@ use crate::web::ApiResponse;
 use crate::web::RawRequest;
 use crate::App;
 use crate::{
-    capacity, collect, credentials, exports, fleet, instances, ledger, route, system, tags, tasks,
+    alerts, capacity, collect, credentials, exports, fleet, instances, ledger, route, system, tags,
+    tasks,
 };
 
 pub fn routes() -> &'static [Route] {
@@ -50,6 +51,21 @@ pub fn routes() -> &'static [Route] {
             route!(GET "/capacity/databases", Viewer, "api-capacity", capacity::api::databases),
             route!(GET "/capacity/instances", Viewer, "api-capacity", capacity::api::instances),
             route!(GET "/capacity/forecast", Viewer, "api-capacity", capacity::forecast::forecast),
+            // api-capacity: capacity alerts (rules, channels, firings, deliveries).
+            route!(GET "/alert-rules", Viewer, "api-capacity", alerts::rules::list),
+            route!(POST "/alert-rules", Admin, "api-capacity", alerts::rules::create),
+            route!(GET "/alert-rules/{id}", Viewer, "api-capacity", alerts::rules::get),
+            route!(PATCH "/alert-rules/{id}", Admin, "api-capacity", alerts::rules::update),
+            route!(DELETE "/alert-rules/{id}", Admin, "api-capacity", alerts::rules::delete),
+            route!(GET "/alert-channels", Admin, "api-capacity", alerts::channels::list),
+            route!(POST "/alert-channels", Admin, "api-capacity", alerts::channels::create),
+            route!(GET "/alert-channels/{id}", Admin, "api-capacity", alerts::channels::get),
+            route!(PATCH "/alert-channels/{id}", Admin, "api-capacity", alerts::channels::update),
+            route!(DELETE "/alert-channels/{id}", Admin, "api-capacity", alerts::channels::delete),
+            route!(GET "/alerts", Viewer, "api-capacity", alerts::api::list),
+            route!(GET "/alerts/{id}", Viewer, "api-capacity", alerts::api::get),
+            route!(POST "/alerts/{id}/actions/acknowledge", Operator, "api-capacity", alerts::api::acknowledge),
+            route!(GET "/alert-deliveries", Viewer, "api-capacity", alerts::api::deliveries),
             // api-tasks: starting collections and following their runs.
             route!(POST "/collections", Operator, "api-tasks", collect::start),
             route!(GET "/task-runs", Viewer, "api-tasks", tasks::api::list),

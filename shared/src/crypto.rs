@@ -25,11 +25,12 @@ impl std::fmt::Debug for CredentialKey {
     }
 }
 
-/// What the ciphertext is bound to. `None` version: written before key versions existed.
-fn associated_data(credential_id: i64, key_version: Option<i32>) -> Vec<u8> {
+/// What the ciphertext is bound to: the kind of row (`credential`, `alert-channel`), its id
+/// and the key version. `None` version: written before key versions existed.
+fn associated_data(kind: &str, id: i64, key_version: Option<i32>) -> Vec<u8> {
     match key_version {
         None => Vec::new(),
-        Some(v) => format!("tidemark-credential:{credential_id}:{v}").into_bytes(),
+        Some(v) => format!("tidemark-{kind}:{id}:{v}").into_bytes(),
     }
 }
 
@@ -82,6 +83,23 @@ impl CredentialKey {
         key_version: i32,
         plaintext: &str,
     ) -> anyhow::Result<Vec<u8>> {
+        self.seal(
+            fingerprint,
+            ("credential", credential_id),
+            key_version,
+            plaintext,
+        )
+    }
+
+    /// [`Self::encrypt_for`] for a row of another kind (`("alert-channel", id)`): a value
+    /// sealed for one kind never opens as another's.
+    pub fn seal(
+        &self,
+        fingerprint: &str,
+        (kind, id): (&str, i64),
+        key_version: i32,
+        plaintext: &str,
+    ) -> anyhow::Result<Vec<u8>> {
         let key = self
             .0
             .iter()
@@ -90,7 +108,7 @@ impl CredentialKey {
                 anyhow::anyhow!("this process does not hold key version {key_version}")
             })?;
         let nonce = Nonce::generate();
-        let aad = associated_data(credential_id, Some(key_version));
+        let aad = associated_data(kind, id, Some(key_version));
         let ct = key
             .cipher
             .encrypt(
@@ -113,12 +131,22 @@ impl CredentialKey {
         key_version: Option<i32>,
         stored: &[u8],
     ) -> anyhow::Result<String> {
+        self.open(("credential", credential_id), key_version, stored)
+    }
+
+    /// [`Self::decrypt_for`] for a row of another kind.
+    pub fn open(
+        &self,
+        (kind, credential_id): (&str, i64),
+        key_version: Option<i32>,
+        stored: &[u8],
+    ) -> anyhow::Result<String> {
         if stored.len() < 12 + 16 {
-            anyhow::bail!("the stored password of credential {credential_id} is too short");
+            anyhow::bail!("the stored secret of {kind} {credential_id} is too short");
         }
         let (nonce, ct) = stored.split_at(12);
         let nonce = Nonce::try_from(nonce)?;
-        let aad = associated_data(credential_id, key_version);
+        let aad = associated_data(kind, credential_id, key_version);
         let pt = self
             .0
             .iter()
@@ -130,7 +158,7 @@ impl CredentialKey {
             .ok_or_else(|| {
                 let version = key_version.map_or("unversioned".to_string(), |v| format!("key version {v}"));
                 anyhow::anyhow!(
-                    "the password of credential {credential_id} cannot be decrypted: it was not \
+                    "the secret of {kind} {credential_id} cannot be decrypted: it was not \
                      encrypted for this credential under {version} with a key this process holds \
                      (copied from another row, or TIDEMARK_CREDENTIAL_KEY is not the key it was rotated to)"
                 )

@@ -3,6 +3,7 @@
 //! Every function (Lambda binary or the local stack) is wiring around this crate. Modules are
 //! named after what users talk about; each keeps its SQL next to the code that runs it.
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod capacity;

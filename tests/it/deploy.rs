@@ -346,13 +346,13 @@ fn deployed_sources() -> Vec<(PathBuf, String)> {
 }
 
 /// Every AWS SDK operation the deployed code calls: `.operation()` followed by the
-/// request's target (`.bucket(`, `.queue_url(`, `.secret_id(`).
+/// request's target (`.bucket(`, `.queue_url(`, `.secret_id(`, `.topic_arn(`).
 fn sdk_operations() -> BTreeSet<String> {
     let mut ops = BTreeSet::new();
     for (_, text) in deployed_sources() {
         let lines: Vec<&str> = text.lines().map(str::trim).collect();
         for pair in lines.windows(2) {
-            let targets = [".bucket(", ".queue_url(", ".secret_id("];
+            let targets = [".bucket(", ".queue_url(", ".secret_id(", ".topic_arn("];
             if !targets.iter().any(|t| pair[1].starts_with(t)) {
                 continue;
             }

@@ -140,3 +140,22 @@ export interface Credential {
   name: string;
   username: string;
 }
+export type AlertCondition = "days_until_threshold" | "growth" | "abnormal_day" | "collection_failing";
+export interface Alert {
+  id: number;
+  rule_id: number;
+  rule_name: string;
+  condition: AlertCondition;
+  severity: "info" | "warning" | "critical";
+  state: "firing" | "acknowledged";
+  instance_id: number;
+  instance_name: string;
+  database_name: string;
+  day: string;
+  value: number | null;
+  details: Record<string, number | string | null>;
+  acknowledged_by: string | null;
+  acknowledged_at: string | null;
+  created_at: string;
+}
+

@@ -185,5 +185,7 @@ pub async fn aggregate_on(app: &App, today: NaiveDate) -> anyhow::Result<Value> 
     .await?;
     tx.commit().await?;
     tracing::info!(summary = %summary, "aggregation finished");
+    // Alert rules judge the day once its aggregates are in (idempotent per day).
+    crate::alerts::evaluate(app, today).await?;
     Ok(summary)
 }

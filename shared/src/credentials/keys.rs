@@ -78,7 +78,7 @@ pub async fn rotate(
         .context("no new key given")?;
     let tx = client.transaction().await?;
     // Readers go on; writers of credentials (and other rotations) wait for the commit.
-    tx.batch_execute("LOCK TABLE credential_keys, credentials IN EXCLUSIVE MODE")
+    tx.batch_execute("LOCK TABLE credential_keys, credentials, alert_channels IN EXCLUSIVE MODE")
         .await?;
     if let Some(r) = tx
         .query_opt(
@@ -130,10 +130,51 @@ pub async fn rotate(
         &[&version],
     )
     .await?;
+    let channels = rotate_channel_secrets(&tx, old, new, (&new_fp, version)).await?;
     tx.commit().await?;
-    tracing::info!(version, re_encrypted = ids.len(), "credential key rotated");
+    tracing::info!(
+        version,
+        re_encrypted = ids.len(),
+        channels,
+        "credential key rotated"
+    );
     Ok(Rotation {
         version,
         re_encrypted: ids.len(),
     })
+}
+
+/// Alert-channel webhook secrets live under the same key: re-encrypted in the rotation's
+/// transaction (`old` must open every one, else nothing changes). Returns how many.
+async fn rotate_channel_secrets(
+    tx: &deadpool_postgres::Transaction<'_>,
+    old: &CredentialKey,
+    new: &CredentialKey,
+    (new_fp, version): (&str, i32),
+) -> anyhow::Result<usize> {
+    let rows = tx
+        .query(
+            "SELECT id, key_version, secret_ciphertext FROM alert_channels \
+             WHERE secret_ciphertext IS NOT NULL ORDER BY id",
+            &[],
+        )
+        .await?;
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut ciphertexts = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: i64 = r.get(0);
+        let stored: Vec<u8> = r.get(2);
+        let secret = old
+            .open(("alert-channel", id), r.get(1), &stored)
+            .context("rotation stopped, nothing changed")?;
+        ciphertexts.push(new.seal(new_fp, ("alert-channel", id), version, &secret)?);
+        ids.push(id);
+    }
+    tx.execute(
+        "UPDATE alert_channels c SET secret_ciphertext = n.ct, key_version = $3 \
+         FROM unnest($1::bigint[], $2::bytea[]) AS n(id, ct) WHERE c.id = n.id",
+        &[&ids, &ciphertexts, &version],
+    )
+    .await?;
+    Ok(ids.len())
 }

@@ -171,6 +171,17 @@ async fn encrypt<C: deadpool_postgres::GenericClient>(
     id: i64,
     password: &str,
 ) -> Result<(i32, Vec<u8>), ApiError> {
+    let (version, fp) = current_key(app, client).await?;
+    let cipher = app.credential_key.encrypt_for(&fp, id, version, password)?;
+    Ok((version, cipher))
+}
+
+/// The current key version and its fingerprint, locking out a rotation until the caller's
+/// transaction ends (every secret at rest is encrypted under it).
+pub async fn current_key<C: deadpool_postgres::GenericClient>(
+    app: &App,
+    client: &C,
+) -> Result<(i32, String), ApiError> {
     client
         .execute(
             "LOCK TABLE credential_keys IN SHARE ROW EXCLUSIVE MODE",
@@ -183,8 +194,7 @@ async fn encrypt<C: deadpool_postgres::GenericClient>(
             Ok(db) => ApiError::from(db),
             Err(e) => ApiError::unavailable(e.to_string()),
         })?;
-    let cipher = app.credential_key.encrypt_for(&fp, id, version, password)?;
-    Ok((version, cipher))
+    Ok((version, fp))
 }
 
 /// The decrypted password of an instance's credential, for collection only.

@@ -46,7 +46,7 @@ impl<'a, C: GenericClient> Counted<'a, C> {
     }
 
     /// The client, counting the one statement about to be sent through it.
-    fn counted(&self) -> &C {
+    pub fn counted(&self) -> &C {
         self.sent.fetch_add(1, Ordering::Relaxed);
         self.client
     }
