@@ -355,16 +355,17 @@ async fn requests_are_validated_owned_and_links_are_signed() {
             json!({"kind": "database_sizes", "filters": {"start_date": "2025-01-01", "end_date": "2026-02-05"}}),
             "filters.end_date",
         ),
-        (
-            json!({"kind": "database_sizes", "filters": {"instance_id": 999, "start_date": "2026-01-01", "end_date": "2026-01-31"}}),
-            "filters.instance_id",
-        ),
         (json!({"kind": "database_ledger", "extra": 1}), "extra"),
     ] {
         let r = t.post("/exports", Role::Viewer, body.clone()).await;
         assert_eq!(r.status, 400, "{body} -> {r:?}");
         assert_eq!(r.body["error"]["field"], field, "{body} -> {r:?}");
     }
+    // An instance that does not exist: 404 naming the filter.
+    let body = json!({"kind": "database_sizes", "filters": {"instance_id": 999, "start_date": "2026-01-01", "end_date": "2026-01-31"}});
+    let r = t.post("/exports", Role::Viewer, body.clone()).await;
+    assert_eq!(r.status, 404, "{body} -> {r:?}");
+    assert_eq!(r.body["error"]["field"], "filters.instance_id", "{body} -> {r:?}");
     let count: i64 = tidemark_tests::scalar(&db, "SELECT count(*) FROM export_jobs").await;
     assert_eq!(count, 0, "rejected requests leave no job");
 

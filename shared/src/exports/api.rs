@@ -106,10 +106,8 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
                 .await?
                 .is_some();
             if !exists {
-                return Err(ApiError::validation(
-                    "filters.instance_id",
-                    format!("instance {id} does not exist"),
-                ));
+                return Err(ApiError::not_found(&format!("instance {id}"))
+                    .with_field("filters.instance_id"));
             }
         }
     }

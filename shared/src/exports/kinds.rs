@@ -262,13 +262,7 @@ impl SizeRange {
             .date("end_date")?
             .ok_or_else(|| ApiError::validation("end_date", "end_date is required"))?;
         let dates = DateRange::new(start, end)?;
-        let instance_id = q.int("instance_id")?;
-        if instance_id.is_some_and(|id| id <= 0) {
-            return Err(ApiError::validation(
-                "instance_id",
-                "instance_id must be a positive integer",
-            ));
-        }
+        let instance_id = q.id("instance_id")?;
         Ok(SizeRange {
             instance_id,
             database_name: q.text("database_name").map(str::to_string),

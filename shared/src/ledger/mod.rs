@@ -146,12 +146,18 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
 /// Range when none is given: the last 30 days, today included.
 const DEFAULT_SIZES_DAYS: i64 = 30;
 
-/// The validated range of a `sizes` call, defaulting to the last 30 business days.
+/// The validated range of a `sizes` call: the last 30 business days by default, the 30 days
+/// up to `end_date` when only it is given, and from `start_date` up to today (at most the
+/// longest range) when only the start is.
 pub fn sizes_range(q: &Query, today: NaiveDate) -> Result<DateRange, ApiError> {
-    let end = q.date("end_date")?.unwrap_or(today);
-    let start = match q.date("start_date")? {
-        Some(s) => s,
-        None => end - chrono::Duration::days(DEFAULT_SIZES_DAYS - 1),
+    let days = |n: i64| chrono::Duration::days(n - 1);
+    let (start, end) = match (q.date("start_date")?, q.date("end_date")?) {
+        (Some(s), Some(e)) => (s, e),
+        (Some(s), None) => (s, today.min(s + days(DateRange::MAX_DAYS)).max(s)),
+        (None, e) => {
+            let e = e.unwrap_or(today);
+            (e - days(DEFAULT_SIZES_DAYS), e)
+        }
     };
     DateRange::new(start, end)
 }
