@@ -343,6 +343,15 @@ async fn requests_are_validated_owned_and_links_are_signed() {
             json!({"kind": "database_ledger", "filters": {"stale": "maybe"}}),
             "filters.stale",
         ),
+        // A filter of another JSON type is not read as its text.
+        (
+            json!({"kind": "database_ledger", "filters": {"search": 5}}),
+            "filters.search",
+        ),
+        (
+            json!({"kind": "instances", "filters": {"tag": [null]}}),
+            "filters.tag",
+        ),
         (
             json!({"kind": "database_ledger", "filters": {"limit": 5}}),
             "filters.limit",
@@ -365,7 +374,10 @@ async fn requests_are_validated_owned_and_links_are_signed() {
     let body = json!({"kind": "database_sizes", "filters": {"instance_id": 999, "start_date": "2026-01-01", "end_date": "2026-01-31"}});
     let r = t.post("/exports", Role::Viewer, body.clone()).await;
     assert_eq!(r.status, 404, "{body} -> {r:?}");
-    assert_eq!(r.body["error"]["field"], "filters.instance_id", "{body} -> {r:?}");
+    assert_eq!(
+        r.body["error"]["field"], "filters.instance_id",
+        "{body} -> {r:?}"
+    );
     let count: i64 = tidemark_tests::scalar(&db, "SELECT count(*) FROM export_jobs").await;
     assert_eq!(count, 0, "rejected requests leave no job");
 

@@ -92,6 +92,7 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
         Some(f) => f,
     };
     // The list's own validation, now: bad filters are a 400 here, not a failed job later.
+    super::kinds::check_filter_types(&filters)?;
     let query = Query::from_json(&filters)?;
     kind.select(&query)?;
 

@@ -100,7 +100,9 @@ async fn check_credential<C: GenericClient>(client: &C, id: Option<i64>) -> Resu
             .await?
             .is_none()
         {
-            return Err(ApiError::not_found(&format!("credential {id}")).with_field("credential_id"));
+            return Err(
+                ApiError::not_found(&format!("credential {id}")).with_field("credential_id")
+            );
         }
     }
     Ok(())

@@ -117,8 +117,8 @@ impl Query {
     pub fn bool(&self, name: &str) -> Result<bool, ApiError> {
         match self.value(name)?.map(str::to_ascii_lowercase).as_deref() {
             None => Ok(false),
-            Some("true" | "1" | "yes" | "on") => Ok(true),
-            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
             Some(_) => Err(ApiError::validation(
                 name,
                 format!("{name} must be true or false"),
@@ -285,7 +285,10 @@ fn integral_floats(value: &mut serde_json::Value) {
         Value::Number(n) if !n.is_i64() && !n.is_u64() => {
             if let Some(f) = n.as_f64() {
                 // 2^63 is the first float past i64::MAX.
-                if f.fract() == 0.0 && f >= -9_223_372_036_854_775_808.0 && f < 9_223_372_036_854_775_808.0 {
+                if f.fract() == 0.0
+                    && f >= -9_223_372_036_854_775_808.0
+                    && f < 9_223_372_036_854_775_808.0
+                {
                     *value = Value::from(f as i64);
                 }
             }
