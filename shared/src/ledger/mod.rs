@@ -294,5 +294,19 @@ mod tests {
         assert_eq!(reversed.unwrap_err().field.as_deref(), Some("end_date"));
         let bad = sizes_range(&Query::parse("start_date=yesterday"), today);
         assert_eq!(bad.unwrap_err().field.as_deref(), Some("start_date"));
+        // Only a start: up to today, at most the longest range; a future start is that day.
+        let only_start = |s: &str| sizes_range(&Query::parse(&format!("start_date={s}")), today);
+        assert_eq!(
+            only_start("2026-03-01").unwrap(),
+            DateRange::new(d("2026-03-01"), today).unwrap()
+        );
+        assert_eq!(
+            only_start("2000-01-01").unwrap(),
+            DateRange::new(d("2000-01-01"), d("2001-02-03")).unwrap()
+        );
+        assert_eq!(
+            only_start("2027-01-01").unwrap(),
+            DateRange::new(d("2027-01-01"), d("2027-01-01")).unwrap()
+        );
     }
 }

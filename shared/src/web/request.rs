@@ -407,6 +407,24 @@ mod tests {
     }
 
     #[test]
+    fn typed_parameters_are_absent_or_valid_never_blank() {
+        let q = Query::parse("limit=&stale=+&instance_id=0&search=&include_total=TRUE");
+        for name in ["limit", "stale"] {
+            assert_eq!(q.value(name).unwrap_err().field.as_deref(), Some(name));
+        }
+        assert!(q.bool("stale").is_err());
+        assert_eq!(
+            q.id("instance_id").unwrap_err().field.as_deref(),
+            Some("instance_id")
+        );
+        assert_eq!(q.value("absent").unwrap(), None);
+        // Free text may be empty; booleans are true or false only.
+        assert_eq!(q.text("search"), None);
+        assert!(q.bool("include_total").unwrap());
+        assert!(Query::parse("b=1").bool("b").is_err());
+    }
+
+    #[test]
     fn control_characters_are_refused_naming_the_field() {
         let e = Query::parse_checked("limit=5&search=a%00b").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("search"));
