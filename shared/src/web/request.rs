@@ -284,11 +284,10 @@ fn integral_floats(value: &mut serde_json::Value) {
     match value {
         Value::Number(n) if !n.is_i64() && !n.is_u64() => {
             if let Some(f) = n.as_f64() {
-                // 2^63 is the first float past i64::MAX.
-                if f.fract() == 0.0
-                    && f >= -9_223_372_036_854_775_808.0
-                    && f < 9_223_372_036_854_775_808.0
-                {
+                // -2^63 is i64::MIN; 2^63 is the first float past i64::MAX.
+                const I64: std::ops::Range<f64> =
+                    -9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0;
+                if f.fract() == 0.0 && I64.contains(&f) {
                     *value = Value::from(f as i64);
                 }
             }
