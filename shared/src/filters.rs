@@ -40,7 +40,7 @@ pub fn tag(q: &Query, sql: &mut Sql, instance_id_expr: &str) -> Result<(), ApiEr
 /// `search` over the given columns and `db_type` (aliases accepted).
 fn search_and_type(q: &Query, sql: &mut Sql, columns: &[&str]) -> Result<(), ApiError> {
     sql.search(q.text("search"), columns);
-    let db_type = q.text("db_type").map(validate::db_type).transpose()?;
+    let db_type = q.value("db_type")?.map(validate::db_type).transpose()?;
     sql.eq("i.db_type", db_type);
     Ok(())
 }
@@ -69,7 +69,7 @@ pub fn ledger(q: &Query, sql: &mut Sql) -> Result<(), ApiError> {
         .and("i.is_active")
         .and("i.deleted_at IS NULL");
     search_and_type(q, sql, &["d.database_name", "i.name", "i.host"])?;
-    sql.eq("d.instance_id", q.int("instance_id")?);
+    sql.eq("d.instance_id", q.id("instance_id")?);
     tag(q, sql, "i.id")?;
     if let Some(min) = q.int("min_size_bytes")? {
         if min < 0 {

@@ -103,10 +103,11 @@ pub fn is_identifier(v: &str) -> bool {
         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// A required text field, trimmed, of 1 to `max` characters.
+/// A required text field of at most `max` characters that is not blank; kept trimmed.
 pub fn text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
+    let long = v.chars().count() > max;
     let v = v.trim();
-    if v.is_empty() || v.chars().count() > max {
+    if v.is_empty() || long {
         return Err(ApiError::validation(
             field,
             format!("{field} must have 1 to {max} characters"),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use tidemark_tests::{Role, TestStack};
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root")
@@ -17,7 +17,7 @@ fn root() -> PathBuf {
 }
 
 /// `/instances/{id}` and `/instances/{instance_id}` are the same route.
-fn normalise(path: &str) -> String {
+pub(crate) fn normalise(path: &str) -> String {
     let mut out = String::new();
     let mut in_param = false;
     for c in path.chars() {

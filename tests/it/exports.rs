@@ -343,6 +343,15 @@ async fn requests_are_validated_owned_and_links_are_signed() {
             json!({"kind": "database_ledger", "filters": {"stale": "maybe"}}),
             "filters.stale",
         ),
+        // A filter of another JSON type is not read as its text.
+        (
+            json!({"kind": "database_ledger", "filters": {"search": 5}}),
+            "filters.search",
+        ),
+        (
+            json!({"kind": "instances", "filters": {"tag": [null]}}),
+            "filters.tag",
+        ),
         (
             json!({"kind": "database_ledger", "filters": {"limit": 5}}),
             "filters.limit",
@@ -355,16 +364,20 @@ async fn requests_are_validated_owned_and_links_are_signed() {
             json!({"kind": "database_sizes", "filters": {"start_date": "2025-01-01", "end_date": "2026-02-05"}}),
             "filters.end_date",
         ),
-        (
-            json!({"kind": "database_sizes", "filters": {"instance_id": 999, "start_date": "2026-01-01", "end_date": "2026-01-31"}}),
-            "filters.instance_id",
-        ),
         (json!({"kind": "database_ledger", "extra": 1}), "extra"),
     ] {
         let r = t.post("/exports", Role::Viewer, body.clone()).await;
         assert_eq!(r.status, 400, "{body} -> {r:?}");
         assert_eq!(r.body["error"]["field"], field, "{body} -> {r:?}");
     }
+    // An instance that does not exist: 404 naming the filter.
+    let body = json!({"kind": "database_sizes", "filters": {"instance_id": 999, "start_date": "2026-01-01", "end_date": "2026-01-31"}});
+    let r = t.post("/exports", Role::Viewer, body.clone()).await;
+    assert_eq!(r.status, 404, "{body} -> {r:?}");
+    assert_eq!(
+        r.body["error"]["field"], "filters.instance_id",
+        "{body} -> {r:?}"
+    );
     let count: i64 = tidemark_tests::scalar(&db, "SELECT count(*) FROM export_jobs").await;
     assert_eq!(count, 0, "rejected requests leave no job");
 
@@ -788,4 +801,49 @@ async fn exports_in_flight_are_capped_per_owner() {
     .unwrap();
     let r = t.post("/exports", Role::Viewer, body).await;
     assert_eq!(r.status, 202, "{r:?}");
+}
+
+/// The embedded S3 answers the abort of an upload it no longer has (here: completed) with
+/// S3's NoSuchUpload, which the app counts as aborted; s3s-fs alone says AccessDenied, which
+/// made a DELETE racing the worker's completion a 503.
+#[tokio::test]
+async fn aborting_a_finished_upload_counts_as_aborted() {
+    let t = TestStack::start().await;
+    let storage = &t.stack.app.storage;
+    let (s3, bucket, key) = (&storage.client, &storage.bucket, "exports/race/done.csv");
+    let upload = s3.create_multipart_upload().bucket(bucket).key(key);
+    let upload_id = upload.send().await.unwrap().upload_id.unwrap();
+    let body = aws_sdk_s3::primitives::ByteStream::from_static(b"id\r\n");
+    let part = s3
+        .upload_part()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&upload_id)
+        .part_number(1);
+    let etag = part.body(body).send().await.unwrap().e_tag;
+    let done = aws_sdk_s3::types::CompletedPart::builder().part_number(1);
+    let parts = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(done.set_e_tag(etag).build())
+        .build();
+    s3.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&upload_id)
+        .multipart_upload(parts)
+        .send()
+        .await
+        .unwrap();
+    let err = s3
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&upload_id);
+    let err = err.send().await.unwrap_err();
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&err),
+        Some("NoSuchUpload")
+    );
+    tidemark::exports::upload::abort(storage, key, &upload_id)
+        .await
+        .expect("a finished upload counts as aborted");
 }

@@ -131,8 +131,6 @@ async fn instance_validation_errors() {
         ("db_type", json!("oracle"), "db_type"),
         ("colour", json!("red"), "colour"),
         ("port", json!("x"), ""),
-        ("credential_id", json!(999), "credential_id"),
-        ("tag_ids", json!([999]), "tag_ids"),
     ];
     for (key, value, field) in cases {
         let mut body = json!({"name": "a", "db_type": "mysql", "host": "h", "port": 1});
@@ -147,6 +145,14 @@ async fn instance_validation_errors() {
         if !field.is_empty() {
             assert_eq!(r.body["error"]["field"], json!(field), "{body}: {r:?}");
         }
+    }
+    // A reference to nothing is a 404 naming the field (as in the bulk tag operations).
+    for (key, value) in [("credential_id", json!(999)), ("tag_ids", json!([999]))] {
+        let mut body = json!({"name": "a", "db_type": "mysql", "host": "h", "port": 1});
+        body[key] = value;
+        let r = t.post("/instances", Role::Admin, body.clone()).await;
+        assert_eq!((r.status, r.code()), (404, "NOT_FOUND"), "{body}: {r:?}");
+        assert_eq!(r.body["error"]["field"], json!(key), "{body}: {r:?}");
     }
     // Malformed JSON.
     let resp = t

@@ -12,6 +12,7 @@ mod bad_input;
 mod capacity;
 mod collect;
 mod console;
+mod contract;
 mod credentials;
 mod deploy;
 mod exports;

@@ -62,13 +62,7 @@ fn aggregation_filters(q: &Query, sql: &mut Sql) -> Result<(), ApiError> {
     let start = q.date("start_date")?;
     let end = q.date("end_date")?;
     DateRange::ordered(start, end)?;
-    let instance_id = q.int("instance_id")?;
-    if instance_id.is_some_and(|id| id <= 0) {
-        return Err(ApiError::validation(
-            "instance_id",
-            "instance_id must be a positive integer",
-        ));
-    }
+    let instance_id = q.id("instance_id")?;
     sql.and("i.deleted_at IS NULL")
         .eq("a.period_type", Some(period_type.as_str()))
         .eq("a.instance_id", instance_id);

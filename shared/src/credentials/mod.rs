@@ -70,10 +70,10 @@ fn valid_username(v: &str) -> Result<String, ApiError> {
 
 fn valid_password(v: &str) -> Result<&str, ApiError> {
     // Empty is allowed: some servers authenticate the user without one (trust, socket).
-    if v.len() > 1024 {
+    if v.chars().count() > 1024 {
         return Err(ApiError::validation(
             "password",
-            "password must be at most 1024 bytes",
+            "password must be at most 1024 characters",
         ));
     }
     Ok(v)

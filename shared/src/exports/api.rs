@@ -92,6 +92,7 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
         Some(f) => f,
     };
     // The list's own validation, now: bad filters are a 400 here, not a failed job later.
+    super::kinds::check_filter_types(&filters)?;
     let query = Query::from_json(&filters)?;
     kind.select(&query)?;
 
@@ -106,10 +107,8 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
                 .await?
                 .is_some();
             if !exists {
-                return Err(ApiError::validation(
-                    "filters.instance_id",
-                    format!("instance {id} does not exist"),
-                ));
+                return Err(ApiError::not_found(&format!("instance {id}"))
+                    .with_field("filters.instance_id"));
             }
         }
     }

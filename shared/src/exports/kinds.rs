@@ -22,6 +22,56 @@ const INSTANCE_TAGS: &str =
     "LEFT JOIN LATERAL (SELECT string_agg(t.name, ';' ORDER BY t.name) AS tags \
     FROM instance_tags it JOIN tags t ON t.id = it.tag_id WHERE it.instance_id = i.id) tg ON true";
 
+/// The JSON a filter takes: its query parameter's text, or for a typed one also the JSON
+/// value (`5`, `true`); `tag` also a list of names. `null` is no filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FilterJson {
+    Text,
+    Integer,
+    Boolean,
+    TextList,
+}
+
+fn filter_json(name: &str) -> FilterJson {
+    match name {
+        "instance_id" | "min_size_bytes" => FilterJson::Integer,
+        "stale" | "include_deleted" => FilterJson::Boolean,
+        "tag" => FilterJson::TextList,
+        _ => FilterJson::Text,
+    }
+}
+
+/// Refuses a filter of another JSON type (400 naming `filters.<name>`), so `{"search": 5}`
+/// is not read as the text "5".
+pub fn check_filter_types(filters: &serde_json::Value) -> Result<(), ApiError> {
+    use serde_json::Value;
+    let Some(obj) = filters.as_object() else {
+        return Err(ApiError::validation("filters", "filters must be an object"));
+    };
+    for (name, v) in obj {
+        let ok = match (filter_json(name), v) {
+            (_, Value::Null | Value::String(_)) => true,
+            (FilterJson::Integer, Value::Number(n)) => n.is_i64(),
+            (FilterJson::Boolean, Value::Bool(_)) => true,
+            (FilterJson::TextList, Value::Array(items)) => items.iter().all(Value::is_string),
+            _ => false,
+        };
+        if !ok {
+            let what = match filter_json(name) {
+                FilterJson::Text => "a string",
+                FilterJson::Integer => "an integer",
+                FilterJson::Boolean => "a boolean",
+                FilterJson::TextList => "a string or a list of strings",
+            };
+            return Err(ApiError::validation(
+                &format!("filters.{name}"),
+                format!("filter {name} must be {what}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Kind {
     /// The filters of the list this kind exports (paging and sorting do not apply).
     fn filter_names(self) -> &'static [&'static str] {
@@ -262,13 +312,7 @@ impl SizeRange {
             .date("end_date")?
             .ok_or_else(|| ApiError::validation("end_date", "end_date is required"))?;
         let dates = DateRange::new(start, end)?;
-        let instance_id = q.int("instance_id")?;
-        if instance_id.is_some_and(|id| id <= 0) {
-            return Err(ApiError::validation(
-                "instance_id",
-                "instance_id must be a positive integer",
-            ));
-        }
+        let instance_id = q.id("instance_id")?;
         Ok(SizeRange {
             instance_id,
             database_name: q.text("database_name").map(str::to_string),

@@ -100,10 +100,9 @@ async fn check_credential<C: GenericClient>(client: &C, id: Option<i64>) -> Resu
             .await?
             .is_none()
         {
-            return Err(ApiError::validation(
-                "credential_id",
-                format!("credential {id} does not exist"),
-            ));
+            return Err(
+                ApiError::not_found(&format!("credential {id}")).with_field("credential_id")
+            );
         }
     }
     Ok(())
@@ -126,10 +125,12 @@ async fn set_tags<C: GenericClient>(
         .map(|r| r.try_get(0))
         .collect::<Result<Vec<i64>, _>>()?;
     if !missing.is_empty() {
-        return Err(ApiError::validation(
-            "tag_ids",
+        return Err(ApiError::new(
+            http::StatusCode::NOT_FOUND,
+            "NOT_FOUND",
             format!("tags do not exist: {missing:?}"),
-        ));
+        )
+        .with_field("tag_ids"));
     }
     client
         .execute(

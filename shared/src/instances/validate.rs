@@ -128,8 +128,9 @@ pub fn exclude_databases(v: &[String]) -> Result<Vec<String>, ApiError> {
     }
     let mut out = Vec::with_capacity(v.len());
     for p in v {
+        let long = p.chars().count() > 255;
         let p = p.trim();
-        if p.is_empty() || p.len() > 255 {
+        if p.is_empty() || long {
             return Err(ApiError::validation(
                 "exclude_databases",
                 "each pattern must have 1 to 255 characters",

@@ -146,12 +146,18 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
 /// Range when none is given: the last 30 days, today included.
 const DEFAULT_SIZES_DAYS: i64 = 30;
 
-/// The validated range of a `sizes` call, defaulting to the last 30 business days.
+/// The validated range of a `sizes` call: the last 30 business days by default, the 30 days
+/// up to `end_date` when only it is given, and from `start_date` up to today (at most the
+/// longest range) when only the start is.
 pub fn sizes_range(q: &Query, today: NaiveDate) -> Result<DateRange, ApiError> {
-    let end = q.date("end_date")?.unwrap_or(today);
-    let start = match q.date("start_date")? {
-        Some(s) => s,
-        None => end - chrono::Duration::days(DEFAULT_SIZES_DAYS - 1),
+    let days = |n: i64| chrono::Duration::days(n - 1);
+    let (start, end) = match (q.date("start_date")?, q.date("end_date")?) {
+        (Some(s), Some(e)) => (s, e),
+        (Some(s), None) => (s, today.min(s + days(DateRange::MAX_DAYS)).max(s)),
+        (None, e) => {
+            let e = e.unwrap_or(today);
+            (e - days(DEFAULT_SIZES_DAYS), e)
+        }
     };
     DateRange::new(start, end)
 }
@@ -288,5 +294,19 @@ mod tests {
         assert_eq!(reversed.unwrap_err().field.as_deref(), Some("end_date"));
         let bad = sizes_range(&Query::parse("start_date=yesterday"), today);
         assert_eq!(bad.unwrap_err().field.as_deref(), Some("start_date"));
+        // Only a start: up to today, at most the longest range; a future start is that day.
+        let only_start = |s: &str| sizes_range(&Query::parse(&format!("start_date={s}")), today);
+        assert_eq!(
+            only_start("2026-03-01").unwrap(),
+            DateRange::new(d("2026-03-01"), today).unwrap()
+        );
+        assert_eq!(
+            only_start("2000-01-01").unwrap(),
+            DateRange::new(d("2000-01-01"), d("2001-02-03")).unwrap()
+        );
+        assert_eq!(
+            only_start("2027-01-01").unwrap(),
+            DateRange::new(d("2027-01-01"), d("2027-01-01")).unwrap()
+        );
     }
 }

@@ -84,8 +84,29 @@ impl Query {
     pub fn has(&self, name: &str) -> bool {
         self.0.iter().any(|(k, _)| k == name)
     }
+    /// The trimmed value of a typed parameter (integer, boolean, date, time, enum): absent is
+    /// `None`; present but blank is a 400 (only free text may be empty).
+    pub fn value(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        match self.get(name).map(str::trim) {
+            Some("") => Err(ApiError::validation(
+                name,
+                format!("{name} must not be empty"),
+            )),
+            v => Ok(v),
+        }
+    }
+    /// A positive 64-bit id, when given.
+    pub fn id(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.int(name)? {
+            Some(id) if id <= 0 => Err(ApiError::validation(
+                name,
+                format!("{name} must be a positive integer"),
+            )),
+            id => Ok(id),
+        }
+    }
     pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
-        match self.text(name) {
+        match self.value(name)? {
             None => Ok(None),
             Some(v) => v
                 .parse::<i64>()
@@ -94,10 +115,10 @@ impl Query {
         }
     }
     pub fn bool(&self, name: &str) -> Result<bool, ApiError> {
-        match self.text(name).map(str::to_ascii_lowercase).as_deref() {
+        match self.value(name)?.map(str::to_ascii_lowercase).as_deref() {
             None => Ok(false),
-            Some("true" | "1" | "yes" | "on") => Ok(true),
-            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
             Some(_) => Err(ApiError::validation(
                 name,
                 format!("{name} must be true or false"),
@@ -105,7 +126,7 @@ impl Query {
         }
     }
     pub fn date(&self, name: &str) -> Result<Option<chrono::NaiveDate>, ApiError> {
-        match self.text(name) {
+        match self.value(name)? {
             None => Ok(None),
             Some(v) => chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
                 .map(Some)
@@ -115,7 +136,7 @@ impl Query {
         }
     }
     pub fn time(&self, name: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
-        match self.text(name) {
+        match self.value(name)? {
             None => Ok(None),
             Some(v) => chrono::DateTime::parse_from_rfc3339(v)
                 .map(|t| Some(t.with_timezone(&chrono::Utc)))
@@ -130,7 +151,7 @@ impl Query {
         name: &str,
         allowed: &[&'static str],
     ) -> Result<Option<&'static str>, ApiError> {
-        match self.text(name) {
+        match self.value(name)? {
             None => Ok(None),
             Some(v) => allowed
                 .iter()
@@ -244,21 +265,37 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             reject_controls("", &value, true)?;
         }
     }
-    serde_json::from_slice(body).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::malformed(format!("malformed JSON: {e}"))
-            }
-            Category::Data => {
-                let msg = e.to_string();
-                let field = backticked(&msg);
-                let mut err = ApiError::invalid(strip_position(&msg));
-                err.field = field;
-                err
+    let mut value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::malformed(format!("malformed JSON: {e}")))?;
+    integral_floats(&mut value);
+    serde_json::from_value(value).map_err(|e| {
+        let msg = e.to_string();
+        let field = backticked(&msg);
+        let mut err = ApiError::invalid(strip_position(&msg));
+        err.field = field;
+        err
+    })
+}
+
+/// JSON has one number type: `3.0` is the integer 3 (JSON Schema's `integer` says so too),
+/// so a whole float within i64 is read as that integer.
+fn integral_floats(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64() {
+                // -2^63 is i64::MIN; 2^63 is the first float past i64::MAX.
+                const I64: std::ops::Range<f64> =
+                    -9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0;
+                if f.fract() == 0.0 && I64.contains(&f) {
+                    *value = Value::from(f as i64);
+                }
             }
         }
-    })
+        Value::Array(items) => items.iter_mut().for_each(integral_floats),
+        Value::Object(map) => map.values_mut().for_each(integral_floats),
+        _ => {}
+    }
 }
 
 /// A control character (NUL included) in text is a 400 naming the field: PostgreSQL cannot
@@ -369,6 +406,24 @@ mod tests {
     }
 
     #[test]
+    fn typed_parameters_are_absent_or_valid_never_blank() {
+        let q = Query::parse("limit=&stale=+&instance_id=0&search=&include_total=TRUE");
+        for name in ["limit", "stale"] {
+            assert_eq!(q.value(name).unwrap_err().field.as_deref(), Some(name));
+        }
+        assert!(q.bool("stale").is_err());
+        assert_eq!(
+            q.id("instance_id").unwrap_err().field.as_deref(),
+            Some("instance_id")
+        );
+        assert_eq!(q.value("absent").unwrap(), None);
+        // Free text may be empty; booleans are true or false only.
+        assert_eq!(q.text("search"), None);
+        assert!(q.bool("include_total").unwrap());
+        assert!(Query::parse("b=1").bool("b").is_err());
+    }
+
+    #[test]
     fn control_characters_are_refused_naming_the_field() {
         let e = Query::parse_checked("limit=5&search=a%00b").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("search"));
@@ -419,6 +474,12 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("b"));
         assert_eq!(
             parse_json::<T>(br#"{"a":"x"}"#).unwrap_err().code,
+            "VALIDATION_ERROR"
+        );
+        // A whole float is that integer; a fraction is not an integer.
+        assert_eq!(parse_json::<T>(br#"{"a":3.0}"#).unwrap().a, 3);
+        assert_eq!(
+            parse_json::<T>(br#"{"a":3.5}"#).unwrap_err().code,
             "VALIDATION_ERROR"
         );
     }

@@ -143,7 +143,7 @@ fn bad_cursor() -> ApiError {
 
 /// `limit`: 1..=200, default 20; out of range is a 400, never clamped.
 pub fn parse_limit(q: &Query) -> Result<i64, ApiError> {
-    match q.text("limit") {
+    match q.value("limit")? {
         None => Ok(DEFAULT_LIMIT),
         Some(v) => v
             .parse::<i64>()
@@ -158,7 +158,7 @@ pub fn parse_limit(q: &Query) -> Result<i64, ApiError> {
 impl ListParams {
     pub fn parse(q: &Query, spec: &'static SortSpec) -> Result<Self, ApiError> {
         let limit = parse_limit(q)?;
-        let page = match q.text("page") {
+        let page = match q.value("page")? {
             None => None,
             Some(v) => Some(
                 v.parse::<i64>()
@@ -167,14 +167,14 @@ impl ListParams {
                     .ok_or_else(|| ApiError::validation("page", "page must be an integer >= 1"))?,
             ),
         };
-        let sort = match q.text("sort") {
+        let sort = match q.value("sort")? {
             None => &spec.fields[0],
             Some(s) => spec.fields.iter().find(|f| f.name == s).ok_or_else(|| {
                 let names: Vec<&str> = spec.fields.iter().map(|f| f.name).collect();
                 ApiError::validation("sort", format!("sort must be one of: {}", names.join(", ")))
             })?,
         };
-        let order = match q.text("order") {
+        let order = match q.value("order")? {
             None => sort.default_order,
             Some(o) if o.eq_ignore_ascii_case("asc") => Order::Asc,
             Some(o) if o.eq_ignore_ascii_case("desc") => Order::Desc,
