@@ -6,6 +6,7 @@
 pub mod api;
 pub mod app;
 pub mod capacity;
+pub mod checks;
 pub mod collect;
 pub mod config;
 pub mod credentials;
