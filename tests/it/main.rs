@@ -5,10 +5,12 @@
 //!
 //! Run one area with a filter, e.g. `cargo test --test it -- ledger::`.
 
+mod audit;
 mod auth;
 mod aws_emulated;
 mod bad_input;
 mod capacity;
+mod checks;
 mod collect;
 mod console;
 mod credentials;
@@ -17,6 +19,7 @@ mod exports;
 mod instances;
 mod lambda;
 mod ledger;
+mod onboarding;
 mod system;
 mod tags;
 mod tags_bulk;
