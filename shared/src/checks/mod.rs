@@ -2,12 +2,14 @@
 //! read the version of a server? For a saved instance (`POST /instances/{id}/actions/check`),
 //! many at once (`POST /instances/actions/check`, the collection's rule: never two on one
 //! host:port, at most `TIDEMARK_COLLECT_CONCURRENCY` at a time), or parameters not yet saved
-//! (`POST /connection-checks`). A saved instance keeps its last check (`last_check`,
+//! (`POST /connection-checks`). A batch answers within 25 s (API Gateway's limit is 30):
+//! checks not started by then are listed in `not_checked`. A saved instance keeps its last check (`last_check`,
 //! `version`), which the instance list shows and filters (`check_status`).
 
 mod classify;
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -95,8 +97,14 @@ struct Checked {
     outcome: Outcome,
 }
 
-/// Checks the instances: one host:port at a time each, at most `collect_concurrency` at once.
-async fn run(app: &App, saved: Vec<Saved>) -> Vec<Checked> {
+/// A request's time for checks: API Gateway stops waiting at 30 s. A check not started by
+/// then is reported as not checked rather than lost with the whole answer.
+const BUDGET: Duration = Duration::from_secs(25);
+
+/// Checks the instances: one host:port at a time each, at most `collect_concurrency` at once;
+/// also the ids not started within [`BUDGET`].
+async fn run(app: &App, saved: Vec<Saved>) -> (Vec<Checked>, Vec<i64>) {
+    let deadline = Instant::now() + BUDGET;
     let mut by_host: BTreeMap<(String, u16), Vec<Saved>> = BTreeMap::new();
     let mut out = Vec::with_capacity(saved.len());
     for s in saved {
@@ -111,9 +119,11 @@ async fn run(app: &App, saved: Vec<Saved>) -> Vec<Checked> {
     }
     let checked = futures::stream::iter(by_host.into_values())
         .map(|group| async move {
-            let mut done = Vec::with_capacity(group.len());
+            let (mut done, mut late) = (Vec::with_capacity(group.len()), Vec::new());
             for s in group {
-                if let Ok((adapter, target)) = &s.target {
+                if Instant::now() >= deadline {
+                    late.push(s.id);
+                } else if let Ok((adapter, target)) = &s.target {
                     done.push(Checked {
                         instance_id: s.id,
                         name: s.name.clone(),
@@ -121,14 +131,19 @@ async fn run(app: &App, saved: Vec<Saved>) -> Vec<Checked> {
                     });
                 }
             }
-            done
+            (done, late)
         })
         .buffer_unordered(app.config.collect_concurrency.max(1))
         .collect::<Vec<_>>()
         .await;
-    out.extend(checked.into_iter().flatten());
+    let mut not_checked = Vec::new();
+    for (done, late) in checked {
+        out.extend(done);
+        not_checked.extend(late);
+    }
     out.sort_by_key(|c| c.instance_id);
-    out
+    not_checked.sort_unstable();
+    (out, not_checked)
 }
 
 /// Records each instance's last check: one statement whatever the number.
@@ -169,7 +184,7 @@ pub async fn check_saved(app: &App, req: Req) -> ApiResult {
     if saved.is_empty() {
         return Err(ApiError::not_found("instance"));
     }
-    let checked = run(app, saved).await;
+    let (checked, _) = run(app, saved).await;
     save(app, &checked).await?;
     let one = checked
         .into_iter()
@@ -193,7 +208,7 @@ pub async fn check_many(app: &App, req: Req) -> ApiResult {
     let saved = load(app, &ids).await?;
     let found: Vec<i64> = saved.iter().map(|s| s.id).collect();
     let missing = crate::values::missing(&ids, &found);
-    let checked = run(app, saved).await;
+    let (checked, not_checked) = run(app, saved).await;
     save(app, &checked).await?;
     let ok = checked.iter().filter(|c| c.outcome.ok).count();
     let checked_ids: Vec<i64> = checked.iter().map(|c| c.instance_id).collect();
@@ -205,6 +220,7 @@ pub async fn check_many(app: &App, req: Req) -> ApiResult {
     Ok(ApiResponse::ok(serde_json::json!({
         "items": checked,
         "missing": missing,
+        "not_checked": not_checked,
         "summary": {"checked": checked.len(), "ok": ok, "failed": checked.len() - ok},
     }))
     .audit(audit))
