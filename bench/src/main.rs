@@ -9,6 +9,7 @@ mod collect;
 mod export;
 mod ledger;
 mod measure;
+mod operations;
 mod tags_bulk;
 
 use clap::{Parser, ValueEnum};
@@ -21,6 +22,7 @@ enum Scenario {
     Ledger,
     Export,
     Collect,
+    Operations,
 }
 
 #[derive(Debug, Parser)]
@@ -42,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Ledger => ledger::run().await?,
         Scenario::Export => export::run().await?,
         Scenario::Collect => collect::run().await?,
+        Scenario::Operations => operations::run().await?,
     };
     measure::report(&measures, cli.json);
     Ok(())
