@@ -72,7 +72,12 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
         let started = Instant::now();
         for file in &files {
             let r = t
-                .post_raw("/instances/import", Role::Operator, "text/csv", file.clone())
+                .post_raw(
+                    "/instances/import",
+                    Role::Operator,
+                    "text/csv",
+                    file.clone(),
+                )
                 .await;
             if r.status != 201 {
                 bail!("import: {} {}", r.status, r.body["error"]);
@@ -83,7 +88,10 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
         }
         import.push(started.elapsed());
     }
-    let created: i64 = db.query_one("SELECT count(*) FROM instances", &[]).await?.get(0);
+    let created: i64 = db
+        .query_one("SELECT count(*) FROM instances", &[])
+        .await?
+        .get(0);
     if created != n as i64 {
         bail!("import created {created} of {n}");
     }
@@ -95,14 +103,26 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
     let measures = vec![
         Measure::new(SCENARIO, "floor: psql COPY into instances", floor.clone())
             .extra(json!({"instances": n, "statements": 1})),
-        Measure::new(SCENARIO, "CSV import over HTTP (baseline: psql COPY)", import)
-            .baseline(floor)
-            .extra(merge(&size, json!({"target_ratio": ">= 0.5 (within 2x)"}))),
-        Measure::new(SCENARIO, "naive: check one instance per request", vec![naive_checks])
-            .extra(check_extra.clone()),
-        Measure::new(SCENARIO, "check 200 instances in one request (baseline: naive)", checks)
-            .baseline(vec![naive_checks])
-            .extra(check_extra),
+        Measure::new(
+            SCENARIO,
+            "CSV import over HTTP (baseline: psql COPY)",
+            import,
+        )
+        .baseline(floor)
+        .extra(merge(&size, json!({"target_ratio": ">= 0.5 (within 2x)"}))),
+        Measure::new(
+            SCENARIO,
+            "naive: check one instance per request",
+            vec![naive_checks],
+        )
+        .extra(check_extra.clone()),
+        Measure::new(
+            SCENARIO,
+            "check 200 instances in one request (baseline: naive)",
+            checks,
+        )
+        .baseline(vec![naive_checks])
+        .extra(check_extra),
     ];
     // Alert evaluation over the ledger scenario's history goes here (its measures appended
     // to `measures`), once the alert rules are merged.
@@ -138,7 +158,9 @@ async fn checks(t: &TestStack) -> anyhow::Result<(Vec<Duration>, Duration, Value
                    "port": port, "credential": credential, "tls_mode": "disable"})
         })
         .collect();
-    let r = t.post("/instances/batch", Role::Admin, json!({"instances": rows})).await;
+    let r = t
+        .post("/instances/batch", Role::Admin, json!({"instances": rows}))
+        .await;
     if r.status != 201 {
         bail!("creating the checked instances: {r:?}");
     }
@@ -153,7 +175,11 @@ async fn checks(t: &TestStack) -> anyhow::Result<(Vec<Duration>, Duration, Value
     for _ in 0..RUNS {
         let started = Instant::now();
         let r = t
-            .post("/instances/actions/check", Role::Operator, json!({"instance_ids": ids}))
+            .post(
+                "/instances/actions/check",
+                Role::Operator,
+                json!({"instance_ids": ids}),
+            )
             .await;
         batch.push(started.elapsed());
         ok = r.data()["summary"]["ok"].as_u64().unwrap_or(0);
@@ -163,9 +189,17 @@ async fn checks(t: &TestStack) -> anyhow::Result<(Vec<Duration>, Duration, Value
     }
     let started = Instant::now();
     for id in &ids {
-        t.post(&format!("/instances/{id}/actions/check"), Role::Operator, json!({}))
-            .await;
+        t.post(
+            &format!("/instances/{id}/actions/check"),
+            Role::Operator,
+            json!({}),
+        )
+        .await;
     }
     let naive = started.elapsed();
-    Ok((batch, naive, json!({"instances": CHECKS, "host_ports": 2, "ok": ok})))
+    Ok((
+        batch,
+        naive,
+        json!({"instances": CHECKS, "host_ports": 2, "ok": ok}),
+    ))
 }

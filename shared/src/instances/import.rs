@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::web::request::control_char;
 use crate::web::{ApiError, ApiResponse, ApiResult, Req};
 use crate::App;
 
@@ -145,6 +146,12 @@ pub fn parse_csv(body: &[u8]) -> Result<Vec<Input>, ApiError> {
             ));
         }
         for (column, cell) in header.iter().zip(record.iter()) {
+            // PostgreSQL cannot store NUL; no other control character belongs in a cell
+            // either (a description may hold tabs and line breaks).
+            if let Err(e) = control_char(column, cell, column == "description") {
+                row.errors.push(FieldError::new(column, e.message));
+                continue;
+            }
             let some = || Some(cell.to_string()).filter(|c| !c.is_empty());
             match column.as_str() {
                 "name" => row.name = cell.to_string(),
@@ -240,6 +247,8 @@ mod tests {
             parse_csv(many.as_bytes()).unwrap_err().field.as_deref(),
             Some("rows")
         );
+        let nul = parse_csv(b"name,db_type,host,port,description\na,pg,h,1,x\x00y\n").unwrap();
+        assert_eq!(nul[0].errors[0].field, "description");
         let template = parse_csv(TEMPLATE.as_bytes()).unwrap();
         assert!(template.iter().all(|r| r.errors.is_empty()));
     }
