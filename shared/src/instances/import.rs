@@ -121,6 +121,7 @@ pub fn parse_csv(body: &[u8]) -> Result<Vec<Input>, ApiError> {
         ));
     }
     let mut rows = Vec::new();
+    let (mut line_at, mut seen_to) = (1, 0);
     for record in reader.records() {
         let record =
             record.map_err(|e| ApiError::validation("body", format!("unreadable CSV: {e}")))?;
@@ -130,7 +131,14 @@ pub fn parse_csv(body: &[u8]) -> Result<Vec<Input>, ApiError> {
         if rows.len() == MAX_ROWS {
             return Err(too_many());
         }
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        // The reader's own line count skips blank lines: count the file's line breaks, and
+        // the blank lines between the record's position and its first cell.
+        let at = record.position().map_or(seen_to, |p| p.byte() as usize);
+        line_at += text.get(seen_to..at).map_or(0, |t| t.matches('\n').count());
+        seen_to = at;
+        let blank = text.get(at..).unwrap_or_default().bytes();
+        let blank = blank.take_while(|b| matches!(b, b'\n' | b'\r'));
+        let line = line_at + blank.filter(|b| *b == b'\n').count();
         let mut row = Input {
             line,
             ..Input::default()
@@ -247,6 +255,14 @@ mod tests {
             parse_csv(many.as_bytes()).unwrap_err().field.as_deref(),
             Some("rows")
         );
+        let quoted =
+            "name,db_type,host,port,description\r\na,pg,h,1,\"two\nlines\"\r\n\r\nb,pg,h,1,x\r\n";
+        let lines: Vec<usize> = parse_csv(quoted.as_bytes())
+            .unwrap()
+            .iter()
+            .map(|r| r.line)
+            .collect();
+        assert_eq!(lines, vec![2, 5]);
         let nul = parse_csv(b"name,db_type,host,port,description\na,pg,h,1,x\x00y\n").unwrap();
         assert_eq!(nul[0].errors[0].field, "description");
         let template = parse_csv(TEMPLATE.as_bytes()).unwrap();
