@@ -36,14 +36,23 @@ struct Valid {
     tag_ids: Vec<i64>,
 }
 
+crate::text_enum! {
+    /// What happened to one row: `valid` when validated but not written (a dry run, or
+    /// another row is invalid); `skipped` when the name exists.
+    pub enum RowStatus {
+        Created = "created",
+        Valid = "valid",
+        Skipped = "skipped",
+        Invalid = "invalid",
+    }
+}
+
 /// What happened to one row.
 #[derive(Debug, Serialize)]
 struct Outcome {
     line: usize,
     name: String,
-    /// `created`, `valid` (dry run, or not written because another row is invalid),
-    /// `skipped` (the name exists) or `invalid`.
-    status: &'static str,
+    status: RowStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<i64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -221,17 +230,17 @@ async fn onboard(app: &App, req: &Req, rows: Vec<Input>) -> ApiResult {
         let mut outcome = Outcome {
             line: row.line,
             name: row.name.trim().to_string(),
-            status: "valid",
+            status: RowStatus::Valid,
             id: None,
             errors: Vec::new(),
         };
         match check(row, &req.principal, &credentials, &tags) {
             Ok(_) if taken.contains_key(&outcome.name) => {
-                outcome.status = "skipped";
+                outcome.status = RowStatus::Skipped;
                 outcome.id = taken.get(&outcome.name).copied();
             }
             Ok(_) if seen.contains_key(&outcome.name) => {
-                outcome.status = "invalid";
+                outcome.status = RowStatus::Invalid;
                 let first = seen[&outcome.name];
                 outcome.errors.push(FieldError::new(
                     "name",
@@ -243,13 +252,16 @@ async fn onboard(app: &App, req: &Req, rows: Vec<Input>) -> ApiResult {
                 valid.push((outcomes.len(), v));
             }
             Err(errors) => {
-                outcome.status = "invalid";
+                outcome.status = RowStatus::Invalid;
                 outcome.errors = errors;
             }
         }
         outcomes.push(outcome);
     }
-    let invalid = outcomes.iter().filter(|o| o.status == "invalid").count();
+    let invalid = outcomes
+        .iter()
+        .filter(|o| o.status == RowStatus::Invalid)
+        .count();
     let write = !dry_run && (invalid == 0 || skip_invalid) && !valid.is_empty();
     let mut created: Vec<i64> = Vec::new();
     let mut statements = db.sent() + 2;
@@ -274,14 +286,14 @@ async fn onboard(app: &App, req: &Req, rows: Vec<Input>) -> ApiResult {
             let o = &mut outcomes[*at];
             match ids.get(&v.name) {
                 Some(id) => {
-                    (o.status, o.id) = ("created", Some(*id));
+                    (o.status, o.id) = (RowStatus::Created, Some(*id));
                     created.push(*id);
                     for t in &v.tag_ids {
                         link_names.push(*id);
                         link_tags.push(*t);
                     }
                 }
-                None => o.status = "skipped",
+                None => o.status = RowStatus::Skipped,
             }
         }
         db.counted().execute(
@@ -291,13 +303,13 @@ async fn onboard(app: &App, req: &Req, rows: Vec<Input>) -> ApiResult {
         statements = db.sent() + 2;
         tx.commit().await?;
     }
-    let count = |s: &str| outcomes.iter().filter(|o| o.status == s).count();
+    let count = |s: RowStatus| outcomes.iter().filter(|o| o.status == s).count();
     let report = json!({
         "dry_run": dry_run,
         "on_error": if skip_invalid { "skip" } else { "abort" },
         "written": write,
-        "summary": {"rows": outcomes.len(), "created": created.len(), "valid": count("valid"),
-                    "skipped": count("skipped"), "invalid": invalid},
+        "summary": {"rows": outcomes.len(), "created": created.len(), "valid": count(RowStatus::Valid),
+                    "skipped": count(RowStatus::Skipped), "invalid": invalid},
         "statements": statements,
         "rows": outcomes,
     });
@@ -311,7 +323,7 @@ async fn onboard(app: &App, req: &Req, rows: Vec<Input>) -> ApiResult {
     let audit = Audit::targets(&created)
         .count("rows", outcomes.len())
         .count("created", created.len())
-        .count("skipped", count("skipped"))
+        .count("skipped", count(RowStatus::Skipped))
         .count("invalid", invalid);
     let status = if created.is_empty() {
         http::StatusCode::OK
