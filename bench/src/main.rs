@@ -10,6 +10,7 @@ mod collect;
 mod export;
 mod ledger;
 mod measure;
+mod operations;
 mod tags_bulk;
 
 use clap::{Parser, ValueEnum};
@@ -23,6 +24,7 @@ enum Scenario {
     Ledger,
     Export,
     Collect,
+    Operations,
 }
 
 #[derive(Debug, Parser)]
@@ -45,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Ledger => ledger::run().await?,
         Scenario::Export => export::run().await?,
         Scenario::Collect => collect::run().await?,
+        Scenario::Operations => operations::run().await?,
     };
     measure::report(&measures, cli.json);
     Ok(())

@@ -172,7 +172,7 @@ fn join(ids: &[i64]) -> String {
 }
 
 /// Sends `sql` through the psql binary (stdin), failing on any SQL error.
-async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+pub(crate) async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
     let mut child = tokio::process::Command::new("psql")
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", "-"])
         .stdin(Stdio::piped())

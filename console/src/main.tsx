@@ -8,6 +8,7 @@ import { Session } from "./session";
 import { ErrorBox, Field } from "./ui";
 import { Overview } from "./pages/overview";
 import { Instances, InstancePage } from "./pages/instances";
+import { Import } from "./pages/import";
 import { Ledger } from "./pages/ledger";
 import { DatabasePage } from "./pages/database";
 import { Capacity } from "./pages/capacity";
@@ -21,6 +22,7 @@ import "./style.css";
 const ROUTES: [string, (p: any) => any, string | null][] = [
   ["/", Overview, "Overview"],
   ["/instances", Instances, "Instances"],
+  ["/instances/import", Import, null],
   ["/instances/:id", InstancePage, null],
   ["/ledger", Ledger, "Ledger"],
   ["/databases/:id", DatabasePage, null],

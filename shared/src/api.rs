@@ -9,8 +9,8 @@ use crate::web::ApiResponse;
 use crate::web::RawRequest;
 use crate::App;
 use crate::{
-    alerts, capacity, collect, credentials, exports, fleet, instances, ledger, route, system, tags,
-    tasks,
+    alerts, capacity, checks, collect, credentials, exports, fleet, instances, ledger, route,
+    system, tags, tasks,
 };
 
 pub fn routes() -> &'static [Route] {
@@ -26,6 +26,15 @@ pub fn routes() -> &'static [Route] {
             route!(POST "/instances/{id}/actions/restore", Operator, "api-instances", instances::api::restore),
             route!(GET "/instances/{id}/databases", Viewer, "api-instances", instances::api::databases),
             route!(POST "/instances/{id}/actions/collect", Operator, "api-instances", collect::collect_now),
+            // Onboarding in bulk and connection checks.
+            route!(POST "/instances/batch", Operator, "api-instances", instances::batch::batch),
+            route!(POST "/instances/import", Operator, "api-instances", instances::batch::import),
+            route!(GET "/instances/import/template", Viewer, "api-instances", instances::import::template),
+            route!(POST "/instances/actions/batch-delete", Operator, "api-instances", instances::batch::batch_delete),
+            route!(POST "/instances/actions/batch-restore", Operator, "api-instances", instances::batch::batch_restore),
+            route!(POST "/instances/{id}/actions/check", Operator, "api-instances", checks::check_saved),
+            route!(POST "/instances/actions/check", Operator, "api-instances", checks::check_many),
+            route!(POST "/connection-checks", Operator, "api-instances", checks::check_unsaved),
             route!(GET "/credentials", Admin, "api-instances", credentials::list),
             route!(POST "/credentials", Admin, "api-instances", credentials::create),
             route!(GET "/credentials/{id}", Admin, "api-instances", credentials::get),
@@ -87,6 +96,7 @@ pub fn routes() -> &'static [Route] {
             // api-logs
             route!(GET "/logs", Admin, "api-logs", system::logs),
             route!(GET "/logs/statistics", Admin, "api-logs", system::log_statistics),
+            route!(GET "/logs/{id}", Admin, "api-logs", system::log_entry),
         ]
     })
 }

@@ -46,7 +46,7 @@ fn search_and_type(q: &Query, sql: &mut Sql, columns: &[&str]) -> Result<(), Api
 }
 
 /// The filters of `GET /instances`: `search`, `db_type`, `status`, `include_deleted`,
-/// `tag`/`tag_mode`.
+/// `tag`/`tag_mode`, `check_status`.
 pub fn instances(q: &Query, sql: &mut Sql) -> Result<(), ApiError> {
     search_and_type(q, sql, &["i.name", "i.host", "i.description"])?;
     let status = q.one_of("status", &["active", "inactive", "deleted"])?;
@@ -58,6 +58,15 @@ pub fn instances(q: &Query, sql: &mut Sql) -> Result<(), ApiError> {
         None if !include_deleted => sql.and("i.deleted_at IS NULL"),
         None => sql,
     };
+    // The last connection check: `ok`, a failure category, or `never`.
+    let mut checks = vec!["never"];
+    checks.extend(<crate::checks::Category as crate::values::TextEnum>::ALL);
+    if let Some(check) = q.one_of("check_status", &checks)? {
+        match check {
+            "never" => sql.and("i.last_checked_at IS NULL"),
+            c => sql.eq("i.last_check_status", Some(c.to_string())),
+        };
+    }
     tag(q, sql, "i.id")
 }
 

@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod capacity;
+pub mod checks;
 pub mod collect;
 pub mod config;
 pub mod credentials;

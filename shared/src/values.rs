@@ -135,6 +135,31 @@ pub fn ids(field: &str, v: &[i64], max: usize) -> Result<Vec<i64>, ApiError> {
     Ok(ids)
 }
 
+/// Validates an id list: not empty (400), at most `max` (413), positive (400); sorted and
+/// deduplicated.
+pub fn id_list(field: &str, ids: &[i64], max: usize) -> Result<Vec<i64>, ApiError> {
+    if ids.is_empty() {
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    self::ids(field, ids, max)
+}
+
+/// `wanted` minus `found`, both sorted ascending.
+pub fn missing(wanted: &[i64], found: &[i64]) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut f = found.iter().peekable();
+    for w in wanted {
+        while f.next_if(|x| *x < w).is_some() {}
+        if f.peek() != Some(&w) {
+            out.push(*w);
+        }
+    }
+    out
+}
+
 /// Bytes as MB with two decimals.
 pub fn mb(bytes: i64) -> f64 {
     (bytes as f64 / 1_048_576.0 * 100.0).round() / 100.0

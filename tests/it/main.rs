@@ -6,10 +6,12 @@
 //! Run one area with a filter, e.g. `cargo test --test it -- ledger::`.
 
 mod alerts;
+mod audit;
 mod auth;
 mod aws_emulated;
 mod bad_input;
 mod capacity;
+mod checks;
 mod collect;
 mod console;
 mod contract;
@@ -20,6 +22,7 @@ mod instances;
 mod lambda;
 mod ledger;
 mod liveness;
+mod onboarding;
 mod restart;
 mod system;
 mod tags;

@@ -79,10 +79,12 @@ async fn system_routes() {
     let r = t.get("/logs?module=bul&search=ok2", Role::Admin).await;
     assert_eq!(r.data()["items"][0]["message"], json!("ok2"));
     let r = t.get("/logs/statistics", Role::Admin).await;
+    // The three lines, and the audit entry of the partitions POST above.
     assert_eq!(
         (r.data()["total"].clone(), r.data()["error_count"].clone()),
-        (json!(3), json!(1))
+        (json!(4), json!(1))
     );
+    assert_eq!(r.data()["level_distribution"]["INFO"], json!(3));
     assert_eq!(
         t.get("/logs?start_time=yesterday", Role::Admin)
             .await

@@ -252,6 +252,35 @@ impl TestStack {
         }
     }
 
+    /// POSTs a raw body (a CSV file) with its content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        role: Role,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Resp {
+        let resp = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .bearer_auth(token(role))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub async fn get(&self, path: &str, role: Role) -> Resp {
         self.call(Method::GET, path, Some(token(role)), None).await
     }

@@ -17,6 +17,7 @@ export class ApiError extends Error {
     message: string,
     public requestId: string | null,
     public field?: string,
+    public details?: unknown,
   ) {
     super(message);
   }
@@ -57,13 +58,14 @@ export function toQuery(q: Record<string, unknown> | undefined): string {
   return s ? `?${s}` : "";
 }
 
-export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+export async function request<T>(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["content-type"] = "application/json";
+  if (body !== undefined) headers["content-type"] = contentType;
+  const payload = body === undefined ? undefined : contentType === "application/json" ? JSON.stringify(body) : String(body);
   let resp: Response;
   try {
-    resp = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    resp = await fetch(API + path, { method, headers, body: payload });
   } catch (e) {
     throw new ApiError(0, "NETWORK", `the API did not answer (${(e as Error).message})`, null);
   }
@@ -84,6 +86,7 @@ export async function request<T>(method: string, path: string, body?: unknown): 
       err?.message ?? `HTTP ${resp.status}`,
       err?.request_id ?? requestId,
       err?.field,
+      err?.details,
     );
   }
   return json.data as T;
@@ -93,5 +96,7 @@ export function get<T>(path: string, query?: Record<string, unknown>): Promise<T
   return request<T>("GET", path + toQuery(query));
 }
 export const post = <T>(path: string, body?: unknown) => request<T>("POST", path, body ?? {});
+/** POSTs a text body (a CSV file) as `contentType`. */
+export const postText = <T>(path: string, text: string, contentType: string) => request<T>("POST", path, text, contentType);
 export const patch = <T>(path: string, body: unknown) => request<T>("PATCH", path, body);
 export const del = <T>(path: string, query?: Record<string, unknown>) => request<T>("DELETE", path + toQuery(query));

@@ -31,6 +31,7 @@ export interface Instance {
   deleted_at: string | null;
   credential: { id: number; name: string; username: string } | null;
   tags: TagRef[];
+  last_check?: { status: CheckStatus; message: string | null; checked_at: string; duration_ms: number } | null;
   totals?: { total_size_bytes: number; database_count: number; collected_date: string; collected_at: string } | null;
 }
 export interface Size {
@@ -126,6 +127,41 @@ export interface LogEntry {
   module: string;
   message: string;
   context: unknown;
+  /** Audit entries only. */
+  actor?: string | null;
+  actor_role?: string | null;
+  action?: string | null;
+  target_type?: string | null;
+  target_ids?: string[];
+  request_id?: string | null;
+  changes?: Changes | null;
+}
+/** `{field: {old, new}}`, or `"changed"` for a write-only field. */
+export type Changes = Record<string, { old: unknown; new: unknown } | "changed">;
+export type CheckStatus = "ok" | "dns" | "refused" | "timeout" | "tls" | "auth" | "permission" | "other";
+export interface CheckResult {
+  ok: boolean;
+  status: CheckStatus;
+  message: string | null;
+  version: string | null;
+  duration_ms: number;
+  instance_id?: number;
+  name?: string;
+}
+export interface ImportRow {
+  line: number;
+  name: string;
+  status: "created" | "valid" | "skipped" | "invalid";
+  id?: number;
+  errors?: { field: string; message: string }[];
+}
+export interface ImportReport {
+  dry_run: boolean;
+  on_error: "abort" | "skip";
+  written: boolean;
+  summary: { rows: number; created: number; valid: number; skipped: number; invalid: number };
+  statements: number;
+  rows: ImportRow[];
 }
 export interface Tag {
   id: number;

@@ -1,6 +1,7 @@
 import { useMemo, useState } from "preact/hooks";
 import { del, get, patch, post, type Page } from "../api/client";
-import type { Aggregation, Credential, Instance, InstanceDatabase, RunItem, Tag, TaskRun } from "../api/types";
+import type { Aggregation, CheckResult, Credential, Instance, InstanceDatabase, RunItem, Tag, TaskRun } from "../api/types";
+import { checkText } from "../onboard";
 import { Chart } from "../chart";
 import { formatGrowth } from "../format";
 import { Link, navigate, useRouteParams } from "../router";
@@ -207,6 +208,15 @@ function BulkBar(props: { selected: Set<number>; clear: () => void; done: () => 
       note(null, x);
     }
   };
+  const check = async () => {
+    try {
+      const r = await post<{ summary: { ok: number; failed: number } }>("/instances/actions/check", { instance_ids: ids.slice(0, 200) });
+      note(`Checked ${ids.length > 200 ? "the first 200" : ids.length}: ${r.summary.ok} ok, ${r.summary.failed} failed.`);
+      props.done();
+    } catch (x) {
+      note(null, x);
+    }
+  };
   return (
     <div class="bulk" role="region" aria-label="bulk actions">
       <strong>{ids.length} selected</strong>
@@ -223,6 +233,7 @@ function BulkBar(props: { selected: Set<number>; clear: () => void; done: () => 
       <button onClick={() => run("remove")}>Remove tag</button>
       <button onClick={() => run("remove-all")}>Remove all tags</button>
       <button onClick={collect}>Collect now</button>
+      <button onClick={check}>Check connection</button>
       <button class="secondary" onClick={props.clear}>
         Clear selection
       </button>
@@ -232,6 +243,7 @@ function BulkBar(props: { selected: Set<number>; clear: () => void; done: () => 
 }
 
 const STATUSES: [string, string][] = [["", "not deleted"], ["active", "active"], ["inactive", "inactive"], ["deleted", "deleted"]];
+const CHECKS: [string, string][] = [["", "any"], ["never", "never checked"], ...["ok", "dns", "refused", "timeout", "tls", "auth", "permission", "other"].map((c) => [c, c] as [string, string])];
 
 export function Instances() {
   const operator = useCan("operator");
@@ -241,13 +253,14 @@ export function Instances() {
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [editing, setEditing] = useState<Instance | "new" | null>(null);
   const [notice, run, note] = useAction();
-  const act = (what: () => Promise<unknown>, msg: string) => run(what, msg, l.reload);
+  const act = <R,>(what: () => Promise<R>, msg: string | ((r: R) => string)) => run(what, msg, l.reload);
   const ids = l.data?.items.map((i) => i.id) ?? [];
   return (
     <>
       <div class="row">
         <h1>Instances</h1>
         {operator && <button onClick={() => setEditing("new")}>New instance</button>}
+        {operator && <Link href="/instances/import">Import CSV</Link>}
       </div>
       {editing && (
         <InstanceForm
@@ -266,6 +279,7 @@ export function Instances() {
       <form class="filters" onSubmit={(e) => e.preventDefault()}>
         <InventoryFilters at={list}>
           <FilterSelect label="Status" k="status" options={STATUSES} at={list} />
+          <FilterSelect label="Last check" k="check_status" options={CHECKS} at={list} />
         </InventoryFilters>
         <RowsFilter at={list} />
       </form>
@@ -298,6 +312,7 @@ export function Instances() {
           { label: "Status", cell: (i) => <Badge value={i.status} /> },
           { label: "Tags", cell: (i) => i.tags.map((t) => <span class="tag">{t.name}</span>) },
           { ...INSTANCE_COLS[3], sort: "last_collected_at" },
+          { label: "Check", title: (i) => i.last_check?.message ?? "", cell: (i) => (i.last_check ? <Badge value={i.last_check.status} /> : "—") },
           operator && {
             label: "Actions",
             class: "actions",
@@ -323,6 +338,12 @@ export function Instances() {
                     }
                   >
                     Collect
+                  </button>
+                  <button
+                    class="secondary"
+                    onClick={() => act(() => post<CheckResult>(`/instances/${i.id}/actions/check`), (r) => `${i.name}: ${checkText(r)}`)}
+                  >
+                    Check
                   </button>
                   <button
                     class="secondary"
@@ -373,7 +394,14 @@ export function InstancePage() {
           <p class="muted">
             {i.db_type} {i.version ?? ""} · {i.host}:{i.port}
             {i.credential ? ` · credential ${i.credential.name}` : ""} · last collected{" "}
-            {i.last_collected_at ? <Time iso={i.last_collected_at} /> : "never"}
+            {i.last_collected_at ? <Time iso={i.last_collected_at} /> : "never"} · last check{" "}
+            {i.last_check ? (
+              <span title={i.last_check.message ?? ""}>
+                <Badge value={i.last_check.status} /> <Time iso={i.last_check.checked_at} />
+              </span>
+            ) : (
+              "never"
+            )}
           </p>
           <p>
             {i.tags.length ? i.tags.map((t) => <span class="tag" title={t.display_name}>{t.name}</span>) : <span class="muted">no tags</span>}

@@ -4,7 +4,9 @@ import { FilterBar, FilterSearch, PagedList, usePagedList } from "../list";
 import { useSession } from "../session";
 import { withFilter } from "../state";
 import { Badge, SearchInput, Time } from "../ui";
+import { changeLines } from "../onboard";
 
+const MODULES: [string, string][] = [["", "any"], ["audit", "audit trail"]];
 const LEVELS: [string, string][] = [["", "any"], ...["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"].map((l) => [l, l] as [string, string])];
 
 export function Logs() {
@@ -22,9 +24,11 @@ export function Logs() {
   );
   return (
     <>
-      <h1>Event log</h1>
-      <FilterBar at={list} selects={[["Level", "level", LEVELS]]}>
-        <FilterSearch label="Module" k="module" at={list} />
+      <h1>Event log and audit trail</h1>
+      <FilterBar at={list} selects={[["Level", "level", LEVELS], ["Kind", "module", MODULES]]}>
+        <FilterSearch label="Actor" k="actor" at={list} />
+        <FilterSearch label="Target id" k="target_id" at={list} />
+        <FilterSearch label="Action" k="action" at={list} />
         <FilterSearch label="Search" k="search" at={list} />
         {bound("start_time", "From", "2026-03-01 00:00")}
         {bound("end_time", "To", "2026-03-02 00:00")}
@@ -37,7 +41,13 @@ export function Logs() {
           { label: "Time", cell: (e) => <Time iso={e.occurred_at} /> },
           { label: "Level", cell: (e) => <Badge value={e.level.toLowerCase()} /> },
           { label: "Module", cell: (e) => e.module },
+          { label: "Who", cell: (e) => (e.actor ? `${e.actor} (${e.actor_role})` : "") },
           { label: "Message", title: (e) => JSON.stringify(e.context), cell: (e) => e.message },
+          {
+            label: "Changes",
+            title: (e) => (e.request_id ? `request ${e.request_id}` : ""),
+            cell: (e) => changeLines(e.changes).map((l) => <div>{l}</div>),
+          },
         ]}
       />
     </>

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{topic, ChannelKind, Condition, Severity};
-use crate::tags::bulk::Counted;
+use crate::web::sql::Counted;
 use crate::values::label;
 use crate::App;
 

@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 use deadpool_postgres::GenericClient;
 
-use crate::tags::bulk::Counted;
+use crate::web::sql::Counted;
 
 /// How a rule's scope matches a target row `t` (with `instance_id`, and `database_name` for
 /// database-level targets; `''` for instance-level ones, which a database scope matches by

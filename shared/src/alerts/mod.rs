@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::tags::bulk::Counted;
+use crate::web::sql::Counted;
 use crate::App;
 
 crate::text_enum! {

@@ -69,7 +69,20 @@ pub trait Adapter: Send + Sync {
     /// returns the size of every database that `exclusions` does not exclude. The error is for people:
     /// it says what failed (connect, authenticate, query) and never carries a password.
     async fn collect(&self, target: &Target, exclusions: &Exclusions) -> anyhow::Result<Collected>;
+    /// Connects, authenticates and reads the server's version (a connection check); the
+    /// error is the one `collect` would meet (see `checks::classify`).
+    async fn version(&self, target: &Target) -> anyhow::Result<String>;
 }
+
+/// The server did not answer within the connect timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("could not connect to {0}: no answer within {1:?}")]
+pub struct TimedOut(pub String, pub Duration);
+
+/// The TLS handshake or the certificate check failed (the reason in words).
+#[derive(Debug, thiserror::Error)]
+#[error("could not connect to {0}: {1}")]
+pub struct TlsFailed(pub String, pub String);
 
 /// Bounds a connection attempt by the target's connect timeout; the error names the server
 /// (never the password) and says whether it did not answer or refused.
@@ -82,13 +95,10 @@ where
 {
     let where_ = format!("{}:{}", target.host, target.port);
     match tokio::time::timeout(target.connect_timeout, attempt).await {
-        Err(_) => anyhow::bail!(
-            "could not connect to {where_}: no answer within {:?}",
-            target.connect_timeout
-        ),
+        Err(_) => Err(TimedOut(where_, target.connect_timeout).into()),
         // A TLS failure says what failed (handshake, unknown CA, name mismatch).
         Ok(Err(e)) => match crate::tls::describe_failure(&e) {
-            Some(why) => anyhow::bail!("could not connect to {where_}: {why}"),
+            Some(why) => Err(TlsFailed(where_, why.to_string()).into()),
             None => Err(anyhow::Error::new(e).context(format!("could not connect to {where_}"))),
         },
         Ok(Ok(conn)) => Ok(conn),

@@ -48,41 +48,65 @@ impl Adapter for MySql {
     }
 
     async fn collect(&self, target: &Target, exclusions: &Exclusions) -> anyhow::Result<Collected> {
-        let opts = OptsBuilder::default()
-            .ip_or_hostname(target.host.clone())
-            .tcp_port(target.port)
-            .user(Some(
-                target.username.clone().unwrap_or_else(|| "root".into()),
-            ))
-            .pass(target.password.clone().filter(|p| !p.is_empty()))
-            // Talk to the host:port we were given, never a local socket it may advertise.
-            .prefer_socket(false);
-        let where_ = format!("{}:{}", target.host, target.port);
-        crate::tls::install_default_provider();
-        let ssl = ssl_opts(target);
-        let connect = |ssl: Option<SslOpts>| connect(target, Conn::new(opts.clone().ssl_opts(ssl)));
-        let encrypted = ssl.is_some();
-        // The driver asks for TLS before it sends any credential and stops when the server
-        // does not offer it; prefer then tries again in plaintext, as libpq does.
-        let (mut conn, encrypted) = match connect(ssl).await {
-            Err(e)
-                if target.tls_mode == TlsMode::Prefer
-                    && format!("{e:#}").contains("does not offer it") =>
-            {
-                (connect(None).await?, false)
-            }
-            other => (other?, encrypted),
-        };
-        let result = tokio::time::timeout(
-            target.statement_timeout * 4,
-            sizes(&mut conn, target, exclusions, encrypted),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("{where_} did not answer within the statement timeout"))
-        .and_then(|r| r);
+        let (mut conn, encrypted) = open(target).await?;
+        let result = bounded(target, sizes(&mut conn, target, exclusions, encrypted)).await;
         let _ = conn.disconnect().await;
         result
     }
+
+    async fn version(&self, target: &Target) -> anyhow::Result<String> {
+        let (mut conn, _) = open(target).await?;
+        let result = bounded(target, async {
+            let v: Option<String> = conn
+                .query_first("SELECT VERSION()")
+                .await
+                .context("reading the server version")?;
+            anyhow::Ok(v.unwrap_or_default())
+        })
+        .await;
+        let _ = conn.disconnect().await;
+        result
+    }
+}
+
+/// Connects and authenticates under the instance's TLS mode; whether TLS was agreed.
+async fn open(target: &Target) -> anyhow::Result<(Conn, bool)> {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname(target.host.clone())
+        .tcp_port(target.port)
+        .user(Some(
+            target.username.clone().unwrap_or_else(|| "root".into()),
+        ))
+        .pass(target.password.clone().filter(|p| !p.is_empty()))
+        // Talk to the host:port we were given, never a local socket it may advertise.
+        .prefer_socket(false);
+    crate::tls::install_default_provider();
+    let ssl = ssl_opts(target);
+    let connect = |ssl: Option<SslOpts>| connect(target, Conn::new(opts.clone().ssl_opts(ssl)));
+    let encrypted = ssl.is_some();
+    // The driver asks for TLS before it sends any credential and stops when the server
+    // does not offer it; prefer then tries again in plaintext, as libpq does.
+    Ok(match connect(ssl).await {
+        Err(e)
+            if target.tls_mode == TlsMode::Prefer
+                && format!("{e:#}").contains("does not offer it") =>
+        {
+            (connect(None).await?, false)
+        }
+        other => (other?, encrypted),
+    })
+}
+
+/// Bounds the statements of one visit (the server-side limits may not exist).
+async fn bounded<T>(
+    target: &Target,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let where_ = format!("{}:{}", target.host, target.port);
+    tokio::time::timeout(target.statement_timeout * 4, work)
+        .await
+        .map_err(|_| anyhow::anyhow!("{where_} did not answer within the statement timeout"))
+        .and_then(|r| r)
 }
 
 /// The driver's TLS options for the instance's mode; `None`: plaintext. The driver trusts the

@@ -23,40 +23,8 @@ impl Adapter for Postgres {
     }
 
     async fn collect(&self, target: &Target, exclusions: &Exclusions) -> anyhow::Result<Collected> {
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host(&target.host)
-            .port(target.port)
-            .user(target.username.as_deref().unwrap_or("postgres"))
-            .dbname(target.database_name.as_deref().unwrap_or("postgres"))
-            .application_name("tidemark-collect")
-            .connect_timeout(target.connect_timeout)
-            // The server enforces the statement timeout itself, so nothing keeps running there
-            // after we give up.
-            .options(format!(
-                "-c statement_timeout={}",
-                target.statement_timeout.as_millis()
-            ));
-        if let Some(p) = target.password.as_deref().filter(|p| !p.is_empty()) {
-            cfg.password(p);
-        }
         let where_ = format!("{}:{}", target.host, target.port);
-        // With require or stricter, tokio-postgres sends only the 8-byte SSLRequest until the
-        // handshake succeeds: no user name, no password in clear.
-        cfg.ssl_mode(target.tls_mode.pg_ssl_mode());
-        let ca = match &target.tls_ca_pem {
-            Some(pem) => Some(CaBundle::new(parse_pem_bundle(pem.as_bytes()).map_err(
-                |e| anyhow::anyhow!("the instance's tls_ca_pem is unusable: {e}"),
-            )?)),
-            None => None,
-        };
-        let tls = PgTls::new(
-            client_config(target.tls_mode, ca.as_ref().map(CaBundle::certs))
-                .context("building the TLS configuration")?,
-        );
-        let (client, connection) = connect(target, cfg.connect(tls)).await?;
-        let connection = tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let (client, connection) = open(target).await?;
         let result = async {
             let version: String = client
                 .query_one("SHOW server_version", &[])
@@ -121,4 +89,59 @@ impl Adapter for Postgres {
         connection.abort();
         result
     }
+
+    async fn version(&self, target: &Target) -> anyhow::Result<String> {
+        let (client, connection) = open(target).await?;
+        let result = tokio::time::timeout(target.statement_timeout, async {
+            let row = client.query_one("SHOW server_version", &[]).await?;
+            anyhow::Ok(row.try_get::<_, String>(0)?)
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("the server did not answer within the statement timeout"))
+        .and_then(|r| r.context("reading the server version"));
+        drop(client);
+        connection.abort();
+        result
+    }
+}
+
+/// Connects and authenticates under the instance's TLS mode; the connection's task is
+/// aborted by the caller when done.
+async fn open(
+    target: &Target,
+) -> anyhow::Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host(&target.host)
+        .port(target.port)
+        .user(target.username.as_deref().unwrap_or("postgres"))
+        .dbname(target.database_name.as_deref().unwrap_or("postgres"))
+        .application_name("tidemark-collect")
+        .connect_timeout(target.connect_timeout)
+        // The server enforces the statement timeout itself, so nothing keeps running there
+        // after we give up.
+        .options(format!(
+            "-c statement_timeout={}",
+            target.statement_timeout.as_millis()
+        ));
+    if let Some(p) = target.password.as_deref().filter(|p| !p.is_empty()) {
+        cfg.password(p);
+    }
+    // With require or stricter, tokio-postgres sends only the 8-byte SSLRequest until the
+    // handshake succeeds: no user name, no password in clear.
+    cfg.ssl_mode(target.tls_mode.pg_ssl_mode());
+    let ca = match &target.tls_ca_pem {
+        Some(pem) => Some(CaBundle::new(parse_pem_bundle(pem.as_bytes()).map_err(
+            |e| anyhow::anyhow!("the instance's tls_ca_pem is unusable: {e}"),
+        )?)),
+        None => None,
+    };
+    let tls = PgTls::new(
+        client_config(target.tls_mode, ca.as_ref().map(CaBundle::certs))
+            .context("building the TLS configuration")?,
+    );
+    let (client, connection) = connect(target, cfg.connect(tls)).await?;
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((client, connection))
 }

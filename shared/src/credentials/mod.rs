@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::values;
 use crate::web::list::{SortSpec, Source};
 use crate::web::sql::{self, insert_named, Update};
-use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req};
+use crate::web::{ApiError, ApiResponse, ApiResult, Audit, ListParams, Req};
 use crate::App;
 
 const COLUMNS: &str =
@@ -128,6 +128,7 @@ pub async fn update(app: &App, req: Req) -> ApiResult {
     let username = body.username.as_deref().map(valid_username).transpose()?;
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
+    let old = fetch(&tx, id).await?;
     let mut update = Update::default();
     update.set_name(name).set_some("username", username);
     if let Some(p) = &body.password {
@@ -139,7 +140,12 @@ pub async fn update(app: &App, req: Req) -> ApiResult {
     update.run(&tx, "credentials", id, "", "credential").await?;
     let credential = fetch(&tx, id).await?;
     tx.commit().await?;
-    Ok(ApiResponse::ok(credential))
+    // The password is write-only: the trail says it changed, never what it is.
+    let mut audit = Audit::diff(&old, &credential);
+    if body.password.is_some() {
+        audit = audit.changed("password");
+    }
+    Ok(ApiResponse::ok(credential).audit(audit))
 }
 
 pub async fn delete(app: &App, req: Req) -> ApiResult {

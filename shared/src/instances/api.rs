@@ -11,7 +11,7 @@ use crate::values::{self, Size};
 use crate::web::list::{SortSpec, Source};
 use crate::web::request::double_option;
 use crate::web::sql::{insert_named, Update};
-use crate::web::{ApiError, ApiResponse, ApiResult, ListParams, Req, Role};
+use crate::web::{ApiError, ApiResponse, ApiResult, Audit, ListParams, Req, Role};
 use crate::App;
 
 static SORTS: SortSpec = crate::sorts! {
@@ -271,6 +271,7 @@ pub async fn update(app: &App, req: Req) -> ApiResult {
         tls_ca_pem: tls_ca_pem.unwrap_or_else(|| before.tls_ca_pem.clone()),
     };
     custody::check(&req.principal, Some(&before), &after)?;
+    let old = fetch(&tx, id, false).await?;
     if let Some(Some(cid)) = body.credential_id {
         check_credential(&tx, Some(cid)).await?;
     }
@@ -282,7 +283,8 @@ pub async fn update(app: &App, req: Req) -> ApiResult {
     }
     let instance = fetch(&tx, id, false).await?;
     tx.commit().await?;
-    Ok(ApiResponse::ok(instance))
+    let audit = Audit::diff(&old, &instance);
+    Ok(ApiResponse::ok(instance).audit(audit))
 }
 
 pub async fn delete(app: &App, req: Req) -> ApiResult {

@@ -1,8 +1,11 @@
 //! Instances: the managed database servers (function `api-instances`). `api` holds the
-//! handlers, `validate` the field rules; the list filters are `crate::filters`.
+//! handlers, `validate` the field rules; `import` and `batch` onboard many at once; the list
+//! filters are `crate::filters`.
 
 pub mod api;
+pub mod batch;
 pub mod custody;
+pub mod import;
 pub mod validate;
 
 use chrono::{DateTime, Utc};
@@ -25,7 +28,10 @@ pub const STATUS: &str = status_sql!();
 /// Columns every instance response carries (alias `i`), with its tags and credential.
 pub const COLUMNS: &str = concat!("i.id, i.name, i.db_type, i.host, i.port, i.database_name, i.description, \
     i.is_active, ", status_sql!(), " AS status, i.exclude_databases, i.version, i.last_collected_at, \
-    i.tls_mode, i.tls_ca_pem IS NOT NULL AS has_tls_ca, i.last_collection_encrypted, i.created_at, i.updated_at, i.deleted_at, \
+    i.tls_mode, i.tls_ca_pem IS NOT NULL AS has_tls_ca, i.last_collection_encrypted, \
+    CASE WHEN i.last_checked_at IS NOT NULL THEN json_build_object('status', i.last_check_status, \
+       'message', i.last_check_message, 'checked_at', i.last_checked_at, 'duration_ms', i.last_check_ms) END AS last_check, \
+    i.created_at, i.updated_at, i.deleted_at, \
     (SELECT json_build_object('id', c.id, 'name', c.name, 'username', c.username) \
        FROM credentials c WHERE c.id = i.credential_id) AS credential, \
     COALESCE((SELECT json_agg(json_build_object('id', t.id, 'name', t.name, 'display_name', t.display_name, \
@@ -53,6 +59,9 @@ crate::row_struct! {
         pub has_tls_ca: bool,
         /// Whether the last collection travelled over TLS; null before the first one.
         pub last_collection_encrypted: Option<bool>,
+        /// The last connection check: `{status, message, checked_at, duration_ms}` (the
+        /// server version it read is `version`); null before the first one.
+        pub last_check: Option<Value>,
         pub created_at: DateTime<Utc>,
         pub updated_at: DateTime<Utc>,
         pub deleted_at: Option<DateTime<Utc>>,

@@ -12,86 +12,39 @@
 //! committed: an assign racing a remove-all ends as one of the two orders would leave it.
 //! Tags are locked `FOR KEY SHARE` so a tag delete cannot slip between check and insert.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::web::{ApiError, ApiResponse, ApiResult, Req};
+use crate::values::{id_list, missing};
+pub use crate::web::sql::Counted;
+use crate::web::{ApiError, ApiResponse, ApiResult, Audit, Req};
 use crate::App;
 
 /// Up to 10,000 instance ids and 100 tag ids per call (413 above).
 pub const MAX_INSTANCE_IDS: usize = 10_000;
 pub const MAX_TAG_IDS: usize = 100;
 
-/// A client (connection or transaction) that counts the statements sent through it, so the
-/// claim "constant number of statements" is something a test can check at the client.
-pub struct Counted<'a, C> {
-    client: &'a C,
-    sent: AtomicUsize,
-}
-
-impl<'a, C: GenericClient> Counted<'a, C> {
-    pub fn new(client: &'a C) -> Self {
-        Counted {
-            client,
-            sent: AtomicUsize::new(0),
-        }
+/// The `bulk` event line, in the caller's transaction.
+async fn audit<C: GenericClient>(
+    db: &Counted<'_, C>,
+    who: &str,
+    action: &str,
+    counts: Value,
+) -> Result<(), ApiError> {
+    let mut context = json!({"who": who, "action": action});
+    if let (Some(c), Some(extra)) = (context.as_object_mut(), counts.as_object()) {
+        c.extend(extra.clone());
     }
-
-    /// Statements sent so far.
-    pub fn sent(&self) -> usize {
-        self.sent.load(Ordering::Relaxed)
-    }
-
-    /// The client, counting the one statement about to be sent through it.
-    pub fn counted(&self) -> &C {
-        self.sent.fetch_add(1, Ordering::Relaxed);
-        self.client
-    }
-
-    /// The `bulk` audit line, in the caller's transaction.
-    async fn audit(&self, who: &str, action: &str, counts: Value) -> Result<(), ApiError> {
-        let mut context = json!({"who": who, "action": action});
-        if let (Some(c), Some(extra)) = (context.as_object_mut(), counts.as_object()) {
-            c.extend(extra.clone());
-        }
-        crate::events::record(
-            self.counted(),
-            "INFO",
-            "tags",
-            &format!("bulk {action}"),
-            context,
-        )
-        .await?;
-        Ok(())
-    }
-}
-
-/// Validates an id list: not empty (400), at most `max` (413), positive (400); sorted and
-/// deduplicated.
-fn id_list(field: &str, ids: &[i64], max: usize) -> Result<Vec<i64>, ApiError> {
-    if ids.is_empty() {
-        return Err(ApiError::validation(
-            field,
-            format!("{field} must not be empty"),
-        ));
-    }
-    crate::values::ids(field, ids, max)
-}
-
-/// `wanted` minus `found`, both sorted ascending.
-fn missing(wanted: &[i64], found: &[i64]) -> Vec<i64> {
-    let mut out = Vec::new();
-    let mut f = found.iter().peekable();
-    for w in wanted {
-        while f.next_if(|x| *x < w).is_some() {}
-        if f.peek() != Some(&w) {
-            out.push(*w);
-        }
-    }
-    out
+    crate::events::record(
+        db.counted(),
+        "INFO",
+        "tags",
+        &format!("bulk {action}"),
+        context,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Locks the non-deleted instances and the active tags among the requested ids; returns
@@ -249,7 +202,7 @@ pub async fn assign<C: GenericClient>(
     let pairs = (p.instances * p.tags) as u64;
     let counts = json!({"assigned_count": p.changed,
         "already_assigned_count": pairs.saturating_sub(p.changed)});
-    db.audit(ids.who, "assign", p.context(counts)).await?;
+    audit(db, ids.who, "assign", p.context(counts)).await?;
     Ok(Assigned {
         assigned_count: p.changed,
         already_assigned_count: pairs.saturating_sub(p.changed),
@@ -265,7 +218,7 @@ pub async fn remove<C: GenericClient>(
 ) -> Result<Removed, ApiError> {
     let p = on_pairs(db, ids, DELETE_PAIRS).await?;
     let counts = json!({"removed_count": p.changed});
-    db.audit(ids.who, "remove", p.context(counts)).await?;
+    audit(db, ids.who, "remove", p.context(counts)).await?;
     Ok(Removed {
         removed_count: p.changed,
         missing_instance_ids: p.missing_instance_ids,
@@ -317,7 +270,8 @@ pub async fn remove_all<C: GenericClient>(
         removed_count: removed,
         missing_instance_ids: missing(&found.asked, &found.instances),
     };
-    db.audit(
+    audit(
+        db,
         who,
         "remove-all",
         json!({"instances": found.instances.len(), "removed_count": out.removed_count,
@@ -343,7 +297,8 @@ pub async fn instance_tags<C: GenericClient>(
         missing_instance_ids: missing(&asked, &instances),
         tags: row.try_get(1)?,
     };
-    db.audit(
+    audit(
+        db,
         who,
         "instance-tags",
         json!({"instances": instances.len(),
@@ -391,7 +346,9 @@ macro_rules! bulk_routes {
             let statements = $db.sent();
             tx.commit().await?;
             tracing::info!(action = $action, statements, "tags bulk action");
-            Ok(ApiResponse::ok(out))
+            // instance-tags only reads: no audit entry.
+            let audit = if $action == "instance-tags" { Audit::skip() } else { Audit::default() };
+            Ok(ApiResponse::ok(out).audit(audit))
         }
     )+};
 }

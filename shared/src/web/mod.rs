@@ -2,6 +2,7 @@
 //! envelope, errors, ETags, lists and pagination. API Gateway events and the local server
 //! both turn their request into [`RawRequest`] and hand it to the route table (`api.rs`).
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod list;
@@ -10,6 +11,7 @@ pub mod response;
 pub mod router;
 pub mod sql;
 
+pub use audit::Audit;
 pub use auth::{Principal, Role};
 pub use error::{ApiError, ApiResult};
 pub use list::{ListParams, Page};

@@ -9,6 +9,8 @@ pub struct ApiResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// What the handler adds to the audit entry of a mutating request (`web::audit`).
+    pub audit: Option<Box<super::audit::Audit>>,
 }
 
 impl ApiResponse {
@@ -24,6 +26,7 @@ impl ApiResponse {
             status,
             headers,
             body: Bytes::from(body),
+            audit: None,
         }
     }
     pub fn ok(data: impl Serialize) -> Self {
@@ -48,6 +51,11 @@ impl ApiResponse {
     }
     pub fn multi_status(data: impl Serialize) -> Self {
         Self::envelope(StatusCode::MULTI_STATUS, data)
+    }
+    /// Attaches the handler's part of the audit entry (changes, targets, counts).
+    pub fn audit(mut self, audit: super::audit::Audit) -> Self {
+        self.audit = Some(Box::new(audit));
+        self
     }
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = status;

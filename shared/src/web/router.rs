@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use http::{header, HeaderValue, Method, StatusCode};
 use sha2::{Digest, Sha256};
 
+use super::audit::Entry;
 use super::{
     ApiError, ApiResponse, ApiResult, Principal, Query, RawRequest, Req, Role, API_PREFIX,
     MAX_BODY_BYTES,
@@ -192,6 +193,7 @@ pub async fn dispatch(
                 status: e.status,
                 headers: Default::default(),
                 body: body.into(),
+                audit: None,
             };
             r.headers.insert(
                 header::CONTENT_TYPE,
@@ -277,17 +279,45 @@ async fn run(
         return Err(ApiError::too_large("request body over 1 MiB"));
     }
     let query = Query::parse_checked(&raw.query)?;
+    let method = raw.method.clone();
     let req = Req {
         method: raw.method,
         path: raw.path,
-        params,
+        params: params.clone(),
         query,
         headers: raw.headers,
         body: raw.body,
-        principal,
+        principal: principal.clone(),
         request_id: request_id.to_string(),
     };
-    (route.handler)(app, req).await
+    let mut response = (route.handler)(app, req).await?;
+    let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if mutating && route.role.is_some() && response.status.is_success() {
+        let audit = response.audit.take().map(|a| *a).unwrap_or_default();
+        if !audit.skip {
+            let location = response
+                .headers
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok());
+            let path_id = params
+                .iter()
+                .find(|(k, _)| *k == "id" || k.ends_with("_id"))
+                .map(|(_, v)| v.as_str());
+            let entry = Entry::build(
+                audit,
+                (&method, route.path),
+                &principal,
+                path_id,
+                location,
+                request_id,
+            );
+            // The change is committed: a failed entry is an error line, not a failed request.
+            if let Err(e) = crate::events::audit(app, &entry).await {
+                tracing::error!(request_id = %request_id, action = %entry.action, error = %e, "audit entry not recorded");
+            }
+        }
+    }
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! A small builder for dynamic, fully parameterised SQL: text is only ever our own
 //! fragments; every value goes through `bind`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio_postgres::types::{FromSql, ToSql};
+
+use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::ApiError;
@@ -233,4 +236,31 @@ pub async fn by_id<T: FromRow>(
 ) -> Result<T, ApiError> {
     let statement = format!("SELECT {columns} FROM {from} WHERE {key} = $1");
     one(client, &statement, &[&id], what).await
+}
+
+/// A client (connection or transaction) that counts the statements sent through it, so the
+/// claim "constant number of statements" is something a test can check at the client.
+pub struct Counted<'a, C> {
+    client: &'a C,
+    sent: AtomicUsize,
+}
+
+impl<'a, C: GenericClient> Counted<'a, C> {
+    pub fn new(client: &'a C) -> Self {
+        Counted {
+            client,
+            sent: AtomicUsize::new(0),
+        }
+    }
+
+    /// Statements sent so far.
+    pub fn sent(&self) -> usize {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// The client, counting the one statement about to be sent through it.
+    pub fn counted(&self) -> &C {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        self.client
+    }
 }
