@@ -2,6 +2,7 @@
 //! `run` is their life (used by collection and maintenance), `api` the handlers.
 
 pub mod api;
+pub mod jobs;
 pub mod run;
 
 pub use run::{fail_stale_runs, finish_if_done, metrics_line, ClosedRun};
@@ -27,5 +28,12 @@ crate::text_enum! {
     /// What started a run.
     pub enum Trigger {
         Scheduled = "scheduled", Manual = "manual", Api = "api",
+    }
+}
+
+crate::text_enum! {
+    /// What a run does (its `task_key`): at most one unfinished run of each kind.
+    pub enum RunKind {
+        Collect = "collect_databases", Aggregate = "aggregate_capacity", Maintenance = "maintenance",
     }
 }
