@@ -91,6 +91,7 @@ async fn fold(
     tx: &Transaction<'_>,
     level: &Level,
     warm: &[Period],
+    prev_held: &[bool],
     days: &[NaiveDate],
     rebuild: bool,
     today: NaiveDate,
@@ -98,18 +99,19 @@ async fn fold(
     if warm.is_empty() || days.is_empty() {
         return Ok(0);
     }
+    let prev_held = prev_held.to_vec();
     let a = Arrays::new(warm);
     let mut rows = execute(
         tx,
         &sql::fold(level, Fold::Add),
-        &[&a.kinds, &a.starts, &a.ends, &a.prev_starts, &days],
+        &[&a.kinds, &a.starts, &a.ends, &a.prev_starts, &days, &a.prev_ends, &prev_held],
     )
     .await?;
     if rebuild {
         rows += execute(
             tx,
             &sql::fold(level, Fold::Rebuild),
-            &[&a.kinds, &a.starts, &a.ends, &a.prev_starts, &today],
+            &[&a.kinds, &a.starts, &a.ends, &a.prev_starts, &today, &a.prev_ends, &prev_held],
         )
         .await?;
     }
@@ -161,16 +163,23 @@ pub async fn aggregate_day(
     let (warm, cold): (Vec<Period>, Vec<Period>) = periods.iter().partition(|p| {
         p.kind != PeriodKind::Daily && target_held.contains(&(p.kind.as_str().to_string(), p.start))
     });
-    // A previous period computed in this same statement is not held yet.
-    let prev_held: Vec<bool> = cold
+    // Whether a period's previous one is held: a previous period computed in this same
+    // statement is not held yet; one computed before it (warm after cold) is.
+    let held_before = |p: &Period| {
+        let prev = p.previous();
+        is_held(p.kind, prev.start) && !cold.contains(&prev)
+    };
+    let prev_held: Vec<bool> = cold.iter().map(held_before).collect();
+    let warm_prev_held: Vec<bool> = warm
         .iter()
         .map(|p| {
             let prev = p.previous();
-            is_held(p.kind, prev.start) && !cold.contains(&prev)
+            is_held(p.kind, prev.start) || cold.contains(&prev)
         })
         .collect();
     let from = periods.iter().map(|p| p.start).min().unwrap_or(today);
 
+    tx.execute(sql::WORK_TABLE, &[]).await?;
     tx.execute(sql::WORK, &[&from, &today]).await?;
     tx.execute("ANALYZE agg_work", &[]).await?;
     let work = tx
@@ -196,7 +205,7 @@ pub async fn aggregate_day(
     let mut rows = [0u64; 2];
     for (i, level) in [&DATABASES, &INSTANCES].into_iter().enumerate() {
         rows[i] += compute(&tx, level, &cold, &prev_held, today).await?;
-        rows[i] += fold(&tx, level, &warm, &days, changed > 0, today).await?;
+        rows[i] += fold(&tx, level, &warm, &warm_prev_held, &days, changed > 0, today).await?;
         if !successors.is_empty() {
             let a = Arrays::new(&successors);
             tx.execute(

@@ -102,14 +102,20 @@ fn exact_avg(alias: &str) -> String {
 }
 
 /// `change_bytes, change_percent, trend` from the current and previous exact averages.
+fn changes(cur: &str, prev: &str) -> [String; 3] {
+    [
+        format!("COALESCE(round({cur} - {prev}), 0)::bigint"),
+        format!("CASE WHEN {prev} > 0 THEN ({cur} - {prev}) / {prev} * 100 ELSE 0 END::float8"),
+        format!(
+            "CASE WHEN {prev} > 0 AND ({cur} - {prev}) / {prev} * 100 > {TREND_PERCENT} THEN 'growing' \
+                  WHEN {prev} > 0 AND ({cur} - {prev}) / {prev} * 100 < -{TREND_PERCENT} THEN 'shrinking' \
+                  ELSE 'stable' END"
+        ),
+    ]
+}
+
 fn change_columns(cur: &str, prev: &str) -> String {
-    format!(
-        "COALESCE(round({cur} - {prev}), 0)::bigint, \
-         CASE WHEN {prev} > 0 THEN ({cur} - {prev}) / {prev} * 100 ELSE 0 END::float8, \
-         CASE WHEN {prev} > 0 AND ({cur} - {prev}) / {prev} * 100 > {TREND_PERCENT} THEN 'growing' \
-              WHEN {prev} > 0 AND ({cur} - {prev}) / {prev} * 100 < -{TREND_PERCENT} THEN 'shrinking' \
-              ELSE 'stable' END"
-    )
+    changes(cur, prev).join(", ")
 }
 
 /// Periods computed from raw history. $1..$6: period type, start, end, previous start and
@@ -170,13 +176,14 @@ pub enum Fold {
     Rebuild,
 }
 
-/// Held periods ($1..$4: type, start, end, previous start) advanced by `agg_work`.
+/// Held periods ($1..$4: type, start, end, previous start; $6, $7: previous end, whether the
+/// previous period is held) advanced by `agg_work`.
 pub fn fold(level: &Level, mode: Fold) -> String {
     let Level { stats, bytes, .. } = level;
     let table = level.table;
     let s_keys = level.aliased("s");
     let n_keys = level.aliased("n");
-    let keys = level.keys.join(", ");
+    let a_keys = level.aliased("a");
     let count = if level.database_count {
         ", (array_agg(s.database_count ORDER BY s.collected_date DESC))[1] AS database_count"
     } else {
@@ -242,16 +249,24 @@ pub fn fold(level: &Level, mode: Fold) -> String {
     } else {
         String::new()
     };
+    // The previous period's average: held, or (a period never computed) from the history of
+    // the instances written.
     let select_from = format!(
         "FROM (SELECT m.*, m.sum_bytes::numeric / m.sample_count AS avg_bytes FROM merged m) c \
-         LEFT JOIN (SELECT {keys}, period_type, period_start, {} AS avg_bytes FROM {table} a) p \
+         LEFT JOIN (SELECT {a_keys}, a.period_type, a.period_start, {} AS avg_bytes \
+             FROM periods ps JOIN {table} a ON a.period_type = ps.period_type AND a.period_start = ps.prev_start \
+             WHERE ps.prev_held \
+           UNION ALL SELECT {s_keys}, ps.period_type, ps.prev_start, avg(s.{bytes}) \
+             FROM periods ps JOIN {stats} s ON s.collected_date BETWEEN ps.prev_start AND ps.prev_end \
+             WHERE NOT ps.prev_held AND s.instance_id IN (SELECT instance_id FROM new) \
+             GROUP BY {s_keys}, ps.period_type, ps.prev_start) p \
            ON {} AND p.period_type = c.period_type AND p.period_start = c.prev_start",
         exact_avg("a"),
         level.same_keys("p", "c")
     );
     format!(
-        "WITH periods AS (SELECT * FROM unnest($1::text[], $2::date[], $3::date[], $4::date[]) \
-             AS p(period_type, period_start, period_end, prev_start)), \
+        "WITH periods AS (SELECT * FROM unnest($1::text[], $2::date[], $3::date[], $4::date[], \
+             $6::date[], $7::bool[]) AS p(period_type, period_start, period_end, prev_start, prev_end, prev_held)), \
          {rebuilt}, {source}, \
          merged AS (SELECT {n_keys}, n.period_type, n.period_start, ps.period_end, ps.prev_start, \
              {sum} AS sum_bytes, {n} AS sample_count, {max} AS max_bytes, {min} AS min_bytes, \
@@ -284,20 +299,16 @@ pub fn refresh_changes(level: &Level) -> String {
 }
 
 fn change_columns_named(cur: &str, prev: &str) -> String {
-    let cols = change_columns(cur, prev);
-    // The three expressions of change_columns, named.
-    let parts: Vec<&str> = cols.splitn(3, ", ").collect();
-    match parts.as_slice() {
-        [bytes, percent, trend] => {
-            format!("{bytes} AS change_bytes, {percent} AS change_percent, {trend} AS trend")
-        }
-        _ => cols,
-    }
+    let [bytes, percent, trend] = changes(cur, prev);
+    format!("{bytes} AS change_bytes, {percent} AS change_percent, {trend} AS trend")
 }
+
+pub const WORK_TABLE: &str = "CREATE TEMP TABLE agg_work (instance_id bigint, collected_date date, \
+    collected_at timestamptz, changed bool) ON COMMIT DROP";
 
 /// The (instance, day) pairs of history in `$1..=$2` that the aggregates do not hold yet:
 /// never folded, or re-collected since (`changed`).
-pub const WORK: &str = "CREATE TEMP TABLE agg_work ON COMMIT DROP AS \
+pub const WORK: &str = "INSERT INTO agg_work \
     SELECT s.instance_id, s.collected_date, s.collected_at, s.aggregated_at IS NOT NULL AS changed \
     FROM instance_size_stats s JOIN instances i ON i.id = s.instance_id \
     WHERE s.collected_date BETWEEN $1 AND $2 AND i.is_active AND i.deleted_at IS NULL \
