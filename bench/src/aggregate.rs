@@ -188,14 +188,15 @@ async fn fleet(f: &Fleet) -> anyhow::Result<(Measure, f64)> {
 
 pub async fn run() -> anyhow::Result<Vec<Measure>> {
     let scale = scale();
-    let base = 200;
+    // Below 1 (a quick check of the scenario) the 1x fleet shrinks too.
+    let base = ((200.0 * scale.min(1.0)).round() as i64).max(2);
     let mut fleets = vec![
         Fleet { instances: base, days: 30 },
         Fleet { instances: base, days: 365 },
     ];
     if scale > 1.0 {
         fleets.push(Fleet {
-            instances: (base as f64 * scale).round() as i64,
+            instances: (200.0 * scale).round() as i64,
             days: 30,
         });
     }

@@ -101,19 +101,38 @@ async fn fold(
     }
     let prev_held = prev_held.to_vec();
     let a = Arrays::new(warm);
-    let mut rows = execute(
-        tx,
-        &sql::fold(level, Fold::Add),
-        &[&a.kinds, &a.starts, &a.ends, &a.prev_starts, &days, &a.prev_ends, &prev_held],
-    )
-    .await?;
+    // Previous periods never computed: their averages from history, over their dates only.
+    let raw: Vec<Period> = warm
+        .iter()
+        .zip(&prev_held)
+        .filter(|(_, held)| !**held)
+        .map(|(p, _)| p.previous())
+        .collect();
+    let raw_from = raw.iter().map(|p| p.start).min().unwrap_or(today);
+    let raw_to = raw.iter().map(|p| p.end).max().unwrap_or(today);
+    let mut merge: Vec<&(dyn ToSql + Sync)> =
+        vec![&a.kinds, &a.starts, &a.ends, &a.prev_starts, &a.prev_ends, &prev_held];
+    if !raw.is_empty() {
+        merge.extend([&raw_from as &(dyn ToSql + Sync), &raw_to]);
+    }
+    let mut rows = 0;
+    let mut modes = vec![(Fold::Add, &days as &(dyn ToSql + Sync))];
     if rebuild {
-        rows += execute(
-            tx,
-            &sql::fold(level, Fold::Rebuild),
-            &[&a.kinds, &a.starts, &a.ends, &a.prev_starts, &today, &a.prev_ends, &prev_held],
-        )
-        .await?;
+        modes.push((Fold::Rebuild, &today));
+    }
+    for (mode, fifth) in modes {
+        // A few instances' history through the primary key: nested loops are right there.
+        if mode == Fold::Rebuild {
+            tx.batch_execute("SET LOCAL enable_nestloop = on").await?;
+        }
+        let [collect, merge_sql] = sql::fold(level, mode, !raw.is_empty());
+        tx.batch_execute(&sql::new_table(level)).await?;
+        let collected = tx
+            .execute(&collect, &[&a.kinds, &a.starts, &a.ends, &a.prev_starts, fifth])
+            .await;
+        tx.batch_execute("SET LOCAL enable_nestloop = off; ANALYZE agg_new").await?;
+        collected?;
+        rows += execute(tx, &merge_sql, &merge).await?;
     }
     Ok(rows)
 }
@@ -170,15 +189,21 @@ pub async fn aggregate_day(
         is_held(p.kind, prev.start) && !cold.contains(&prev)
     };
     let prev_held: Vec<bool> = cold.iter().map(held_before).collect();
-    let warm_prev_held: Vec<bool> = warm
-        .iter()
-        .map(|p| {
-            let prev = p.previous();
-            is_held(p.kind, prev.start) || cold.contains(&prev)
-        })
-        .collect();
     let from = periods.iter().map(|p| p.start).min().unwrap_or(today);
 
+    // Whole periods and days of the fleet against whole periods: hash joins. The aggregation
+    // tables' statistics lag behind a night's writes, and a nested loop chosen on them
+    // rescans a period per row. Without JIT: compiling these statements costs more (up to
+    // seconds under the disabled nested loops' costs) than it saves.
+    tx.batch_execute("SET LOCAL enable_nestloop = off; SET LOCAL jit = off").await?;
+    // Where the time goes, statement by statement (in the summary).
+    let mut timings = serde_json::Map::new();
+    let mut lap_at = std::time::Instant::now();
+    let mut lap = |name: &str| {
+        let ms = lap_at.elapsed().as_millis() as u64;
+        timings.insert(name.to_string(), json!(ms));
+        lap_at = std::time::Instant::now();
+    };
     tx.execute(sql::WORK_TABLE, &[]).await?;
     tx.execute(sql::WORK, &[&from, &today]).await?;
     tx.execute("ANALYZE agg_work", &[]).await?;
@@ -192,20 +217,32 @@ pub async fn aggregate_day(
     let (pairs, changed, days): (i64, i64, Vec<NaiveDate>) =
         (work.try_get(0)?, work.try_get(1)?, work.try_get(2)?);
 
+    // Only the held periods that a pair falls in have anything to fold.
+    let warm: Vec<Period> = warm
+        .into_iter()
+        .filter(|p| days.iter().any(|d| p.start <= *d && *d <= p.end))
+        .collect();
+    let warm_prev_held: Vec<bool> = warm
+        .iter()
+        .map(|p| {
+            let prev = p.previous();
+            is_held(p.kind, prev.start) || cold.contains(&prev)
+        })
+        .collect();
     // Periods written now: a target after them needs its change and trend again.
-    let touched = |p: &Period| {
-        cold.contains(p)
-            || (warm.contains(p) && days.iter().any(|d| p.start <= *d && *d <= p.end))
-    };
+    let touched = |p: &Period| cold.contains(p) || warm.contains(p);
     let successors: Vec<Period> = periods
         .iter()
         .filter(|p| touched(&p.previous()))
         .copied()
         .collect();
     let mut rows = [0u64; 2];
+    lap("work_ms");
     for (i, level) in [&DATABASES, &INSTANCES].into_iter().enumerate() {
         rows[i] += compute(&tx, level, &cold, &prev_held, today).await?;
+        lap(&format!("{}_compute_ms", level.table));
         rows[i] += fold(&tx, level, &warm, &warm_prev_held, &days, changed > 0, today).await?;
+        lap(&format!("{}_fold_ms", level.table));
         if !successors.is_empty() {
             let a = Arrays::new(&successors);
             tx.execute(
@@ -213,9 +250,11 @@ pub async fn aggregate_day(
                 &[&a.kinds, &a.starts, &a.prev_starts],
             )
             .await?;
+            lap(&format!("{}_refresh_ms", level.table));
         }
     }
     tx.execute(sql::MARK, &[&from, &today]).await?;
+    lap("mark_ms");
     let a = Arrays::new(&periods);
     tx.execute(sql::REGISTER, &[&a.kinds, &a.starts, &a.ends]).await?;
 
@@ -231,6 +270,7 @@ pub async fn aggregate_day(
         "database_rows": rows[0],
         "instance_rows": rows[1],
         "duration_ms": started.elapsed().as_millis() as u64,
+        "timings": timings,
     });
     tx.execute(
         "INSERT INTO aggregation_days (business_date, run_id, summary) VALUES ($1, $2, $3) \

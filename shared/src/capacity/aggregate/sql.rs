@@ -176,9 +176,12 @@ pub enum Fold {
     Rebuild,
 }
 
-/// Held periods ($1..$4: type, start, end, previous start; $6, $7: previous end, whether the
-/// previous period is held) advanced by `agg_work`.
-pub fn fold(level: &Level, mode: Fold) -> String {
+/// Held periods advanced by `agg_work`, in two statements: collect the new contributions per
+/// (key, period) into `agg_new` ($1..$4: type, start, end, previous start; $5 as in [`Fold`]),
+/// then merge them into the aggregates ($1..$6: type, start, end, previous start and end,
+/// whether the previous period is held; `raw_prev`: history $7..=$8 of previous periods not
+/// held).
+pub fn fold(level: &Level, mode: Fold, raw_prev: bool) -> [String; 2] {
     let Level { stats, bytes, .. } = level;
     let table = level.table;
     let s_keys = level.aliased("s");
@@ -189,6 +192,8 @@ pub fn fold(level: &Level, mode: Fold) -> String {
     } else {
         ""
     };
+    // The days' rows on their own first: read by the date index, whatever the join.
+    let day_count = if level.database_count { ", s.database_count" } else { "" };
     let rebuilt = "rebuilt AS (SELECT DISTINCT w.instance_id, ps.period_type, ps.period_start \
         FROM agg_work w JOIN periods ps ON w.collected_date BETWEEN ps.period_start AND ps.period_end \
         WHERE w.changed)";
@@ -198,11 +203,12 @@ pub fn fold(level: &Level, mode: Fold) -> String {
                FROM agg_work w JOIN periods ps ON w.collected_date BETWEEN ps.period_start AND ps.period_end \
                WHERE NOT EXISTS (SELECT 1 FROM rebuilt r WHERE r.instance_id = w.instance_id \
                  AND r.period_type = ps.period_type AND r.period_start = ps.period_start)), \
+             day AS MATERIALIZED (SELECT {s_keys}, s.collected_date, s.{bytes}{day_count} FROM {stats} s \
+               WHERE s.collected_date = ANY($5::date[])), \
              new AS (SELECT {s_keys}, pr.period_type, pr.period_start, \
                  sum(s.{bytes})::bigint AS sum_bytes, count(*) AS n, max(s.{bytes}) AS max_bytes, \
                  min(s.{bytes}) AS min_bytes, max(s.collected_date) AS last_date{count} \
-               FROM pairs pr JOIN {stats} s ON s.instance_id = pr.instance_id AND s.collected_date = pr.collected_date \
-               WHERE s.collected_date = ANY($5::date[]) \
+               FROM pairs pr JOIN day s ON s.instance_id = pr.instance_id AND s.collected_date = pr.collected_date \
                GROUP BY {s_keys}, pr.period_type, pr.period_start)"
         ),
         Fold::Rebuild => format!(
@@ -249,31 +255,81 @@ pub fn fold(level: &Level, mode: Fold) -> String {
     } else {
         String::new()
     };
-    // The previous period's average: held, or (a period never computed) from the history of
-    // the instances written.
+    // The previous period's average: held, or (a period never computed, `raw_prev`: history
+    // $7..=$8) from the history of the instances written.
+    let raw = if raw_prev {
+        format!(
+            "UNION ALL SELECT {s_keys}, ps.period_type, ps.prev_start, avg(s.{bytes}) \
+             FROM periods ps JOIN {stats} s ON s.collected_date BETWEEN ps.prev_start AND ps.prev_end \
+             WHERE NOT ps.prev_held AND s.collected_date BETWEEN $7 AND $8 \
+               AND s.instance_id IN (SELECT instance_id FROM agg_new) \
+             GROUP BY {s_keys}, ps.period_type, ps.prev_start"
+        )
+    } else {
+        String::new()
+    };
     let select_from = format!(
         "FROM (SELECT m.*, m.sum_bytes::numeric / m.sample_count AS avg_bytes FROM merged m) c \
          LEFT JOIN (SELECT {a_keys}, a.period_type, a.period_start, {} AS avg_bytes \
              FROM periods ps JOIN {table} a ON a.period_type = ps.period_type AND a.period_start = ps.prev_start \
-             WHERE ps.prev_held \
-           UNION ALL SELECT {s_keys}, ps.period_type, ps.prev_start, avg(s.{bytes}) \
-             FROM periods ps JOIN {stats} s ON s.collected_date BETWEEN ps.prev_start AND ps.prev_end \
-             WHERE NOT ps.prev_held AND s.instance_id IN (SELECT instance_id FROM new) \
-             GROUP BY {s_keys}, ps.period_type, ps.prev_start) p \
+             WHERE ps.prev_held {raw}) p \
            ON {} AND p.period_type = c.period_type AND p.period_start = c.prev_start",
         exact_avg("a"),
         level.same_keys("p", "c")
     );
-    format!(
+    let merge = format!(
         "WITH periods AS (SELECT * FROM unnest($1::text[], $2::date[], $3::date[], $4::date[], \
-             $6::date[], $7::bool[]) AS p(period_type, period_start, period_end, prev_start, prev_end, prev_held)), \
-         {rebuilt}, {source}, \
+             $5::date[], $6::bool[]) AS p(period_type, period_start, period_end, prev_start, prev_end, prev_held)), \
          merged AS (SELECT {n_keys}, n.period_type, n.period_start, ps.period_end, ps.prev_start, \
              {sum} AS sum_bytes, {n} AS sample_count, {max} AS max_bytes, {min} AS min_bytes, \
              {last} AS last_date{merged_count} \
-           FROM new n JOIN periods ps USING (period_type, period_start) {held}) \
+           FROM agg_new n JOIN periods ps USING (period_type, period_start) {held}) \
          {}",
         level.upsert(&select_from)
+    );
+    let columns = new_columns(level);
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    let names = names.join(", ");
+    let collect = format!(
+        "INSERT INTO agg_new ({names}) \
+         WITH periods AS (SELECT * FROM unnest($1::text[], $2::date[], $3::date[], $4::date[]) \
+             AS p(period_type, period_start, period_end, prev_start)), \
+         {rebuilt}, {source} SELECT {names} FROM new"
+    );
+    [collect, merge]
+}
+
+/// The columns of `agg_new`: one level's new contributions per (key, period).
+fn new_columns(level: &Level) -> Vec<(&'static str, &'static str)> {
+    let mut cols = vec![("instance_id", "bigint")];
+    if !level.database_count {
+        cols.push(("database_name", "text"));
+    }
+    cols.extend([
+        ("period_type", "text"),
+        ("period_start", "date"),
+        ("sum_bytes", "bigint"),
+        ("n", "bigint"),
+        ("max_bytes", "bigint"),
+        ("min_bytes", "bigint"),
+        ("last_date", "date"),
+    ]);
+    if level.database_count {
+        cols.push(("database_count", "int"));
+    }
+    cols
+}
+
+/// A fresh `agg_new` for one level (dropped at commit). Its statistics (ANALYZE after the
+/// collect) are what lets the merge join on whole keys.
+pub fn new_table(level: &Level) -> String {
+    let cols: Vec<String> = new_columns(level)
+        .iter()
+        .map(|(n, t)| format!("{n} {t}"))
+        .collect();
+    format!(
+        "DROP TABLE IF EXISTS agg_new; CREATE TEMP TABLE agg_new ({}) ON COMMIT DROP",
+        cols.join(", ")
     )
 }
 
