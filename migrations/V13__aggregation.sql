@@ -5,6 +5,10 @@
 -- date of its latest sample (an instance's database count is the latest one's).
 ALTER TABLE database_size_aggregations ADD COLUMN sum_bytes bigint, ADD COLUMN last_date date;
 ALTER TABLE instance_size_aggregations ADD COLUMN sum_bytes bigint, ADD COLUMN last_date date;
+-- A night rewrites every current week's, month's and quarter's row in place: room on the
+-- page keeps those updates HOT (no index touched; the folded columns are not indexed).
+ALTER TABLE database_size_aggregations SET (fillfactor = 70);
+ALTER TABLE instance_size_aggregations SET (fillfactor = 70);
 
 -- Which (instance, day) of history the aggregates hold: the collected_at they were folded
 -- at. NULL: never folded; older than collected_at: re-collected since (those periods of

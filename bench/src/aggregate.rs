@@ -19,7 +19,23 @@ use crate::measure::{load_average, percentile, scale, Measure};
 
 const SCENARIO: &str = "aggregate";
 const DATABASES_PER_INSTANCE: i64 = 200;
-const NIGHTS: u64 = 3;
+/// Nights measured per fleet (`TIDEMARK_BENCH_AGG_NIGHTS`, default 3).
+fn night_count() -> u64 {
+    env_list("TIDEMARK_BENCH_AGG_NIGHTS", &[3])[0].max(1)
+}
+
+/// A comma-separated list of numbers from the environment, or `default`.
+fn env_list(name: &str, default: &[u64]) -> Vec<u64> {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect::<Vec<u64>>()
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_vec())
+}
 /// Instances the per-instance loop is timed on.
 const LOOP_SAMPLE: i64 = 20;
 
@@ -113,7 +129,17 @@ async fn loop_per_instance(
         for s in &statements {
             tx.execute(
                 s.as_str(),
-                &[&kinds, &starts, &ends, &prev_starts, &prev_ends, &held, &from, &today, &id],
+                &[
+                    &kinds,
+                    &starts,
+                    &ends,
+                    &prev_starts,
+                    &prev_ends,
+                    &held,
+                    &from,
+                    &today,
+                    &id,
+                ],
             )
             .await?;
         }
@@ -130,7 +156,9 @@ struct Fleet {
 
 /// One fleet: load, first run, three nights, the loop.
 async fn fleet(f: &Fleet) -> anyhow::Result<(Measure, f64)> {
-    let t = TestStack::start().await;
+    // The first run reads every period from history: longer than the API's statement timeout
+    // on a big fleet.
+    let t = TestStack::start_with(vec![("TIDEMARK_DB_STATEMENT_TIMEOUT_SECS", "3600")]).await;
     let app = &t.stack.app;
     let mut pg = t.db.connect().await;
     let today = app.config.business_date(chrono::Utc::now());
@@ -139,10 +167,16 @@ async fn fleet(f: &Fleet) -> anyhow::Result<(Measure, f64)> {
     let rows = load(&pg, f.instances, first, last).await?;
     let load_s = started.elapsed().as_secs_f64();
     let size: String = pg
-        .query_one("SELECT pg_size_pretty(pg_database_size(current_database()))", &[])
+        .query_one(
+            "SELECT pg_size_pretty(pg_database_size(current_database()))",
+            &[],
+        )
         .await?
         .get(0);
-    eprintln!("aggregate: {} instances, {} days: {rows} rows in {load_s:.1} s ({size})", f.instances, f.days);
+    eprintln!(
+        "aggregate: {} instances, {} days: {rows} rows in {load_s:.1} s ({size})",
+        f.instances, f.days
+    );
 
     // The first run: every period from history (what every night cost before).
     let started = Instant::now();
@@ -153,16 +187,22 @@ async fn fleet(f: &Fleet) -> anyhow::Result<(Measure, f64)> {
     // Nights: the day's collection lands, then the aggregation folds it.
     let mut nights = Vec::new();
     let mut written = 0;
-    for k in 0..NIGHTS {
+    let nights_n = night_count();
+    for k in 0..nights_n {
         let day = today + Days::new(k);
         load(&pg, 0, day, day).await?;
         let started = Instant::now();
         let s = tidemark::capacity::aggregate_on(app, day).await?;
         nights.push(started.elapsed());
-        written = s["database_rows"].as_u64().unwrap_or(0) + s["instance_rows"].as_u64().unwrap_or(0);
-        eprintln!("aggregate: night {day} {:.1} s: {s}", nights[k as usize].as_secs_f64());
+        written =
+            s["database_rows"].as_u64().unwrap_or(0) + s["instance_rows"].as_u64().unwrap_or(0);
+        eprintln!(
+            "aggregate: night {day} {:.1} s: {s}",
+            nights[k as usize].as_secs_f64()
+        );
     }
-    let per_instance = loop_per_instance(&mut pg, today + Days::new(NIGHTS - 1), f.instances).await?;
+    let per_instance =
+        loop_per_instance(&mut pg, today + Days::new(nights_n - 1), f.instances).await?;
     let loop_total = per_instance * f.instances as u32;
     let night_ms = percentile(&nights, 0.5);
     let m = Measure::new(
@@ -190,14 +230,19 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
     let scale = scale();
     // Below 1 (a quick check of the scenario) the 1x fleet shrinks too.
     let base = ((200.0 * scale.min(1.0)).round() as i64).max(2);
-    let mut fleets = vec![
-        Fleet { instances: base, days: 30 },
-        Fleet { instances: base, days: 365 },
-    ];
+    // History lengths at 1x (`TIDEMARK_BENCH_AGG_DAYS`, default 30,365) and at the scaled
+    // fleet (`TIDEMARK_BENCH_AGG_SCALED_DAYS`, default 30).
+    let mut fleets: Vec<Fleet> = env_list("TIDEMARK_BENCH_AGG_DAYS", &[30, 365])
+        .into_iter()
+        .map(|days| Fleet {
+            instances: base,
+            days,
+        })
+        .collect();
     if scale > 1.0 {
         fleets.push(Fleet {
             instances: (200.0 * scale).round() as i64,
-            days: 30,
+            days: env_list("TIDEMARK_BENCH_AGG_SCALED_DAYS", &[30])[0],
         });
     }
     let mut out = Vec::new();
@@ -207,11 +252,14 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
         out.push(m);
         nights.push(night);
     }
-    // History length: 365 days against 30; fleet size: N x against 1x.
-    let mut summary = json!({
-        "history_365_vs_30": (nights[1] / nights[0] * 100.0).round() / 100.0,
-    });
-    if let Some(big) = nights.get(2) {
+    // History length: the second 1x fleet against the first; fleet size: N x against 1x.
+    let ones = fleets.iter().filter(|f| f.instances == base).count();
+    let mut summary = json!({});
+    if ones > 1 {
+        summary["history_longer_vs_shorter"] =
+            json!((nights[1] / nights[0] * 100.0).round() / 100.0);
+    }
+    if let Some(big) = nights.get(ones).filter(|_| scale > 1.0) {
         summary["scale_vs_1x"] = json!((big / nights[0] * 100.0).round() / 100.0);
         summary["scale"] = json!(scale);
     }

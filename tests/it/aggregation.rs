@@ -98,7 +98,10 @@ async fn a_late_day_is_folded_into_its_periods() {
     let s = tidemark::capacity::aggregate_on(&t.stack.app, today)
         .await
         .unwrap();
-    assert_eq!((s["pairs_folded"].clone(), s["pairs_recollected"].clone()), (json!(1), json!(0)));
+    assert_eq!(
+        (s["pairs_folded"].clone(), s["pairs_recollected"].clone()),
+        (json!(1), json!(0))
+    );
     let after = rows_of(&c, today).await;
     let week: i64 = scalar(
         &c,
@@ -172,7 +175,10 @@ async fn aggregations_run_as_task_runs_and_backfill() {
     assert_eq!(run["trigger"], json!("api"));
     let items = t.run_items(&run_id).await;
     assert_eq!(items.len(), 3);
-    assert!(items.iter().all(|i| i["status"] == json!("completed")), "{items:?}");
+    assert!(
+        items.iter().all(|i| i["status"] == json!("completed")),
+        "{items:?}"
+    );
     let daily: i64 = scalar(
         &c,
         "SELECT count(*) FROM database_size_aggregations WHERE period_type = 'daily'",
@@ -210,21 +216,42 @@ async fn aggregations_run_as_task_runs_and_backfill() {
     )
     .await
     .unwrap();
-    let r = t.post("/capacity/aggregations", Role::Operator, json!({})).await;
+    let r = t
+        .post("/capacity/aggregations", Role::Operator, json!({}))
+        .await;
     assert_eq!((r.status, r.code()), (409, "CONFLICT"), "{r:?}");
     for (body, field) in [
         (json!({"date": (today + Days::new(1)).to_string()}), "date"),
-        (json!({"start_date": "2024-01-01", "end_date": "2025-12-31"}), "end_date"),
-        (json!({"start_date": "2026-01-02", "end_date": "2026-01-01"}), "end_date"),
+        (
+            json!({"start_date": "2024-01-01", "end_date": "2025-12-31"}),
+            "end_date",
+        ),
+        (
+            json!({"start_date": "2026-01-02", "end_date": "2026-01-01"}),
+            "end_date",
+        ),
         (json!({"start_date": "2026-01-02"}), "end_date"),
-        (json!({"date": "2026-01-02", "end_date": "2026-01-03"}), "date"),
+        (
+            json!({"date": "2026-01-02", "end_date": "2026-01-03"}),
+            "date",
+        ),
     ] {
-        let r = t.post("/capacity/aggregations", Role::Operator, body.clone()).await;
-        assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR"), "{body}: {r:?}");
+        let r = t
+            .post("/capacity/aggregations", Role::Operator, body.clone())
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "VALIDATION_ERROR"),
+            "{body}: {r:?}"
+        );
         assert_eq!(r.body["error"]["field"], json!(field), "{body}: {r:?}");
     }
-    let r = t.post("/capacity/aggregations", Role::Operator, json!({"date": 5})).await;
+    let r = t
+        .post("/capacity/aggregations", Role::Operator, json!({"date": 5}))
+        .await;
     assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR"), "{r:?}");
-    let r = t.post("/capacity/aggregations", Role::Viewer, json!({})).await;
+    let r = t
+        .post("/capacity/aggregations", Role::Viewer, json!({}))
+        .await;
     assert_eq!(r.status, 403, "{r:?}");
 }

@@ -22,7 +22,7 @@ pub fn spawn(app: App) {
                     .await
                     .map(|run| serde_json::json!({"run_id": run})),
                     Job::Aggregate => tidemark::capacity::aggregate(&app).await,
-                    Job::Maintenance => tidemark::system::maintenance::run(&app).await,
+                    Job::Maintenance => tidemark::system::maintenance::scheduled(&app).await,
                 };
                 if let Err(e) = result {
                     tracing::error!(job = schedule.job.key(), error = %format!("{e:#}"), "scheduled job failed");

@@ -74,7 +74,11 @@ where
             Ok(metrics) => ("completed", metrics, None),
             Err(e) => {
                 failed = true;
-                ("failed", Value::Object(Default::default()), Some(format!("{e:#}")))
+                (
+                    "failed",
+                    Value::Object(Default::default()),
+                    Some(format!("{e:#}")),
+                )
             }
         };
         client

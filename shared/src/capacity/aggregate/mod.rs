@@ -54,7 +54,11 @@ impl Arrays {
 }
 
 /// Rows written by one level's statements.
-async fn execute(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> anyhow::Result<u64> {
+async fn execute(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> anyhow::Result<u64> {
     Ok(tx.execute(sql, params).await?)
 }
 
@@ -81,7 +85,16 @@ async fn compute(
     execute(
         tx,
         &sql::compute(level),
-        &[&a.kinds, &a.starts, &a.ends, &a.prev_starts, &a.prev_ends, &held, &from, &today],
+        &[
+            &a.kinds,
+            &a.starts,
+            &a.ends,
+            &a.prev_starts,
+            &a.prev_ends,
+            &held,
+            &from,
+            &today,
+        ],
     )
     .await
 }
@@ -110,8 +123,14 @@ async fn fold(
         .collect();
     let raw_from = raw.iter().map(|p| p.start).min().unwrap_or(today);
     let raw_to = raw.iter().map(|p| p.end).max().unwrap_or(today);
-    let mut merge: Vec<&(dyn ToSql + Sync)> =
-        vec![&a.kinds, &a.starts, &a.ends, &a.prev_starts, &a.prev_ends, &prev_held];
+    let mut merge: Vec<&(dyn ToSql + Sync)> = vec![
+        &a.kinds,
+        &a.starts,
+        &a.ends,
+        &a.prev_starts,
+        &a.prev_ends,
+        &prev_held,
+    ];
     if !raw.is_empty() {
         merge.extend([&raw_from as &(dyn ToSql + Sync), &raw_to]);
     }
@@ -128,9 +147,13 @@ async fn fold(
         let [collect, merge_sql] = sql::fold(level, mode, !raw.is_empty());
         tx.batch_execute(&sql::new_table(level)).await?;
         let collected = tx
-            .execute(&collect, &[&a.kinds, &a.starts, &a.ends, &a.prev_starts, fifth])
+            .execute(
+                &collect,
+                &[&a.kinds, &a.starts, &a.ends, &a.prev_starts, fifth],
+            )
             .await;
-        tx.batch_execute("SET LOCAL enable_nestloop = off; ANALYZE agg_new").await?;
+        tx.batch_execute("SET LOCAL enable_nestloop = off; ANALYZE agg_new")
+            .await?;
         collected?;
         rows += execute(tx, &merge_sql, &merge).await?;
     }
@@ -160,8 +183,11 @@ pub async fn aggregate_day(
         .start()
         .await?;
     // Two runs at once would fold the same pairs twice.
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext('tidemark_aggregation'))", &[])
-        .await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('tidemark_aggregation'))",
+        &[],
+    )
+    .await?;
     let all = Arrays::new(&periods);
     let mut held_set = std::collections::HashSet::new();
     for row in tx.query(sql::HELD, &[&all.kinds, &all.prev_starts]).await? {
@@ -169,9 +195,8 @@ pub async fn aggregate_day(
         let start: NaiveDate = row.try_get(1)?;
         held_set.insert((kind.to_string(), start));
     }
-    let is_held = |kind: PeriodKind, start: NaiveDate| {
-        held_set.contains(&(kind.as_str().to_string(), start))
-    };
+    let is_held =
+        |kind: PeriodKind, start: NaiveDate| held_set.contains(&(kind.as_str().to_string(), start));
     let mut target_held = std::collections::HashSet::new();
     for row in tx.query(sql::HELD, &[&all.kinds, &all.starts]).await? {
         let kind: &str = row.try_get(0)?;
@@ -195,7 +220,8 @@ pub async fn aggregate_day(
     // tables' statistics lag behind a night's writes, and a nested loop chosen on them
     // rescans a period per row. Without JIT: compiling these statements costs more (up to
     // seconds under the disabled nested loops' costs) than it saves.
-    tx.batch_execute("SET LOCAL enable_nestloop = off; SET LOCAL jit = off").await?;
+    tx.batch_execute("SET LOCAL enable_nestloop = off; SET LOCAL jit = off")
+        .await?;
     // Where the time goes, statement by statement (in the summary).
     let mut timings = serde_json::Map::new();
     let mut lap_at = std::time::Instant::now();
@@ -241,7 +267,16 @@ pub async fn aggregate_day(
     for (i, level) in [&DATABASES, &INSTANCES].into_iter().enumerate() {
         rows[i] += compute(&tx, level, &cold, &prev_held, today).await?;
         lap(&format!("{}_compute_ms", level.table));
-        rows[i] += fold(&tx, level, &warm, &warm_prev_held, &days, changed > 0, today).await?;
+        rows[i] += fold(
+            &tx,
+            level,
+            &warm,
+            &warm_prev_held,
+            &days,
+            changed > 0,
+            today,
+        )
+        .await?;
         lap(&format!("{}_fold_ms", level.table));
         if !successors.is_empty() {
             let a = Arrays::new(&successors);
@@ -256,7 +291,8 @@ pub async fn aggregate_day(
     tx.execute(sql::MARK, &[&from, &today]).await?;
     lap("mark_ms");
     let a = Arrays::new(&periods);
-    tx.execute(sql::REGISTER, &[&a.kinds, &a.starts, &a.ends]).await?;
+    tx.execute(sql::REGISTER, &[&a.kinds, &a.starts, &a.ends])
+        .await?;
 
     let summary = json!({
         "business_date": today,
@@ -279,8 +315,14 @@ pub async fn aggregate_day(
         &[&today, &run_id, &summary],
     )
     .await?;
-    crate::events::record(&tx, "INFO", "capacity", "aggregation finished", summary.clone())
-        .await?;
+    crate::events::record(
+        &tx,
+        "INFO",
+        "capacity",
+        "aggregation finished",
+        summary.clone(),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(summary = %summary, "aggregation finished");
     Ok(summary)

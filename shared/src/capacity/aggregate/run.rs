@@ -55,7 +55,9 @@ async fn drive(app: &App, run_id: Uuid, dates: &[NaiveDate]) -> anyhow::Result<V
         Ok(summary)
     })
     .await?;
-    Ok(json!({"run_id": run_id, "status": closed.status, "days": dates.len(), "summary": closed.summary}))
+    Ok(
+        json!({"run_id": run_id, "status": closed.status, "days": dates.len(), "summary": closed.summary}),
+    )
 }
 
 /// The daily aggregation job (function `aggregate`): today and any date missed since the
@@ -93,21 +95,35 @@ impl StartBody {
             (Some(d), None, None) => DateRange::new(d, d)?,
             (None, Some(s), Some(e)) => DateRange::new(s, e)?,
             (None, Some(_), None) => {
-                return Err(ApiError::validation("end_date", "end_date is required with start_date"))
+                return Err(ApiError::validation(
+                    "end_date",
+                    "end_date is required with start_date",
+                ))
             }
             (None, None, Some(_)) => {
-                return Err(ApiError::validation("start_date", "start_date is required with end_date"))
+                return Err(ApiError::validation(
+                    "start_date",
+                    "start_date is required with end_date",
+                ))
             }
             (None, None, None) => DateRange::new(today, today)?,
         };
         if range.end > today {
-            let field = if self.date.is_some() { "date" } else { "end_date" };
+            let field = if self.date.is_some() {
+                "date"
+            } else {
+                "end_date"
+            };
             return Err(ApiError::validation(
                 field,
                 format!("aggregation runs for business dates up to today ({today})"),
             ));
         }
-        Ok(range.start.iter_days().take(range.days() as usize).collect())
+        Ok(range
+            .start
+            .iter_days()
+            .take(range.days() as usize)
+            .collect())
     }
 }
 
@@ -122,7 +138,10 @@ pub async fn start(app: &App, req: Req) -> ApiResult {
     let today = app.config.business_date(chrono::Utc::now());
     let dates = body.dates(today)?;
     let Some(run_id) = open(app, Trigger::Api, &dates).await? else {
-        return Err(ApiError::conflict("CONFLICT", "an aggregation run is already live"));
+        return Err(ApiError::conflict(
+            "CONFLICT",
+            "an aggregation run is already live",
+        ));
     };
     // The run goes on after the answer; its progress is the task run's.
     let (app2, run_dates) = (app.clone(), dates.clone());

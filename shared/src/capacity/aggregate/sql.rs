@@ -139,9 +139,8 @@ pub fn compute(level: &Level) -> String {
         ("", "")
     };
     let keys = level.keys.join(", ");
-    let select_from = format!(
-        "FROM cur c LEFT JOIN prev p USING ({keys}, period_type, period_start)"
-    );
+    let select_from =
+        format!("FROM cur c LEFT JOIN prev p USING ({keys}, period_type, period_start)");
     format!(
         "WITH periods AS (SELECT * FROM unnest($1::text[], $2::date[], $3::date[], $4::date[], \
              $5::date[], $6::bool[]) AS p(period_type, period_start, period_end, prev_start, prev_end, prev_held)), \
@@ -193,7 +192,11 @@ pub fn fold(level: &Level, mode: Fold, raw_prev: bool) -> [String; 2] {
         ""
     };
     // The days' rows on their own first: read by the date index, whatever the join.
-    let day_count = if level.database_count { ", s.database_count" } else { "" };
+    let day_count = if level.database_count {
+        ", s.database_count"
+    } else {
+        ""
+    };
     let rebuilt = "rebuilt AS (SELECT DISTINCT w.instance_id, ps.period_type, ps.period_start \
         FROM agg_work w JOIN periods ps ON w.collected_date BETWEEN ps.period_start AND ps.period_end \
         WHERE w.changed)";
@@ -359,7 +362,8 @@ fn change_columns_named(cur: &str, prev: &str) -> String {
     format!("{bytes} AS change_bytes, {percent} AS change_percent, {trend} AS trend")
 }
 
-pub const WORK_TABLE: &str = "CREATE TEMP TABLE agg_work (instance_id bigint, collected_date date, \
+pub const WORK_TABLE: &str =
+    "CREATE TEMP TABLE agg_work (instance_id bigint, collected_date date, \
     collected_at timestamptz, changed bool) ON COMMIT DROP";
 
 /// The (instance, day) pairs of history in `$1..=$2` that the aggregates do not hold yet:
@@ -380,5 +384,6 @@ pub const MARK: &str = "UPDATE instance_size_stats s SET aggregated_at = w.colle
 pub const HELD: &str = "SELECT p.period_type, p.period_start FROM aggregation_periods a \
     JOIN unnest($1::text[], $2::date[]) AS p(period_type, period_start) USING (period_type, period_start)";
 
-pub const REGISTER: &str = "INSERT INTO aggregation_periods (period_type, period_start, period_end) \
+pub const REGISTER: &str =
+    "INSERT INTO aggregation_periods (period_type, period_start, period_end) \
     SELECT * FROM unnest($1::text[], $2::date[], $3::date[]) ON CONFLICT DO NOTHING";
