@@ -93,6 +93,10 @@ impl Level {
     }
 }
 
+// Every read of an aggregation table also names its periods as constant arrays: with nested
+// loops off, that is what lets the (period_type, period_start) index cut the table down to
+// those periods instead of a hash join over the whole table, which grows every night.
+
 /// The exact average of a stored aggregate (what `avg()` over its samples gives); rows
 /// written before sums were kept fall back to the rounded one.
 fn exact_avg(alias: &str) -> String {
@@ -157,6 +161,7 @@ pub fn compute(level: &Level) -> String {
            WHERE NOT ps.prev_held GROUP BY {s_keys}, ps.period_type, ps.period_start \
            UNION ALL SELECT {a_keys}, ps.period_type, ps.period_start, {} \
            FROM periods ps JOIN {table} a ON a.period_type = ps.period_type AND a.period_start = ps.prev_start \
+             AND a.period_type = ANY($1::text[]) AND a.period_start = ANY($4::date[]) \
            WHERE ps.prev_held) \
          {}",
         exact_avg("a"),
@@ -228,7 +233,8 @@ pub fn fold(level: &Level, mode: Fold, raw_prev: bool) -> [String; 2] {
     let (held, merged) = match mode {
         Fold::Add => (
             format!(
-                "LEFT JOIN {table} a ON {} AND a.period_type = n.period_type AND a.period_start = n.period_start",
+                "LEFT JOIN {table} a ON {} AND a.period_type = n.period_type AND a.period_start = n.period_start \
+                 AND a.period_type = ANY($1::text[]) AND a.period_start = ANY($2::date[])",
                 level.same_keys("a", "n")
             ),
             (
@@ -275,6 +281,7 @@ pub fn fold(level: &Level, mode: Fold, raw_prev: bool) -> [String; 2] {
         "FROM (SELECT m.*, m.sum_bytes::numeric / m.sample_count AS avg_bytes FROM merged m) c \
          LEFT JOIN (SELECT {a_keys}, a.period_type, a.period_start, {} AS avg_bytes \
              FROM periods ps JOIN {table} a ON a.period_type = ps.period_type AND a.period_start = ps.prev_start \
+             AND a.period_type = ANY($1::text[]) AND a.period_start = ANY($4::date[]) \
              WHERE ps.prev_held {raw}) p \
            ON {} AND p.period_type = c.period_type AND p.period_start = c.prev_start",
         exact_avg("a"),
@@ -346,7 +353,9 @@ pub fn refresh_changes(level: &Level) -> String {
              AS p(period_type, period_start, prev_start)), \
          x AS (SELECT {c_keys}, c.period_type, c.period_start, {} \
            FROM periods ps JOIN {table} c ON c.period_type = ps.period_type AND c.period_start = ps.period_start \
+             AND c.period_type = ANY($1::text[]) AND c.period_start = ANY($2::date[]) \
            JOIN {table} p ON {} AND p.period_type = ps.period_type AND p.period_start = ps.prev_start \
+             AND p.period_type = ANY($1::text[]) AND p.period_start = ANY($3::date[]) \
            WHERE p.calculated_at = now() AND c.calculated_at <> now()) \
          UPDATE {table} t SET change_bytes = x.change_bytes, change_percent = x.change_percent, \
              trend = x.trend, calculated_at = now() \
