@@ -220,8 +220,12 @@ pub async fn aggregate_day(
     // tables' statistics lag behind a night's writes, and a nested loop chosen on them
     // rescans a period per row. Without JIT: compiling these statements costs more (up to
     // seconds under the disabled nested loops' costs) than it saves.
-    tx.batch_execute("SET LOCAL enable_nestloop = off; SET LOCAL jit = off")
-        .await?;
+    // A period computed from history for the first time (after a deploy, on a large fleet)
+    // takes longer than the API's statement timeout; the job is bounded by its function's.
+    tx.batch_execute(
+        "SET LOCAL enable_nestloop = off; SET LOCAL jit = off; SET LOCAL statement_timeout = '14min'",
+    )
+    .await?;
     // Where the time goes, statement by statement (in the summary).
     let mut timings = serde_json::Map::new();
     let mut lap_at = std::time::Instant::now();
