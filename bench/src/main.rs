@@ -3,6 +3,7 @@
 //! Each scenario builds its own data in a fresh database, drives the local stack over HTTP
 //! where a user would, and measures its naive baseline side by side in the same run.
 
+mod aggregate;
 mod alerts;
 mod api;
 mod cold_start;
@@ -18,6 +19,7 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Scenario {
     Alerts,
+    Aggregate,
     Api,
     ColdStart,
     TagsBulk,
@@ -34,13 +36,20 @@ struct Cli {
     /// One JSON object per measure instead of the table.
     #[arg(long)]
     json: bool,
+    /// Multiplies the fleet (as `TIDEMARK_BENCH_SCALE` does), e.g. `--scale 10`.
+    #[arg(long)]
+    scale: Option<f64>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(scale) = cli.scale {
+        std::env::set_var("TIDEMARK_BENCH_SCALE", scale.to_string());
+    }
     let measures = match cli.scenario {
         Scenario::Alerts => alerts::run().await?,
+        Scenario::Aggregate => aggregate::run().await?,
         Scenario::Api => api::run().await?,
         Scenario::ColdStart => cold_start::run().await?,
         Scenario::TagsBulk => tags_bulk::run().await?,

@@ -77,6 +77,14 @@ pub fn scale() -> f64 {
         .unwrap_or(1.0)
 }
 
+/// The machine's 1/5/15-minute load average (`/proc/loadavg`): other work on a shared
+/// machine shows in every figure, so each scenario prints it beside them.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn round(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }

@@ -77,6 +77,7 @@ pub fn routes() -> &'static [Route] {
             route!(GET "/alert-deliveries", Viewer, "api-capacity", alerts::api::deliveries),
             // api-tasks: starting collections and following their runs.
             route!(POST "/collections", Operator, "api-tasks", collect::start),
+            route!(POST "/capacity/aggregations", Operator, "api-tasks", capacity::aggregate::start),
             route!(GET "/task-runs", Viewer, "api-tasks", tasks::api::list),
             route!(GET "/task-runs/{run_id}", Viewer, "api-tasks", tasks::api::get),
             route!(GET "/task-runs/{run_id}/items", Viewer, "api-tasks", tasks::api::items),

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use tidemark_tests::{Role, TestStack};
 use tokio_postgres::types::ToSql;
 
-fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+pub(crate) fn d(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).unwrap()
 }
 
@@ -51,7 +51,7 @@ async fn insert_sizes(
     .unwrap();
 }
 
-async fn database_sizes(
+pub(crate) async fn database_sizes(
     c: &tokio_postgres::Client,
     instance_id: i64,
     database: &str,
@@ -63,7 +63,7 @@ async fn database_sizes(
     insert_sizes(c, instance_id, Of::Db(database), from, to, start, per_day).await
 }
 
-async fn instance_sizes(
+pub(crate) async fn instance_sizes(
     c: &tokio_postgres::Client,
     instance_id: i64,
     from: NaiveDate,
@@ -145,7 +145,7 @@ async fn database_aggregate(
 /// `orders`: 1000 bytes from September to November 15, 2000 from November 16 to 23, then
 /// 2100 (yesterday) and 2200 (today). `logs`: 1000 in the week of November 9, 500 the week
 /// after. Instance totals: ten times `orders`.
-async fn seed_history(t: &TestStack) -> (i64, i64, i64) {
+pub(crate) async fn seed_history(t: &TestStack) -> (i64, i64, i64) {
     let c = t.db.connect().await;
     let a = t.seed_instance("pg-active").await;
     let paused = t.seed_instance("pg-paused").await;

@@ -5,6 +5,7 @@
 //!
 //! Run one area with a filter, e.g. `cargo test --test it -- ledger::`.
 
+mod aggregation;
 mod alerts;
 mod audit;
 mod auth;

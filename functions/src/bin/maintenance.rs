@@ -2,8 +2,8 @@
 
 #[tokio::main]
 async fn main() -> Result<(), tidemark_functions::Error> {
-    tidemark_functions::serve_job(
-        |app| async move { tidemark::system::maintenance::run(&app).await },
-    )
+    tidemark_functions::serve_job(|app| async move {
+        tidemark::system::maintenance::scheduled(&app).await
+    })
     .await
 }

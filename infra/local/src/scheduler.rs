@@ -16,7 +16,7 @@ pub fn spawn(app: App) {
                 let result = match schedule.job {
                     Job::Collect => tidemark::collect::dispatch_scheduled(&app).await,
                     Job::Aggregate => tidemark::capacity::aggregate(&app).await,
-                    Job::Maintenance => tidemark::system::maintenance::run(&app).await,
+                    Job::Maintenance => tidemark::system::maintenance::scheduled(&app).await,
                 };
                 if let Err(e) = result {
                     tracing::error!(job = schedule.job.key(), error = %format!("{e:#}"), "scheduled job failed");

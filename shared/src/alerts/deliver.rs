@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{topic, ChannelKind, Condition, Severity};
-use crate::web::sql::Counted;
 use crate::values::label;
+use crate::web::sql::Counted;
 use crate::App;
 
 /// Attempts per digest, and the wait before the second one (doubled each time).

@@ -3,6 +3,7 @@
 //! `api` the handlers.
 
 pub mod api;
+pub mod jobs;
 pub mod run;
 pub mod stale;
 
@@ -30,5 +31,12 @@ crate::text_enum! {
     /// What started a run.
     pub enum Trigger {
         Scheduled = "scheduled", Manual = "manual", Api = "api",
+    }
+}
+
+crate::text_enum! {
+    /// What a run does (its `task_key`): at most one unfinished run of each kind.
+    pub enum RunKind {
+        Collect = "collect_databases", Aggregate = "aggregate_capacity", Maintenance = "maintenance",
     }
 }
