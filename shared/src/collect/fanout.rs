@@ -118,6 +118,7 @@ async fn fan_out(
                     host: r.try_get(1)?,
                     port: r.try_get(2)?,
                     collected_date,
+                    tables_of: None,
                 })
             })
             .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
@@ -159,9 +160,42 @@ pub enum Visit {
     Gone(String),
 }
 
+/// An instance ready to visit: its adapter, where to reach it and what not to collect.
+pub struct Loaded {
+    pub adapter: &'static dyn super::adapter::Adapter,
+    pub target: Target,
+    pub exclusions: Exclusions,
+}
+
 /// Loads the instance, its credential and its adapter, and collects its server. `Err` only for
 /// trouble with the app database; everything about the managed server is a `Visit`.
 pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow::Result<Visit> {
+    let Loaded {
+        adapter,
+        target,
+        exclusions,
+    } = match load(app, instance_id, require_active).await? {
+        Ok(loaded) => loaded,
+        Err(visit) => return Ok(visit),
+    };
+    Ok(match adapter.collect(&target, &exclusions).await {
+        Ok(collected) => Visit::Collected {
+            collected,
+            excluded: exclusions.excluded_count(),
+        },
+        Err(e) => {
+            tracing::warn!(instance_id, target = ?target, error = %format!("{e:#}"), "collection failed");
+            Visit::Failed(format!("{e:#}"))
+        }
+    })
+}
+
+/// The instance, its credential and its adapter; `Err(Visit)` when it cannot be visited.
+pub async fn load(
+    app: &App,
+    instance_id: i64,
+    require_active: bool,
+) -> anyhow::Result<Result<Loaded, Visit>> {
     let client = app.db.get().await?;
     let Some(row) = client
         .query_opt(
@@ -172,17 +206,17 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
         )
         .await?
     else {
-        return Ok(Visit::Gone("the instance no longer exists".into()));
+        return Ok(Err(Visit::Gone("the instance no longer exists".into())));
     };
     if row.try_get::<_, bool>("deleted")? {
-        return Ok(Visit::Gone("the instance was deleted".into()));
+        return Ok(Err(Visit::Gone("the instance was deleted".into())));
     }
     if require_active && !row.try_get::<_, bool>("is_active")? {
-        return Ok(Visit::Gone("the instance was deactivated".into()));
+        return Ok(Err(Visit::Gone("the instance was deactivated".into())));
     }
     let db_type: String = row.try_get("db_type")?;
     let Some(adapter) = adapter_for(&db_type) else {
-        return Ok(Visit::Failed(format!("no collector for db_type {db_type}")));
+        return Ok(Err(Visit::Failed(format!("no collector for db_type {db_type}"))));
     };
     let credential =
         match crate::credentials::secret_for_instance(app, &client, row.try_get("credential_id")?)
@@ -195,7 +229,7 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
                     return Err(e);
                 }
                 // The message names the credential and the key version, never the password.
-                return Ok(Visit::Failed(format!("{e:#}")));
+                return Ok(Err(Visit::Failed(format!("{e:#}"))));
             }
         };
     drop(client);
@@ -215,16 +249,11 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
     };
     let exclude_databases: Vec<String> = row.try_get("exclude_databases")?;
     let exclusions = Exclusions::new(adapter, &exclude_databases);
-    Ok(match adapter.collect(&target, &exclusions).await {
-        Ok(collected) => Visit::Collected {
-            collected,
-            excluded: exclusions.excluded_count(),
-        },
-        Err(e) => {
-            tracing::warn!(instance_id, target = ?target, error = %format!("{e:#}"), "collection failed");
-            Visit::Failed(format!("{e:#}"))
-        }
-    })
+    Ok(Ok(Loaded {
+        adapter,
+        target,
+        exclusions,
+    }))
 }
 
 /// Collects one instance for one run (`collect-instance`); idempotent under redelivery: an
@@ -232,38 +261,25 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
 /// marked finished in the same transaction as the sizes are written. An unreachable server
 /// is a recorded item failure (`Ok`); `Err` means trouble with the app database: retry.
 pub async fn process(app: &App, message: &CollectMessage) -> anyhow::Result<()> {
+    if message.tables_of.is_some() {
+        return crate::tables::process(app, message).await;
+    }
     let run_id = message.run_id;
-    let item_key = message.instance_id.to_string();
-    let client = app.db.get().await?;
-    let claimed = client
-        .query_opt(
-            "UPDATE task_run_items it SET status = 'running', started_at = clock_timestamp(), error = NULL \
-             FROM task_runs r \
-             WHERE it.run_id = $1 AND it.item_key = $2 AND it.status IN ('pending', 'running') \
-               AND r.run_id = it.run_id AND r.status IN ('pending', 'running') \
-             RETURNING it.run_id",
-            &[&run_id, &item_key],
-        )
-        .await?;
-    drop(client);
-    if claimed.is_none() {
-        tracing::debug!(%run_id, instance_id = message.instance_id, "item finished, cancelled or unknown; message skipped");
+    if !claim(app, message).await? {
         return Ok(());
     }
     let started = Instant::now();
     let visit = visit(app, message.instance_id, true).await?;
+    // After the sizes, the tables of instances that collect them (their own transactions).
+    let tables = match &visit {
+        Visit::Collected { collected, .. } => {
+            crate::tables::after_sizes(app, message, &collected.databases).await?
+        }
+        _ => None,
+    };
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
-    // The item row lock serialises two deliveries of one message: the second finds the item
-    // finished and writes nothing.
-    let still_running = tx
-        .query_opt(
-            "SELECT 1 FROM task_run_items WHERE run_id = $1 AND item_key = $2 AND status = 'running' FOR UPDATE",
-            &[&run_id, &item_key],
-        )
-        .await?
-        .is_some();
-    if !still_running {
+    if !lock_running(&tx, message).await? {
         return Ok(());
     }
     let (status, metrics, error) = match visit {
@@ -312,12 +328,70 @@ pub async fn process(app: &App, message: &CollectMessage) -> anyhow::Result<()> 
         Visit::Failed(reason) => (ItemStatus::Failed, json!({}), Some(reason)),
         Visit::Gone(reason) => (ItemStatus::Cancelled, json!({}), Some(reason)),
     };
+    let mut metrics = metrics;
+    if let Some(tables) = tables {
+        metrics["tables"] = tables;
+    }
+    finish_item(&tx, message, started, status, &metrics, error.as_deref()).await?;
+    tx.commit().await?;
+    drop(client);
+    crate::tasks::finish_if_done(app, run_id).await?;
+    Ok(())
+}
+
+/// Marks the message's item running; false when it is finished, cancelled (or its run is) or
+/// unknown: the message is then skipped.
+pub async fn claim(app: &App, message: &CollectMessage) -> anyhow::Result<bool> {
+    let client = app.db.get().await?;
+    let claimed = client
+        .query_opt(
+            "UPDATE task_run_items it SET status = 'running', started_at = clock_timestamp(), error = NULL \
+             FROM task_runs r \
+             WHERE it.run_id = $1 AND it.item_key = $2 AND it.status IN ('pending', 'running') \
+               AND r.run_id = it.run_id AND r.status IN ('pending', 'running') \
+             RETURNING it.run_id",
+            &[&message.run_id, &message.instance_id.to_string()],
+        )
+        .await?;
+    if claimed.is_none() {
+        tracing::debug!(run_id = %message.run_id, instance_id = message.instance_id, "item finished, cancelled or unknown; message skipped");
+    }
+    Ok(claimed.is_some())
+}
+
+/// In the transaction that finishes the item: locks it and says whether it is still running.
+/// The row lock serialises two deliveries of one message: the second finds the item finished
+/// and writes nothing.
+pub async fn lock_running(
+    tx: &impl deadpool_postgres::GenericClient,
+    message: &CollectMessage,
+) -> Result<bool, tokio_postgres::Error> {
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM task_run_items WHERE run_id = $1 AND item_key = $2 AND status = 'running' FOR UPDATE",
+            &[&message.run_id, &message.instance_id.to_string()],
+        )
+        .await?
+        .is_some())
+}
+
+/// Records the item's end and counts it on its run (the caller commits, then calls
+/// `tasks::finish_if_done`).
+pub async fn finish_item(
+    tx: &impl deadpool_postgres::GenericClient,
+    message: &CollectMessage,
+    started: Instant,
+    status: ItemStatus,
+    metrics: &serde_json::Value,
+    error: Option<&str>,
+) -> Result<(), tokio_postgres::Error> {
     let duration_ms = started.elapsed().as_millis() as i64;
+    let (run_id, item_key) = (message.run_id, message.instance_id.to_string());
     tx.execute(
         "UPDATE task_run_items SET status = $3, completed_at = clock_timestamp(), duration_ms = $4, \
             metrics = $5, error = $6 \
          WHERE run_id = $1 AND item_key = $2",
-        &[&run_id, &item_key, &status.as_str(), &duration_ms, &metrics, &error],
+        &[&run_id, &item_key, &status.as_str(), &duration_ms, metrics, &error],
     )
     .await?;
     tx.execute(
@@ -326,8 +400,5 @@ pub async fn process(app: &App, message: &CollectMessage) -> anyhow::Result<()> 
         &[&run_id, &status.as_str()],
     )
     .await?;
-    tx.commit().await?;
-    drop(client);
-    crate::tasks::finish_if_done(app, run_id).await?;
     Ok(())
 }

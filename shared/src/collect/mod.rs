@@ -8,8 +8,10 @@
 pub mod adapter;
 pub mod fanout;
 pub mod mysql;
+mod mysql_tables;
 pub mod persist;
 pub mod postgres;
+pub mod postgres_tables;
 
 use std::time::Instant;
 

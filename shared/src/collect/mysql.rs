@@ -23,7 +23,11 @@ use mysql_async::{Conn, OptsBuilder, SslOpts};
 
 use crate::tls::TlsMode;
 
-use super::adapter::{connect, Adapter, Collected, DatabaseSize, Engine, Exclusions, Target};
+use tokio::time::Instant;
+
+use super::adapter::{
+    connect, Adapter, Collected, DatabaseSize, DatabaseTables, Engine, Exclusions, Target,
+};
 
 pub struct MySql;
 
@@ -48,31 +52,8 @@ impl Adapter for MySql {
     }
 
     async fn collect(&self, target: &Target, exclusions: &Exclusions) -> anyhow::Result<Collected> {
-        let opts = OptsBuilder::default()
-            .ip_or_hostname(target.host.clone())
-            .tcp_port(target.port)
-            .user(Some(
-                target.username.clone().unwrap_or_else(|| "root".into()),
-            ))
-            .pass(target.password.clone().filter(|p| !p.is_empty()))
-            // Talk to the host:port we were given, never a local socket it may advertise.
-            .prefer_socket(false);
         let where_ = format!("{}:{}", target.host, target.port);
-        crate::tls::install_default_provider();
-        let ssl = ssl_opts(target);
-        let connect = |ssl: Option<SslOpts>| connect(target, Conn::new(opts.clone().ssl_opts(ssl)));
-        let encrypted = ssl.is_some();
-        // The driver asks for TLS before it sends any credential and stops when the server
-        // does not offer it; prefer then tries again in plaintext, as libpq does.
-        let (mut conn, encrypted) = match connect(ssl).await {
-            Err(e)
-                if target.tls_mode == TlsMode::Prefer
-                    && format!("{e:#}").contains("does not offer it") =>
-            {
-                (connect(None).await?, false)
-            }
-            other => (other?, encrypted),
-        };
+        let (mut conn, encrypted) = open(target).await?;
         let result = tokio::time::timeout(
             target.statement_timeout * 4,
             sizes(&mut conn, target, exclusions, encrypted),
@@ -83,6 +64,53 @@ impl Adapter for MySql {
         let _ = conn.disconnect().await;
         result
     }
+
+    async fn tables(
+        &self,
+        target: &Target,
+        databases: &[String],
+        deadline: Instant,
+    ) -> anyhow::Result<Vec<DatabaseTables>> {
+        let where_ = format!("{}:{}", target.host, target.port);
+        let work = async {
+            let (mut conn, _) = open(target).await?;
+            let result = super::mysql_tables::read(&mut conn, target, databases, deadline).await;
+            let _ = conn.disconnect().await;
+            result
+        };
+        tokio::time::timeout_at(deadline, work)
+            .await
+            .map_err(|_| anyhow::anyhow!("{where_} did not answer before the visit's deadline"))
+            .and_then(|r| r)
+    }
+}
+
+/// Connects with the instance's TLS mode; whether the connection is encrypted.
+async fn open(target: &Target) -> anyhow::Result<(Conn, bool)> {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname(target.host.clone())
+        .tcp_port(target.port)
+        .user(Some(
+            target.username.clone().unwrap_or_else(|| "root".into()),
+        ))
+        .pass(target.password.clone().filter(|p| !p.is_empty()))
+        // Talk to the host:port we were given, never a local socket it may advertise.
+        .prefer_socket(false);
+    crate::tls::install_default_provider();
+    let ssl = ssl_opts(target);
+    let connect = |ssl: Option<SslOpts>| connect(target, Conn::new(opts.clone().ssl_opts(ssl)));
+    let encrypted = ssl.is_some();
+    // The driver asks for TLS before it sends any credential and stops when the server
+    // does not offer it; prefer then tries again in plaintext, as libpq does.
+    Ok(match connect(ssl).await {
+        Err(e)
+            if target.tls_mode == TlsMode::Prefer
+                && format!("{e:#}").contains("does not offer it") =>
+        {
+            (connect(None).await?, false)
+        }
+        other => (other?, encrypted),
+    })
 }
 
 /// The driver's TLS options for the instance's mode; `None`: plaintext. The driver trusts the
@@ -113,27 +141,7 @@ async fn sizes(
     exclusions: &Exclusions,
     encrypted: bool,
 ) -> anyhow::Result<Collected> {
-    let version: String = conn
-        .query_first("SELECT VERSION()")
-        .await
-        .context("reading the server version")?
-        .unwrap_or_default();
-    // The server stops a statement that runs too long (MariaDB seconds, MySQL milliseconds);
-    // servers too old for either only get the client-side bound.
-    let limit = if version.contains("MariaDB") {
-        format!(
-            "SET SESSION max_statement_time = {}",
-            target.statement_timeout.as_secs().max(1)
-        )
-    } else {
-        format!(
-            "SET SESSION max_execution_time = {}",
-            target.statement_timeout.as_millis()
-        )
-    };
-    if let Err(e) = conn.query_drop(limit).await {
-        tracing::debug!(error = %e, "server-side statement timeout not supported");
-    }
+    let version = limit_statements(conn, target.statement_timeout).await?;
 
     let schemas: Vec<String> = conn
         .query::<String, _>("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
@@ -200,6 +208,35 @@ async fn sizes(
         databases,
         encrypted,
     })
+}
+
+/// Reads the server's version and has the server stop any statement that runs longer than
+/// `timeout` (MariaDB seconds, MySQL milliseconds); servers too old for either only get the
+/// client-side bound.
+pub(super) async fn limit_statements(
+    conn: &mut Conn,
+    timeout: std::time::Duration,
+) -> anyhow::Result<String> {
+    let version: String = conn
+        .query_first("SELECT VERSION()")
+        .await
+        .context("reading the server version")?
+        .unwrap_or_default();
+    let limit = if version.contains("MariaDB") {
+        format!(
+            "SET SESSION max_statement_time = {}",
+            timeout.as_secs_f64().max(0.001)
+        )
+    } else {
+        format!(
+            "SET SESSION max_execution_time = {}",
+            timeout.as_millis().max(1)
+        )
+    };
+    if let Err(e) = conn.query_drop(limit).await {
+        tracing::debug!(error = %e, "server-side statement timeout not supported");
+    }
+    Ok(version)
 }
 
 /// MySQL 8 renamed `INNODB_SYS_TABLESPACES` to `INNODB_TABLESPACES`; MariaDB keeps the old name.

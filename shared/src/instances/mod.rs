@@ -24,7 +24,7 @@ pub const STATUS: &str = status_sql!();
 
 /// Columns every instance response carries (alias `i`), with its tags and credential.
 pub const COLUMNS: &str = concat!("i.id, i.name, i.db_type, i.host, i.port, i.database_name, i.description, \
-    i.is_active, ", status_sql!(), " AS status, i.exclude_databases, i.version, i.last_collected_at, \
+    i.is_active, i.collect_tables, ", status_sql!(), " AS status, i.exclude_databases, i.version, i.last_collected_at, \
     i.tls_mode, i.tls_ca_pem IS NOT NULL AS has_tls_ca, i.last_collection_encrypted, i.created_at, i.updated_at, i.deleted_at, \
     (SELECT json_build_object('id', c.id, 'name', c.name, 'username', c.username) \
        FROM credentials c WHERE c.id = i.credential_id) AS credential, \
@@ -43,6 +43,8 @@ crate::row_struct! {
         pub database_name: Option<String>,
         pub description: Option<String>,
         pub is_active: bool,
+        /// Tables are read in the daily run after the sizes.
+        pub collect_tables: bool,
         pub status: String,
         pub exclude_databases: Vec<String>,
         pub version: Option<String>,
