@@ -18,6 +18,7 @@ mod instances;
 mod lambda;
 mod ledger;
 mod system;
+mod tables;
 mod tags;
 mod tags_bulk;
 mod tasks;
