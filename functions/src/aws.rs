@@ -35,7 +35,8 @@ pub const FUNCTIONS: &[(&str, Grants)] = &[
     ("api-instances", &[SECRET]),
     ("api-tags", &[SECRET]),
     ("tags-bulk", &[SECRET]),
-    ("api-databases", &[SECRET]),
+    // POST /databases/{id}/actions/refresh-tables queues a table read.
+    ("api-databases", &[SECRET, SEND_COLLECT]),
     ("api-capacity", &[SECRET]),
     // POST /collections dispatches a run.
     ("api-tasks", &[SECRET, SEND_COLLECT]),

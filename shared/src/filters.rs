@@ -78,7 +78,10 @@ pub fn tables(q: &Query, sql: &mut Sql) -> Result<(), ApiError> {
         ));
     }
     sql.eq("t.instance_id", instance_id)
-        .eq("t.database_name", q.text("database_name").map(str::to_string))
+        .eq(
+            "t.database_name",
+            q.text("database_name").map(str::to_string),
+        )
         .eq("t.schema_name", q.text("schema").map(str::to_string));
     tag(q, sql, "i.id")
 }

@@ -47,8 +47,10 @@ async fn refresh(t: &TestStack, database_id: i64) -> Value {
         .await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.data()["database_id"], database_id);
-    assert!(r.data()["queue_group"].as_str().unwrap().ends_with(":5432")
-        || r.data()["queue_group"].as_str().unwrap().ends_with(":3306"));
+    assert!(
+        r.data()["queue_group"].as_str().unwrap().ends_with(":5432")
+            || r.data()["queue_group"].as_str().unwrap().ends_with(":3306")
+    );
     let run = t.wait_run(r.data()["run_id"].as_str().unwrap()).await;
     assert_eq!(run["status"], "completed", "{run}");
     run
@@ -123,10 +125,16 @@ async fn postgres_tables_match_the_servers_functions_go_inactive_and_grow() {
     let db = database_id(&t, instance, &name).await;
     let run = refresh(&t, db).await;
     let items = t
-        .get(&format!("/task-runs/{}/items", run["run_id"].as_str().unwrap()), Role::Viewer)
+        .get(
+            &format!("/task-runs/{}/items", run["run_id"].as_str().unwrap()),
+            Role::Viewer,
+        )
         .await
         .items();
-    assert_eq!(items[0]["metrics"]["tables"]["statements_per_database"], 4, "{items:?}");
+    assert_eq!(
+        items[0]["metrics"]["tables"]["statements_per_database"], 4,
+        "{items:?}"
+    );
 
     let listed = tables(&t, db, false).await;
     for table in ["plain", "wide", "indexed", "events_2025", "events_2026"] {
@@ -138,9 +146,15 @@ async fn postgres_tables_match_the_servers_functions_go_inactive_and_grow() {
         );
         assert_eq!(got["schema_name"], "app");
     }
-    assert!(named(&listed, "wide")["toast_bytes"].as_i64().unwrap() > 1_000_000, "TOAST read");
+    assert!(
+        named(&listed, "wide")["toast_bytes"].as_i64().unwrap() > 1_000_000,
+        "TOAST read"
+    );
     let indexed = named(&listed, "indexed");
-    assert!(indexed["index_bytes"].as_i64() > indexed["data_bytes"].as_i64(), "{indexed}");
+    assert!(
+        indexed["index_bytes"].as_i64() > indexed["data_bytes"].as_i64(),
+        "{indexed}"
+    );
     // The partitioned table is its partitions' sum; they stay listed under it.
     let parts: Vec<[i64; 4]> = vec![
         pg_sizes(&c, "app.events_2025").await,
@@ -148,18 +162,29 @@ async fn postgres_tables_match_the_servers_functions_go_inactive_and_grow() {
     ];
     let events = named(&listed, "events");
     assert_eq!(events["kind"], "partitioned");
-    assert_eq!(events["total_bytes"].as_i64().unwrap(), parts[0][0] + parts[1][0]);
+    assert_eq!(
+        events["total_bytes"].as_i64().unwrap(),
+        parts[0][0] + parts[1][0]
+    );
     assert_eq!(named(&listed, "events_2025")["parent_name"], "app.events");
     assert_eq!(named(&listed, "events_2025")["kind"], "partition");
     // Sorted by total size, largest first; filters by schema and name.
     let by_size = t
-        .get(&format!("/databases/{db}/tables?limit=2&schema=app"), Role::Viewer)
+        .get(
+            &format!("/databases/{db}/tables?limit=2&schema=app"),
+            Role::Viewer,
+        )
         .await;
     let first = &by_size.items()[0];
-    assert!(listed.iter().all(|i| i["total_bytes"].as_i64() <= first["total_bytes"].as_i64()));
+    assert!(listed
+        .iter()
+        .all(|i| i["total_bytes"].as_i64() <= first["total_bytes"].as_i64()));
     assert!(by_size.data()["next_cursor"].is_string());
     let search = t
-        .get(&format!("/databases/{db}/tables?name=EVENTS_20"), Role::Viewer)
+        .get(
+            &format!("/databases/{db}/tables?name=EVENTS_20"),
+            Role::Viewer,
+        )
         .await
         .items();
     assert_eq!(search.len(), 2);
@@ -167,12 +192,17 @@ async fn postgres_tables_match_the_servers_functions_go_inactive_and_grow() {
     // Dropped: inactive, out of the default list, still there when asked.
     c.batch_execute("DROP TABLE app.plain").await.unwrap();
     refresh(&t, db).await;
-    assert!(tables(&t, db, false).await.iter().all(|i| i["table_name"] != "plain"));
+    assert!(tables(&t, db, false)
+        .await
+        .iter()
+        .all(|i| i["table_name"] != "plain"));
     let all = tables(&t, db, true).await;
     assert_eq!(named(&all, "plain")["is_active"], false);
 
     // Growth: today's history becomes a week old, the table grows, the next refresh sees it.
-    let before = named(&tables(&t, db, false).await, "indexed")["total_bytes"].as_i64().unwrap();
+    let before = named(&tables(&t, db, false).await, "indexed")["total_bytes"]
+        .as_i64()
+        .unwrap();
     let app_db = t.db.connect().await;
     app_db
         .execute(
@@ -191,7 +221,11 @@ async fn postgres_tables_match_the_servers_functions_go_inactive_and_grow() {
     refresh(&t, db).await;
     let now = pg_sizes(&c, "app.indexed").await[0];
     let indexed = named(&tables(&t, db, false).await, "indexed").clone();
-    assert_eq!(indexed["growth_7d_bytes"].as_i64().unwrap(), now - before, "{indexed}");
+    assert_eq!(
+        indexed["growth_7d_bytes"].as_i64().unwrap(),
+        now - before,
+        "{indexed}"
+    );
     assert_eq!(indexed["growth_30d_bytes"].as_i64().unwrap(), now - before);
 
     // History of that table, and the fleet's fastest growing.
@@ -206,15 +240,24 @@ async fn postgres_tables_match_the_servers_functions_go_inactive_and_grow() {
         .collect();
     assert_eq!(days, vec![before, now]);
     let top = t
-        .get(&format!("/tables/top?by=growth_7d&instance_id={instance}&limit=1"), Role::Viewer)
+        .get(
+            &format!("/tables/top?by=growth_7d&instance_id={instance}&limit=1"),
+            Role::Viewer,
+        )
         .await;
     assert_eq!(top.items()[0]["id"], id, "{top:?}");
     assert_eq!(top.items()[0]["database_id"], db);
     let top = t
-        .get(&format!("/tables/top?instance_id={instance}&db_type=postgresql"), Role::Viewer)
+        .get(
+            &format!("/tables/top?instance_id={instance}&db_type=postgresql"),
+            Role::Viewer,
+        )
         .await
         .items();
-    assert!(top.iter().all(|i| i["kind"] != "partition"), "partitions count in their parent");
+    assert!(
+        top.iter().all(|i| i["kind"] != "partition"),
+        "partitions count in their parent"
+    );
     let export = t
         .post(
             "/exports",
@@ -229,18 +272,29 @@ async fn postgres_tables_match_the_servers_functions_go_inactive_and_grow() {
         ("/tables/top?by=rows".to_string(), 400),
         ("/tables/top?limit=0".to_string(), 400),
         (format!("/databases/{db}/tables?sort=rows"), 400),
-        (format!("/tables/{id}/sizes?start_date=2020-01-01&end_date=2026-01-01"), 400),
+        (
+            format!("/tables/{id}/sizes?start_date=2020-01-01&end_date=2026-01-01"),
+            400,
+        ),
         ("/tables/999999999/sizes".to_string(), 404),
         ("/databases/999999999/tables".to_string(), 404),
     ] {
         assert_eq!(t.get(&path, Role::Viewer).await.status, status, "{path}");
     }
     let r = t
-        .post("/databases/999999999/actions/refresh-tables", Role::Operator, json!({}))
+        .post(
+            "/databases/999999999/actions/refresh-tables",
+            Role::Operator,
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 404);
     let r = t
-        .post(&format!("/databases/{db}/actions/refresh-tables"), Role::Viewer, json!({}))
+        .post(
+            &format!("/databases/{db}/actions/refresh-tables"),
+            Role::Viewer,
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 403);
 }
@@ -271,7 +325,11 @@ async fn mariadb_tables_match_information_schema_in_the_daily_run() {
     assert_eq!(got.data()["collect_tables"], false);
     let tag = t.tag(&unique("tables")).await;
     let r = t
-        .post("/tags/bulk/assign", Role::Operator, json!({"instance_ids": [instance], "tag_ids": [tag]}))
+        .post(
+            "/tags/bulk/assign",
+            Role::Operator,
+            json!({"instance_ids": [instance], "tag_ids": [tag]}),
+        )
         .await;
     assert!(r.status < 300, "{r:?}");
     let r = t
@@ -282,10 +340,23 @@ async fn mariadb_tables_match_information_schema_in_the_daily_run() {
         )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!((r.data()["matched"].as_i64(), r.data()["updated"].as_i64()), (Some(1), Some(1)));
-    for bad in [json!({"enabled": true}), json!({"instance_ids": [], "enabled": true}),
-                json!({"instance_ids": [1], "tag_id": 1, "enabled": true}), json!({"tag_id": 1})] {
-        let r = t.post("/instances/actions/set-collect-tables", Role::Operator, bad.clone()).await;
+    assert_eq!(
+        (r.data()["matched"].as_i64(), r.data()["updated"].as_i64()),
+        (Some(1), Some(1))
+    );
+    for bad in [
+        json!({"enabled": true}),
+        json!({"instance_ids": [], "enabled": true}),
+        json!({"instance_ids": [1], "tag_id": 1, "enabled": true}),
+        json!({"tag_id": 1}),
+    ] {
+        let r = t
+            .post(
+                "/instances/actions/set-collect-tables",
+                Role::Operator,
+                bad.clone(),
+            )
+            .await;
         assert_eq!(r.status, 400, "{bad}: {r:?}");
     }
 
@@ -327,7 +398,11 @@ async fn mariadb_tables_match_information_schema_in_the_daily_run() {
         .await;
     assert_eq!(r.data()["updated"], 1, "{r:?}");
     let r = t
-        .patch(&format!("/instances/{instance}"), Role::Admin, json!({"collect_tables": true}))
+        .patch(
+            &format!("/instances/{instance}"),
+            Role::Admin,
+            json!({"collect_tables": true}),
+        )
         .await;
     assert_eq!(r.data()["collect_tables"], true, "{r:?}");
 }
@@ -369,14 +444,25 @@ async fn save(
 #[tokio::test(flavor = "multi_thread")]
 async fn persistence_is_constant_in_statements_and_history_is_bounded() {
     let t = TestStack::start().await;
-    let instance = t.instance(&unique("p"), "postgresql", "127.0.0.1", 5432).await;
+    let instance = t
+        .instance(&unique("p"), "postgresql", "127.0.0.1", 5432)
+        .await;
     let rule = HistoryRule {
         min_bytes: 64 << 20,
         top: 50,
     };
     // 20,000 tables, ten of them above the floor.
     let many: Vec<TableSize> = (0..20_000)
-        .map(|i| table(i, if i < 10 { (100 << 20) + i as i64 } else { 8192 + i as i64 }))
+        .map(|i| {
+            table(
+                i,
+                if i < 10 {
+                    (100 << 20) + i as i64
+                } else {
+                    8192 + i as i64
+                },
+            )
+        })
         .collect();
     let few: Vec<TableSize> = many[..20].to_vec();
     let small = save(&t, instance, "few", &few, rule).await;
@@ -427,7 +513,11 @@ async fn the_visit_deadline_holds_when_one_database_does_not_answer() {
     let (fast, slow) = (unique("tbl_fast"), unique("tbl_slow"));
     scratch.pg_db(&fast, 0).await;
     scratch.pg_db(&slow, 0).await;
-    pg(&fast).await.batch_execute("CREATE TABLE a (id int)").await.unwrap();
+    pg(&fast)
+        .await
+        .batch_execute("CREATE TABLE a (id int)")
+        .await
+        .unwrap();
     // An open transaction holding ACCESS EXCLUSIVE on a table: reading its size waits.
     let (locker, conn) = tokio_postgres::connect(
         &format!("host=127.0.0.1 port={PG_PORT} user=postgres dbname={slow}"),
@@ -450,21 +540,38 @@ async fn the_visit_deadline_holds_when_one_database_does_not_answer() {
 
     let started = Instant::now();
     let read = pg_adapter
-        .tables(&target, &[fast.clone(), slow.clone()], tokio::time::Instant::now() + budget)
+        .tables(
+            &target,
+            &[fast.clone(), slow.clone()],
+            tokio::time::Instant::now() + budget,
+        )
         .await
         .unwrap();
     let took = started.elapsed();
     assert!(took >= budget - Duration::from_millis(200), "{took:?}");
-    assert!(took < budget + Duration::from_millis(1500), "the deadline held: {took:?}");
+    assert!(
+        took < budget + Duration::from_millis(1500),
+        "the deadline held: {took:?}"
+    );
     let tables = read[0].tables.as_ref().expect("the fast database is read");
-    assert_eq!(tables.iter().map(|t| t.table_name.as_str()).collect::<Vec<_>>(), ["a"]);
+    assert_eq!(
+        tables
+            .iter()
+            .map(|t| t.table_name.as_str())
+            .collect::<Vec<_>>(),
+        ["a"]
+    );
     let why = read[1].tables.as_ref().unwrap_err();
     assert!(why.contains("no answer"), "{why}");
 
     // The slow one first: it takes the whole budget, the other is not started past it.
     let started = Instant::now();
     let read = pg_adapter
-        .tables(&target, &[slow.clone(), fast.clone()], tokio::time::Instant::now() + budget)
+        .tables(
+            &target,
+            &[slow.clone(), fast.clone()],
+            tokio::time::Instant::now() + budget,
+        )
         .await
         .unwrap();
     assert!(started.elapsed() < budget + Duration::from_millis(1500));

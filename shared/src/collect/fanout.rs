@@ -216,7 +216,9 @@ pub async fn load(
     }
     let db_type: String = row.try_get("db_type")?;
     let Some(adapter) = adapter_for(&db_type) else {
-        return Ok(Err(Visit::Failed(format!("no collector for db_type {db_type}"))));
+        return Ok(Err(Visit::Failed(format!(
+            "no collector for db_type {db_type}"
+        ))));
     };
     let credential =
         match crate::credentials::secret_for_instance(app, &client, row.try_get("credential_id")?)

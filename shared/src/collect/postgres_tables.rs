@@ -183,7 +183,10 @@ mod tests {
         assert_eq!(tables[0].total_bytes, 4500);
         assert_eq!(tables[0].data_bytes, 500 + 1500 + 250);
         assert_eq!(tables[1].total_bytes, 4000);
-        assert_eq!(tables[2].total_bytes, 1000, "a partition keeps its own size");
+        assert_eq!(
+            tables[2].total_bytes, 1000,
+            "a partition keeps its own size"
+        );
         assert_eq!(tables[5].total_bytes, 700);
         assert_eq!(tables[0].row_estimate, Some(45));
     }

@@ -24,7 +24,8 @@ static SORTS: SortSpec = crate::sorts! {
     name asc "t.table_name" text
 };
 
-const COLUMNS: &str = "t.id, t.schema_name, t.table_name, t.kind, t.parent_name, t.engine, t.is_active, \
+const COLUMNS: &str =
+    "t.id, t.schema_name, t.table_name, t.kind, t.parent_name, t.engine, t.is_active, \
     t.total_bytes, t.data_bytes, t.index_bytes, t.toast_bytes, t.free_bytes, t.row_estimate, \
     t.growth_7d_bytes, t.growth_30d_bytes, t.has_history, t.first_seen_date, t.last_seen_date, \
     t.deleted_at, t.collected_at, t.collected_date";
@@ -92,7 +93,11 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
         sql.and("t.is_active");
     }
     let page = params
-        .fetch(&client, Source::new(COLUMNS, "instance_tables t"), Table::from_row)
+        .fetch(
+            &client,
+            Source::new(COLUMNS, "instance_tables t"),
+            Table::from_row,
+        )
         .await?;
     Ok(ApiResponse::ok(page))
 }
@@ -127,7 +132,8 @@ crate::row_struct! {
 }
 
 /// The table with where it lives (alias `t`, instance `i`, database `d`).
-const REF_COLUMNS: &str = "t.id, t.instance_id, i.name AS instance_name, i.db_type, d.id AS database_id, \
+const REF_COLUMNS: &str =
+    "t.id, t.instance_id, i.name AS instance_name, i.db_type, d.id AS database_id, \
     t.database_name, t.schema_name, t.table_name, t.kind, t.is_active";
 const REF_FROM: &str = "instance_tables t JOIN instances i ON i.id = t.instance_id \
     LEFT JOIN instance_databases d ON d.instance_id = t.instance_id AND d.database_name = t.database_name";
@@ -241,7 +247,9 @@ pub async fn top(app: &App, req: Req) -> ApiResult {
         .iter()
         .map(TopTable::from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(ApiResponse::ok(json!({"by": by, "limit": limit, "items": items})))
+    Ok(ApiResponse::ok(
+        json!({"by": by, "limit": limit, "items": items}),
+    ))
 }
 
 /// The most instance ids one bulk change may name.
@@ -359,7 +367,9 @@ pub async fn refresh(app: &App, req: Req) -> ApiResult {
                 &[&run_id, &format!("queueing failed: {e:#}")],
             )
             .await?;
-        return Err(ApiError::unavailable("the queue did not take the refresh; try again"));
+        return Err(ApiError::unavailable(
+            "the queue did not take the refresh; try again",
+        ));
     }
     Ok(ApiResponse::accepted(json!({
         "run_id": run_id,

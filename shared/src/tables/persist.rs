@@ -55,7 +55,8 @@ struct Arrays<'a> {
 impl<'a> Arrays<'a> {
     fn new(tables: &'a [TableSize]) -> Self {
         let mut sorted: Vec<&TableSize> = tables.iter().collect();
-        sorted.sort_by(|a, b| (&a.schema_name, &a.table_name).cmp(&(&b.schema_name, &b.table_name)));
+        sorted
+            .sort_by(|a, b| (&a.schema_name, &a.table_name).cmp(&(&b.schema_name, &b.table_name)));
         sorted.dedup_by(|a, b| a.schema_name == b.schema_name && a.table_name == b.table_name);
         Arrays {
             schema: sorted.iter().map(|t| t.schema_name.as_str()).collect(),
