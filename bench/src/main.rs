@@ -1,4 +1,5 @@
-//! `cargo run --release -p tidemark-bench -- <scenario> [--json]`
+//! `cargo run --release -p tidemark-bench -- <scenario> [--json]` (scenarios: api, cold-start,
+//! tags-bulk, ledger, export, collect, tables)
 //!
 //! Each scenario builds its own data in a fresh database, drives the local stack over HTTP
 //! where a user would, and measures its naive baseline side by side in the same run.
@@ -9,6 +10,7 @@ mod collect;
 mod export;
 mod ledger;
 mod measure;
+mod tables;
 mod tags_bulk;
 
 use clap::{Parser, ValueEnum};
@@ -21,6 +23,7 @@ enum Scenario {
     Ledger,
     Export,
     Collect,
+    Tables,
 }
 
 #[derive(Debug, Parser)]
@@ -42,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Ledger => ledger::run().await?,
         Scenario::Export => export::run().await?,
         Scenario::Collect => collect::run().await?,
+        Scenario::Tables => tables::run().await?,
     };
     measure::report(&measures, cli.json);
     Ok(())
