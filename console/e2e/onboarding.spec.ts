@@ -105,7 +105,9 @@ test("imports a CSV with a bad row, checks connections and finds the audit entri
   await edit.getByRole("button", { name: "Save" }).click();
   await expect(page.getByRole("status")).toContainText("Saved e2e-imp-pg");
 
-  await page.goto(`/logs?module=audit&target_id=${id}`);
+  // The audit trail is the admin's to read.
+  await page.evaluate(() => sessionStorage.clear());
+  await signIn(page, ADMIN, `/logs?module=audit&target_id=${id}`);
   const entries = page.getByRole("table").locator("tbody tr");
   const patch = entries.filter({ hasText: "PATCH /instances/{id}" });
   await expect(patch).toHaveCount(1);
