@@ -50,6 +50,12 @@ test("imports a CSV with a bad row, checks connections and finds the audit entri
   await expect(bad).toContainText("e2e-imp-bad");
   await expect(bad).toContainText("port:");
 
+  // Importing all or nothing is refused (400) with the same report, and writes nothing.
+  await page.getByRole("button", { name: "Import" }).click();
+  await expect(report).toContainText("3 rows: 0 created, 1 invalid (nothing written).");
+  await expect(bad).toContainText("port:");
+  await expect(page.getByRole("button", { name: "Import" })).toBeDisabled();
+
   // Write the valid rows and report the rest: the dry run again, then the import.
   await page.getByLabel("write the valid rows, report the rest").check();
   await page.getByRole("button", { name: "Dry run" }).click();
@@ -117,6 +123,7 @@ test("imports a CSV with a bad row, checks connections and finds the audit entri
   await page.goto("/logs?module=audit&action=instances%2Fimport");
   await expect(page.getByRole("table").locator("tbody tr")).toHaveCount(1);
   await expect(page.getByRole("table").locator("tbody tr")).toContainText("(operator)");
+  await expect(page.getByRole("table").locator("tbody tr")).toContainText("POST /instances/import (2 instances)");
   await page.screenshot({ path: "screenshots/audit.png", fullPage: true });
 });
 
