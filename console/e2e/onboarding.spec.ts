@@ -2,6 +2,7 @@
 // import with a bad row, connection checks against this machine's PostgreSQL and a closed port,
 // an alert produced through the API and acknowledged in the Alerts page, and the audit trail.
 import { expect, test, type APIRequestContext, type Page } from "@playwright/test";
+import { readFileSync } from "node:fs";
 
 const ADMIN = process.env.TIDEMARK_E2E_ADMIN ?? "admin-token-console-e2e-0001";
 const OPERATOR = process.env.TIDEMARK_E2E_OPERATOR ?? "operator-token-console-e2e-01";
@@ -37,6 +38,12 @@ test("imports a CSV with a bad row, checks connections and finds the audit entri
   await signIn(page, OPERATOR, "/instances");
   await page.getByRole("link", { name: "Import CSV" }).click();
   await expect(page.getByRole("heading", { name: "Import instances" })).toBeVisible();
+  // The template downloads with the token (a plain link would get a 401).
+  const download = page.waitForEvent("download");
+  await page.getByRole("link", { name: "Template" }).click();
+  const template = readFileSync(await (await download).path(), "utf8");
+  expect(template.split(/\r?\n/)[0]).toMatch(/^\uFEFF?name,db_type,host,port/);
+
   await page.getByLabel("CSV file").setInputFiles({ name: "fleet.csv", mimeType: "text/csv", buffer: Buffer.from(CSV) });
   await expect(page.getByRole("button", { name: "Import" })).toBeDisabled();
 
