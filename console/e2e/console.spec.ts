@@ -99,8 +99,13 @@ test("bulk-tags three instances across pages and sees the tags in the ledger", a
 });
 
 test("exports the ledger and downloads the CSV through its link", async ({ page }) => {
-  await signIn(page, VIEWER, "/ledger?search=app-00");
+  // Sorted and with a threshold: neither is an export filter (the server refuses unknown ones).
+  await signIn(page, VIEWER, "/ledger?search=app-00&sort=size&order=desc&threshold_bytes=2147483648");
+  const created = page.waitForResponse((r) => r.url().endsWith("/api/v1/exports") && r.request().method() === "POST");
   await page.getByRole("button", { name: "Export CSV" }).click();
+  const res = await created;
+  expect(res.request().postDataJSON()).toEqual({ kind: "database_ledger", filters: { search: "app-00" } });
+  expect(res.status()).toBe(202);
   const link = page.getByTestId("download-link");
   await expect(link).toBeVisible({ timeout: 30_000 });
   await expect(page.locator(".export")).toContainText("completed");

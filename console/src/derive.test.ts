@@ -3,12 +3,9 @@ import type { Aggregation } from "./api/types";
 import { exportFilters, pivot, recentChanges } from "./derive";
 
 describe("page data", () => {
-  it("exports the ledger's filters and sort, not its paging", () => {
-    expect(exportFilters({ search: "a", tag: ["x"], sort: "size", cursor: "c", prev: "", limit: "50" })).toEqual({
-      search: "a",
-      tag: ["x"],
-      sort: "size",
-    });
+  it("exports the ledger's row filters, not its paging, sort or threshold", () => {
+    const p = { search: "a", tag: ["x"], sort: "size", order: "desc", threshold_bytes: "100", cursor: "c", prev: "", limit: "50" };
+    expect(exportFilters(p)).toEqual({ search: "a", tag: ["x"] });
   });
   it("lists day-over-day changes newest first, skipping flat days", () => {
     const items = [

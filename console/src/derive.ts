@@ -6,13 +6,15 @@ import { dateToX } from "./series";
 import type { Params } from "./state";
 
 type LedgerQuery = QueryOf<"/databases/ledger">;
-const FILTERS: (keyof LedgerQuery)[] = ["search", "db_type", "instance_id", "tag", "tag_mode", "min_size_bytes", "stale", "threshold_bytes"];
 const COLORS = ["#0b5d7a", "#e67e22", "#8e44ad", "#27ae60", "#c0392b", "#2c3e50", "#d35400", "#16a085"];
 
-/** The export's filters: the ledger's filters and sort, never its paging. */
+/** The filters a ledger export accepts (the server refuses any other with 400 "unknown filter"). */
+const EXPORT_FILTERS: (keyof LedgerQuery)[] = ["search", "db_type", "instance_id", "tag", "tag_mode", "min_size_bytes", "stale"];
+
+/** The export's filters: the ledger's row filters only; never its paging, sort or threshold (a display option). */
 export function exportFilters(p: Params): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const k of [...FILTERS, "sort", "order"]) if (p[k] !== undefined && p[k] !== "") out[k] = p[k];
+  for (const k of EXPORT_FILTERS) if (p[k] !== undefined && p[k] !== "") out[k] = p[k];
   return out;
 }
 

@@ -28,7 +28,7 @@ export function changeLines(changes: Changes | null | undefined): string[] {
   );
 }
 
-/** `ok (PostgreSQL 16.2, 12 ms)` or `refused: could not connect ... (3 ms)`. */
+/** `ok (16.2 (Debian 16.2-1), 12 ms)` (the server's version string) or `refused: could not connect ... (3 ms)`. */
 export function checkText(r: CheckResult): string {
   return r.ok
     ? `ok (${r.version ?? "version unknown"}, ${r.duration_ms} ms)`

@@ -77,19 +77,53 @@ export async function request<T>(method: string, path: string, body?: unknown, c
   } catch {
     /* not JSON: reported below */
   }
-  if (!resp.ok || !json || json.success !== true) {
-    const err = json?.error;
-    if (resp.status === 401) onUnauthorized();
-    throw new ApiError(
-      resp.status,
-      err?.code ?? "HTTP_" + resp.status,
-      err?.message ?? `HTTP ${resp.status}`,
-      err?.request_id ?? requestId,
-      err?.field,
-      err?.details,
-    );
-  }
+  if (!resp.ok || !json || json.success !== true) throw failure(resp, json, requestId);
   return json.data as T;
+}
+
+/** The error of a failed response, from its envelope when it has one. */
+function failure(resp: Response, json: any, requestId: string | null): ApiError {
+  const err = json?.error;
+  if (resp.status === 401) onUnauthorized();
+  return new ApiError(
+    resp.status,
+    err?.code ?? "HTTP_" + resp.status,
+    err?.message ?? `HTTP ${resp.status}`,
+    err?.request_id ?? requestId,
+    err?.field,
+    err?.details,
+  );
+}
+
+/** GETs a file (no JSON envelope) with the token, which a plain link could not send. */
+export async function getFile(path: string): Promise<Blob> {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  let resp: Response;
+  try {
+    resp = await fetch(API + path, { headers });
+  } catch (e) {
+    throw new ApiError(0, "NETWORK", `the API did not answer (${(e as Error).message})`, null);
+  }
+  if (resp.ok) return resp.blob();
+  const text = await resp.text();
+  let json: any = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    /* not JSON: the status alone */
+  }
+  throw failure(resp, json, resp.headers.get("x-request-id"));
+}
+
+/** Saves a blob as a file through a temporary link. */
+export function saveFile(blob: Blob, name: string) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 export function get<T>(path: string, query?: Record<string, unknown>): Promise<T> {

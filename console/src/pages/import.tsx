@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { ApiError, postText } from "../api/client";
+import { ApiError, getFile, postText, saveFile } from "../api/client";
 import type { ImportReport, ImportRow } from "../api/types";
 import { DataTable } from "../list";
 import { importSummary } from "../onboard";
@@ -40,7 +40,17 @@ export function Import() {
       <p class="muted">
         A CSV file of up to 1,000 rows: <code>name,db_type,host,port</code> plus optional{" "}
         <code>tls_mode,credential,description,tags,exclude_databases</code> (lists separated by <code>;</code>, credential and
-        tags by name). <a href="/api/v1/instances/import/template" download>Template</a>. Check it with a dry run first.
+        tags by name). <a
+          href="/api/v1/instances/import/template"
+          onClick={(e) => {
+            // The template needs the token: fetched, then saved (a plain link would be a 401).
+            e.preventDefault();
+            setError(null);
+            getFile("/instances/import/template").then((b) => saveFile(b, "instances-template.csv"), setError);
+          }}
+        >
+          Template
+        </a>. Check it with a dry run first.
       </p>
       <form class="filters" onSubmit={(e) => e.preventDefault()}>
         <Field label="File">
