@@ -10,6 +10,7 @@ mod cold_start;
 mod collect;
 mod export;
 mod ledger;
+mod ledger_scale;
 mod measure;
 mod operations;
 mod tags_bulk;

@@ -126,9 +126,9 @@ pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
     let mut params = ListParams::parse(q, &SORTS)?;
     let threshold = threshold(q)?;
-    let sql = &mut params.sql;
-    crate::filters::ledger(q, sql)?;
     let client = app.db.get().await?;
+    let tagged = crate::filters::selective_tag_instances(q, &client).await?;
+    crate::filters::ledger_with(q, &mut params.sql, tagged)?;
     let source = Source::new(
         "d.id, d.database_name, i.db_type, i.id AS instance_id, i.name AS instance_name, \
          i.host, i.port, d.latest_size_bytes, d.latest_collected_at, \
