@@ -73,7 +73,11 @@ async fn cursor_after(t: &TestStack, deep: i64) -> anyhow::Result<String> {
 /// One fleet's pages: (measure name, samples, baseline).
 type Pages = Vec<(String, Vec<Duration>, Option<Vec<Duration>>)>;
 
-async fn fleet(instances: i64, days: i64, label: &str) -> anyhow::Result<(Pages, serde_json::Value)> {
+async fn fleet(
+    instances: i64,
+    days: i64,
+    label: &str,
+) -> anyhow::Result<(Pages, serde_json::Value)> {
     let t = TestStack::start().await;
     let pg = t.db.connect().await;
     let started = Instant::now();

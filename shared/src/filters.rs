@@ -121,11 +121,7 @@ pub fn ledger(q: &Query, sql: &mut Sql) -> Result<(), ApiError> {
 /// `ledger`, with the tag filter given as the instances it keeps when they are few
 /// (`selective_tag_instances`): `d.instance_id = ANY(ids)` instead of the semi-join, so a tag
 /// carried by one instance in thousands reads that instance's databases and sorts them.
-pub fn ledger_with(
-    q: &Query,
-    sql: &mut Sql,
-    tagged: Option<Vec<i64>>,
-) -> Result<(), ApiError> {
+pub fn ledger_with(q: &Query, sql: &mut Sql, tagged: Option<Vec<i64>>) -> Result<(), ApiError> {
     sql.and("d.is_active")
         .and("i.is_active")
         .and("i.deleted_at IS NULL");

@@ -674,7 +674,10 @@ async fn rare_tag_pages_in_name_order_by_cursor() {
     assert_eq!(names(&t, "tag=nobody").await, Vec::<String>::new());
     // A small answer is counted, not estimated.
     let r = t
-        .get("/databases/ledger?tag=rare&include_total=true", Role::Viewer)
+        .get(
+            "/databases/ledger?tag=rare&include_total=true",
+            Role::Viewer,
+        )
         .await;
     assert_eq!(r.data()["total"], json!(50));
     assert_eq!(r.data()["total_is_estimate"], json!(false));
@@ -691,9 +694,15 @@ async fn ledger_total_is_estimated_above_the_exact_maximum() {
         .await;
     assert_eq!(r.data()["total_is_estimate"], json!(true), "{r:?}");
     let total = r.data()["total"].as_i64().unwrap();
-    assert!((45_000..=58_000).contains(&total), "estimate {total} of 51,480");
+    assert!(
+        (45_000..=58_000).contains(&total),
+        "estimate {total} of 51,480"
+    );
     let r = t
-        .get("/databases/ledger?include_total=true&tag=rare", Role::Viewer)
+        .get(
+            "/databases/ledger?include_total=true&tag=rare",
+            Role::Viewer,
+        )
         .await;
     assert_eq!(r.data()["total"], json!(198));
     assert_eq!(r.data()["total_is_estimate"], json!(false));

@@ -65,7 +65,10 @@ impl ListParams {
         let rows = format!("SELECT 1 FROM {from}{}", sql.where_clause());
         if let Some(above) = self.estimate_total_above {
             let explain = format!("EXPLAIN (FORMAT JSON) {rows}");
-            let plan: serde_json::Value = client.query_one(&explain, &sql.params()).await?.try_get(0)?;
+            let plan: serde_json::Value = client
+                .query_one(&explain, &sql.params())
+                .await?
+                .try_get(0)?;
             let estimate = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0).round() as i64;
             if estimate > above {
                 return Ok((estimate, true));
