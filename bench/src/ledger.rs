@@ -4,6 +4,7 @@
 //! cursor, and `include_total`. Side by side, timed in SQL: the naive 'before' shape (latest
 //! size by `max(collected_at)` over all history, joined back, plus its count). Then the first
 //! page again over a fresh database holding only 30 days: history must not change it.
+//! With `--scale N` (N > 1) the scenario is `ledger_scale`: 1x and Nx pages in one run.
 
 use std::time::{Duration, Instant};
 
