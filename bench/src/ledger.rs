@@ -4,6 +4,7 @@
 //! cursor, and `include_total`. Side by side, timed in SQL: the naive 'before' shape (latest
 //! size by `max(collected_at)` over all history, joined back, plus its count). Then the first
 //! page again over a fresh database holding only 30 days: history must not change it.
+//! With `--scale N` (N > 1) the scenario is `ledger_scale`: 1x and Nx pages in one run.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,8 @@ const SCENARIO: &str = "ledger";
 pub(crate) const DATABASES_PER_INSTANCE: i64 = 200;
 const DEEP_ROW: i64 = 30_000;
 const SAMPLES: usize = 200;
+/// The tag of one instance in the fleet (`load`).
+pub(crate) const RARE_TAG: &str = "rare";
 
 /// Instances, tags, inventory, `days` of history ending today and the latest columns, as
 /// collection leaves them. Returns the number of history rows.
@@ -40,6 +43,14 @@ pub(crate) async fn load(
            SELECT 'team-' || k, 'Team ' || k, 'team' FROM generate_series(0, 6) k;
          INSERT INTO instance_tags (instance_id, tag_id)
            SELECT i.id, t.id FROM instances i JOIN tags t ON t.name = 'team-' || (i.id % 7);",
+    )
+    .await?;
+    // The rare tag: one instance, in the middle of the name order.
+    pg.execute(
+        "WITH t AS (INSERT INTO tags (name, display_name, category) VALUES ($1, 'Rare', 'team') RETURNING id)
+         INSERT INTO instance_tags (instance_id, tag_id)
+         SELECT i.id, t.id FROM instances i, t WHERE i.name = 'inst-' || lpad(($2::bigint / 2 + 1)::text, 4, '0')",
+        &[&RARE_TAG, &instances],
     )
     .await?;
     pg.execute(
@@ -110,7 +121,7 @@ pub(crate) async fn load(
     Ok(rows as i64)
 }
 
-async fn page(t: &TestStack, query: &str) -> anyhow::Result<Value> {
+pub(crate) async fn page(t: &TestStack, query: &str) -> anyhow::Result<Value> {
     let r = t
         .get(&format!("/databases/ledger?{query}"), Role::Viewer)
         .await;
@@ -119,14 +130,14 @@ async fn page(t: &TestStack, query: &str) -> anyhow::Result<Value> {
 }
 
 /// Warms the path, then times `SAMPLES` requests of it.
-async fn http_measure(t: &TestStack, query: &str) -> anyhow::Result<Vec<Duration>> {
+pub(crate) async fn http_measure(t: &TestStack, query: &str) -> anyhow::Result<Vec<Duration>> {
     for _ in 0..10 {
         page(t, query).await?;
     }
     Ok(time_n(SAMPLES, || page(t, query)).await)
 }
 
-fn ids(page: &Value) -> Vec<i64> {
+pub(crate) fn ids(page: &Value) -> Vec<i64> {
     page["items"]
         .as_array()
         .map(|a| a.iter().filter_map(|i| i["id"].as_i64()).collect())
@@ -156,6 +167,9 @@ const BEFORE_COUNT: &str = concat!("SELECT count(*) ", before_from!());
 
 pub async fn run() -> anyhow::Result<Vec<Measure>> {
     let scale = scale();
+    if scale > 1.0 {
+        return crate::ledger_scale::run(scale).await;
+    }
     // At least two: the filtered page needs a MySQL instance tagged team-2 (instance 2).
     let instances = ((200.0 * scale).round() as i64).max(2);
     let total_rows = instances * DATABASES_PER_INSTANCE;

@@ -11,6 +11,7 @@ mod cold_start;
 mod collect;
 mod export;
 mod ledger;
+mod ledger_scale;
 mod measure;
 mod operations;
 mod tables;

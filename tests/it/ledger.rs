@@ -598,3 +598,112 @@ async fn ledger_threshold_near_i64_max_answers() {
     )
     .await;
 }
+
+/// A fleet of `instances` named `r-001`.. with `per_instance` active databases `db_01`.. each
+/// (plus an inactive `db_00`), and the tags `rare` (r-017, r-042) and `rare-b` (r-042).
+async fn tagged_fleet(t: &TestStack, instances: i64, per_instance: i64) {
+    let pg = t.db.connect().await;
+    pg.execute(
+        "INSERT INTO instances (name, db_type, host, port)
+         SELECT 'r-' || lpad(n::text, 3, '0'), 'postgresql', '10.1.' || n || '.1', 5432
+         FROM generate_series(1, $1::bigint) n",
+        &[&instances],
+    )
+    .await
+    .unwrap();
+    pg.execute(
+        "INSERT INTO instance_databases (instance_id, database_name, is_active)
+         SELECT i.id, 'db_' || lpad(k::text, 2, '0'), k > 0
+         FROM instances i, generate_series(0, $1::bigint) k",
+        &[&per_instance],
+    )
+    .await
+    .unwrap();
+    pg.batch_execute(
+        "INSERT INTO tags (name, display_name, category) VALUES
+           ('rare', 'Rare', 'team'), ('rare-b', 'Rare B', 'team');
+         INSERT INTO instance_tags (instance_id, tag_id)
+           SELECT i.id, t.id FROM instances i, tags t
+           WHERE (t.name = 'rare' AND i.name IN ('r-017', 'r-042'))
+              OR (t.name = 'rare-b' AND i.name = 'r-042');
+         ANALYZE instances, instance_databases, instance_tags;",
+    )
+    .await
+    .unwrap();
+}
+
+/// A tag carried by a few instances among many is resolved to those instances before the
+/// page is read: its pages by cursor are every database of those instances, in name order,
+/// each once; `tag_mode=all` keeps only the instance carrying both tags.
+#[tokio::test]
+async fn rare_tag_pages_in_name_order_by_cursor() {
+    let t = TestStack::start().await;
+    tagged_fleet(&t, 60, 25).await;
+    let expect = |instances: &[&str]| -> Vec<String> {
+        instances
+            .iter()
+            .flat_map(|i| (1..=25).map(move |k| format!("{i}/db_{k:02}")))
+            .collect()
+    };
+    let by_cursor = |query: &'static str| {
+        let t = &t;
+        async move {
+            t.all_by_cursor(&format!("/databases/ledger?limit=7&{query}"))
+                .await
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{}/{}",
+                        i["instance"]["name"].as_str().unwrap(),
+                        i["database_name"].as_str().unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(by_cursor("tag=rare").await, expect(&["r-017", "r-042"]));
+    assert_eq!(
+        by_cursor("tag=rare&tag=rare-b&tag_mode=all").await,
+        expect(&["r-042"])
+    );
+    assert_eq!(by_cursor("tag=rare-b").await, expect(&["r-042"]));
+    // Descending by name, the same rows reversed.
+    let mut reversed = expect(&["r-017", "r-042"]);
+    reversed.reverse();
+    assert_eq!(by_cursor("tag=rare&order=desc").await, reversed);
+    assert_eq!(names(&t, "tag=nobody").await, Vec::<String>::new());
+    // A small answer is counted, not estimated.
+    let r = t
+        .get(
+            "/databases/ledger?tag=rare&include_total=true",
+            Role::Viewer,
+        )
+        .await;
+    assert_eq!(r.data()["total"], json!(50));
+    assert_eq!(r.data()["total_is_estimate"], json!(false));
+}
+
+/// Above `EXACT_TOTAL_MAX` matching databases `include_total` is the planner's estimate and
+/// says so; a filter that keeps few is counted exactly.
+#[tokio::test]
+async fn ledger_total_is_estimated_above_the_exact_maximum() {
+    let t = TestStack::start().await;
+    tagged_fleet(&t, 520, 99).await;
+    let r = t
+        .get("/databases/ledger?include_total=true", Role::Viewer)
+        .await;
+    assert_eq!(r.data()["total_is_estimate"], json!(true), "{r:?}");
+    let total = r.data()["total"].as_i64().unwrap();
+    assert!(
+        (45_000..=58_000).contains(&total),
+        "estimate {total} of 51,480"
+    );
+    let r = t
+        .get(
+            "/databases/ledger?include_total=true&tag=rare",
+            Role::Viewer,
+        )
+        .await;
+    assert_eq!(r.data()["total"], json!(198));
+    assert_eq!(r.data()["total_is_estimate"], json!(false));
+}

@@ -121,14 +121,20 @@ const PAGE_TAGS: &str = "LEFT JOIN LATERAL (\
     SELECT json_agg(json_build_object('name', t.name, 'display_name', t.display_name) ORDER BY t.name) AS tags \
     FROM instance_tags it JOIN tags t ON t.id = it.tag_id WHERE it.instance_id = p.instance_id) tg ON true";
 
+/// Up to this many matching databases `include_total` counts them (tens of milliseconds);
+/// above, it answers the planner's estimate with `total_is_estimate: true`, in about a
+/// millisecond whatever the fleet.
+pub const EXACT_TOTAL_MAX: i64 = 50_000;
+
 /// `GET /databases/ledger`
 pub async fn list(app: &App, req: Req) -> ApiResult {
     let q = &req.query;
     let mut params = ListParams::parse(q, &SORTS)?;
+    params.estimate_total_above = Some(EXACT_TOTAL_MAX);
     let threshold = threshold(q)?;
-    let sql = &mut params.sql;
-    crate::filters::ledger(q, sql)?;
     let client = app.db.get().await?;
+    let tagged = crate::filters::selective_tag_instances(q, &client).await?;
+    crate::filters::ledger_with(q, &mut params.sql, tagged)?;
     let source = Source::new(
         "d.id, d.database_name, i.db_type, i.id AS instance_id, i.name AS instance_name, \
          i.host, i.port, d.latest_size_bytes, d.latest_collected_at, \

@@ -53,6 +53,32 @@ impl ListParams {
         }
     }
 
+    /// The number of rows the filters keep, and whether it is the planner's estimate: exact,
+    /// unless the list allows an estimate (`estimate_total_above`) and the planner puts the
+    /// rows above it, where counting them would cost many times the page.
+    async fn total(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        from: &str,
+        sql: &Sql,
+    ) -> Result<(i64, bool), ApiError> {
+        let rows = format!("SELECT 1 FROM {from}{}", sql.where_clause());
+        if let Some(above) = self.estimate_total_above {
+            let explain = format!("EXPLAIN (FORMAT JSON) {rows}");
+            let plan: serde_json::Value = client
+                .query_one(&explain, &sql.params())
+                .await?
+                .try_get(0)?;
+            let estimate = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0).round() as i64;
+            if estimate > above {
+                return Ok((estimate, true));
+            }
+        }
+        let count = format!("SELECT count(*) FROM ({rows}) c");
+        let row = client.query_one(&count, &sql.params()).await?;
+        Ok((row.try_get::<_, i64>(0)?, false))
+    }
+
     /// `ORDER BY ... LIMIT limit+1 OFFSET ...`
     fn order_and_limit(&self) -> String {
         let dir = self.order.as_sql();
@@ -76,9 +102,7 @@ impl ListParams {
         let mut sql = std::mem::take(&mut self.sql);
         let from = source.from;
         let total = if self.include_total {
-            let count = format!("SELECT count(*) FROM {from}{}", sql.where_clause());
-            let row = client.query_one(&count, &sql.params()).await?;
-            Some(row.try_get::<_, i64>(0)?)
+            Some(self.total(client, from, &sql).await?)
         } else {
             None
         };
@@ -135,7 +159,7 @@ impl ListParams {
     fn finish<T: Serialize>(
         &self,
         mut rows: Vec<Row>,
-        total: Option<i64>,
+        total: Option<(i64, bool)>,
         map: impl Fn(&Row) -> Result<T, ApiError>,
     ) -> Result<Page<T>, ApiError> {
         let has_next = rows.len() as i64 > self.limit;
@@ -159,7 +183,8 @@ impl ListParams {
             limit: self.limit,
             has_next,
             next_cursor,
-            total,
+            total: total.map(|(n, _)| n),
+            total_is_estimate: total.map(|(_, estimate)| estimate),
         })
     }
 }

@@ -121,6 +121,9 @@ pub struct ListParams {
     pub page: Option<i64>,
     pub limit: i64,
     pub include_total: bool,
+    /// Above this many rows (by the planner's estimate) `total` is that estimate rather than
+    /// a count; `None` (the default) always counts.
+    pub estimate_total_above: Option<i64>,
     pub sort: &'static SortField,
     pub order: Order,
     id_expr: &'static str,
@@ -217,6 +220,7 @@ impl ListParams {
             },
             limit,
             include_total: q.bool("include_total")?,
+            estimate_total_above: None,
             sort,
             order,
             id_expr: spec.id_expr,
@@ -235,6 +239,9 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<i64>,
+    /// With `total`: true when it is the planner's estimate rather than a count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_is_estimate: Option<bool>,
 }
 
 #[cfg(test)]
