@@ -81,10 +81,11 @@ pub fn valid_url(v: &str) -> Result<String, ApiError> {
 }
 
 fn valid_secret(v: &str) -> Result<&str, ApiError> {
-    if v.is_empty() || v.len() > MAX_SECRET {
+    // Characters, as the contract counts them.
+    if v.is_empty() || v.chars().count() > MAX_SECRET {
         return Err(ApiError::validation(
             "secret",
-            format!("secret must have 1 to {MAX_SECRET} bytes"),
+            format!("secret must have 1 to {MAX_SECRET} characters"),
         ));
     }
     Ok(v)
