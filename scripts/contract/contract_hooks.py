@@ -117,7 +117,7 @@ def filter_failure(ctx, failure, case, response):
     if error.get("code") != "VALIDATION_ERROR":
         return True
     field = error.get("field")
-    rule = CROSS_PARAMETER_RULES.get(field) or BODY_RULES.get(case.path, {}).get(field)
-    if rule and rule(case):
-        return False
+    for rule in (CROSS_PARAMETER_RULES.get(field), BODY_RULES.get(case.path, {}).get(field)):
+        if rule and rule(case):
+            return False
     return not _rows_only_name_unknown_things(case, error)
