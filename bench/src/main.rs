@@ -1,4 +1,5 @@
-//! `cargo run --release -p tidemark-bench -- <scenario> [--json]`
+//! `cargo run --release -p tidemark-bench -- <scenario> [--json]` (scenarios: api, cold-start,
+//! tags-bulk, ledger, export, collect, tables)
 //!
 //! Each scenario builds its own data in a fresh database, drives the local stack over HTTP
 //! where a user would, and measures its naive baseline side by side in the same run.
@@ -12,6 +13,7 @@ mod export;
 mod ledger;
 mod measure;
 mod operations;
+mod tables;
 mod tags_bulk;
 
 use clap::{Parser, ValueEnum};
@@ -27,6 +29,7 @@ enum Scenario {
     Export,
     Collect,
     Operations,
+    Tables,
 }
 
 #[derive(Debug, Parser)]
@@ -57,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Export => export::run().await?,
         Scenario::Collect => collect::run().await?,
         Scenario::Operations => operations::run().await?,
+        Scenario::Tables => tables::run().await?,
     };
     measure::report(&measures, cli.json);
     Ok(())

@@ -123,6 +123,22 @@ test("exports the ledger and downloads the CSV through its link", async ({ page 
   await shot(page, "exports");
 });
 
+test("a database's Tables tab lists its tables and the overview its top tables", async ({ page }) => {
+  await signIn(page, ADMIN, "/");
+  const top = page.getByTestId("top-tables");
+  await expect(top.getByRole("heading", { name: "Top tables" })).toBeVisible();
+  await expect(top.locator("tbody tr").first()).toContainText("line_items");
+  await top.getByRole("link", { name: "public.line_items" }).click();
+  await expect(page).toHaveURL(/\/databases\/\d+\?tab=tables/);
+  const rows = page.getByTestId("tables-table").locator("tbody tr");
+  await expect(rows).toHaveCount(20);
+  await expect(rows.first()).toContainText("public.line_items");
+  await page.getByLabel("Table").fill("table_3");
+  await page.getByLabel("Table").press("Enter");
+  await expect(rows).toHaveCount(1);
+  await shot(page, "database-tables");
+});
+
 test("a database page draws its chart with daily points and aggregate lines", async ({ page }) => {
   await signIn(page, ADMIN, "/ledger?search=orders&sort=size");
   await page.getByRole("link", { name: "orders" }).first().click();

@@ -21,6 +21,17 @@ INSERT INTO instance_databases (instance_id, database_name, latest_size_bytes, l
 SELECT i.id, 'orders', 200 * 1048576 + 729 * 1572864, now(), current_date, 1572864
 FROM instances i WHERE i.name = 'pg-billing';
 
+-- Tables of "orders" on pg-billing (issue 15): 30 tables, line_items the largest.
+INSERT INTO instance_tables (instance_id, database_name, schema_name, table_name, first_seen_date,
+                             last_seen_date, total_bytes, data_bytes, index_bytes, toast_bytes,
+                             row_estimate, collected_at, collected_date, growth_7d_bytes,
+                             growth_30d_bytes, has_history)
+SELECT i.id, 'orders', 'public', CASE WHEN g = 1 THEN 'line_items' ELSE 'table_' || lpad(g::text, 2, '0') END,
+       current_date - 30, current_date, (31 - g)::bigint * 8388608, (31 - g)::bigint * 6291456,
+       (31 - g)::bigint * 2097152, 0, (31 - g)::bigint * 10000, now(), current_date,
+       (31 - g)::bigint * 65536, (31 - g)::bigint * 262144, true
+FROM instances i CROSS JOIN generate_series(1, 30) g WHERE i.name = 'pg-billing';
+
 -- 30 days of history per app database, linear with its growth.
 INSERT INTO database_size_stats (instance_id, database_name, collected_date, size_bytes, collected_at)
 SELECT d.instance_id, d.database_name, d.latest_collected_date - g,

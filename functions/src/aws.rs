@@ -39,7 +39,8 @@ pub const FUNCTIONS: &[(&str, Grants)] = &[
     ("api-instances", &[SECRET, SEND_COLLECT]),
     ("api-tags", &[SECRET]),
     ("tags-bulk", &[SECRET]),
-    ("api-databases", &[SECRET]),
+    // POST /databases/{id}/actions/refresh-tables queues a table read.
+    ("api-databases", &[SECRET, SEND_COLLECT]),
     ("api-capacity", &[SECRET]),
     // POST /collections dispatches a run.
     ("api-tasks", &[SECRET, SEND_COLLECT]),

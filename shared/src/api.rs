@@ -10,7 +10,7 @@ use crate::web::RawRequest;
 use crate::App;
 use crate::{
     alerts, capacity, checks, collect, credentials, exports, fleet, instances, ledger, route,
-    system, tags, tasks,
+    system, tables, tags, tasks,
 };
 
 pub fn routes() -> &'static [Route] {
@@ -56,6 +56,12 @@ pub fn routes() -> &'static [Route] {
             // api-databases: the ledger and one database's history.
             route!(GET "/databases/ledger", Viewer, "api-databases", ledger::list),
             route!(GET "/databases/{id}/sizes", Viewer, "api-databases", ledger::sizes),
+            // api-databases: table-level capacity.
+            route!(GET "/databases/{id}/tables", Viewer, "api-databases", tables::api::list),
+            route!(POST "/databases/{id}/actions/refresh-tables", Operator, "api-databases", tables::api::refresh),
+            route!(GET "/tables/top", Viewer, "api-databases", tables::api::top),
+            route!(GET "/tables/{id}/sizes", Viewer, "api-databases", tables::api::sizes),
+            route!(POST "/instances/actions/set-collect-tables", Operator, "api-databases", tables::api::set_collect_tables),
             // api-capacity
             route!(GET "/capacity/databases", Viewer, "api-capacity", capacity::api::databases),
             route!(GET "/capacity/instances", Viewer, "api-capacity", capacity::api::instances),

@@ -98,6 +98,11 @@ pub struct Config {
     pub collect_at: NaiveTime,
     pub aggregate_at: NaiveTime,
     pub maintenance_at: NaiveTime,
+    /// Table history is kept for tables of at least this many bytes
+    /// (`TIDEMARK_TABLE_HISTORY_MIN_BYTES`, default 64 MiB) ...
+    pub table_history_min_bytes: i64,
+    /// ... or among the largest this many of their database (`TIDEMARK_TABLE_HISTORY_TOP`).
+    pub table_history_top: i64,
     /// `TIDEMARK_SCOPE_PREFIX`: JWT scopes `<prefix>/<role>` grant roles (AWS).
     pub scope_prefix: String,
 }
@@ -267,6 +272,14 @@ impl Config {
             collect_at: time("TIDEMARK_COLLECT_AT", "03:00")?,
             aggregate_at: time("TIDEMARK_AGGREGATE_AT", "04:00")?,
             maintenance_at: time("TIDEMARK_MAINTENANCE_AT", "05:00")?,
+            table_history_min_bytes: ranged(
+                &opt,
+                "TIDEMARK_TABLE_HISTORY_MIN_BYTES",
+                64 * 1024 * 1024,
+                0..=i64::MAX,
+                "",
+            )?,
+            table_history_top: ranged(&opt, "TIDEMARK_TABLE_HISTORY_TOP", 50, 0..=100_000, "")?,
             scope_prefix: {
                 let p = opt("TIDEMARK_SCOPE_PREFIX")
                     .unwrap_or_else(|| crate::web::auth::DEFAULT_SCOPE_PREFIX.into());

@@ -70,6 +70,31 @@ pub fn instances(q: &Query, sql: &mut Sql) -> Result<(), ApiError> {
     tag(q, sql, "i.id")
 }
 
+/// The fleet's tables over `instance_tables t JOIN instances i`: active tables of active,
+/// non-deleted instances, narrowed by `db_type`, `instance_id`, `tag`/`tag_mode`,
+/// `database_name`, `schema` (`GET /tables/top` and the `database_tables` export).
+pub fn tables(q: &Query, sql: &mut Sql) -> Result<(), ApiError> {
+    sql.and("t.is_active")
+        .and("i.is_active")
+        .and("i.deleted_at IS NULL");
+    let db_type = q.text("db_type").map(validate::db_type).transpose()?;
+    sql.eq("i.db_type", db_type);
+    let instance_id = q.int("instance_id")?;
+    if instance_id.is_some_and(|id| id <= 0) {
+        return Err(ApiError::validation(
+            "instance_id",
+            "instance_id must be a positive integer",
+        ));
+    }
+    sql.eq("t.instance_id", instance_id)
+        .eq(
+            "t.database_name",
+            q.text("database_name").map(str::to_string),
+        )
+        .eq("t.schema_name", q.text("schema").map(str::to_string));
+    tag(q, sql, "i.id")
+}
+
 /// The ledger's filters over `instance_databases d JOIN instances i`: every active database
 /// of every active, non-deleted instance, narrowed by `search`, `db_type`, `instance_id`,
 /// `tag`/`tag_mode`, `min_size_bytes`, `stale`.

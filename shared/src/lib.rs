@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod queue;
 pub mod storage;
 pub mod system;
+pub mod tables;
 pub mod tags;
 pub mod tasks;
 pub mod telemetry;

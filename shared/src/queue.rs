@@ -16,6 +16,10 @@ pub struct CollectMessage {
     /// The business date fixed at dispatch, so a late or redelivered message writes the
     /// same day's row.
     pub collected_date: chrono::NaiveDate,
+    /// Set: read only this database's tables (`POST /databases/{id}/actions/refresh-tables`),
+    /// on the same FIFO group as the instance's collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables_of: Option<String>,
 }
 
 /// SQS's limit on a FIFO message group id.
@@ -120,6 +124,7 @@ mod tests {
             host: host.into(),
             port,
             collected_date: chrono::NaiveDate::MIN,
+            tables_of: None,
         }
     }
 

@@ -343,6 +343,7 @@ async fn a_message_delivered_twice_writes_once() {
         host: "127.0.0.1".into(),
         port: MY_PORT.into(),
         collected_date: date,
+        tables_of: None,
     };
     // Redelivery of a finished item.
     tidemark::collect::process(&t.stack.app, &message, Duration::from_secs(90))
@@ -538,6 +539,7 @@ async fn a_late_message_for_an_older_date_never_moves_latest_back() {
             host: "127.0.0.1".into(),
             port: MY_PORT.into(),
             collected_date: yesterday,
+            tables_of: None,
         },
         Duration::from_secs(90),
     )

@@ -234,6 +234,7 @@ fn message(instance_id: i64, host: &str) -> CollectMessage {
         host: host.into(),
         port: 5432,
         collected_date: chrono::NaiveDate::MIN,
+        tables_of: None,
     }
 }
 

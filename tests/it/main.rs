@@ -26,6 +26,7 @@ mod liveness;
 mod onboarding;
 mod restart;
 mod system;
+mod tables;
 mod tags;
 mod tags_bulk;
 mod tasks;

@@ -195,3 +195,38 @@ export interface Alert {
   created_at: string;
 }
 
+/** One table's latest size (`GET /databases/{id}/tables`). */
+export interface TableRow {
+  id: number;
+  schema_name: string;
+  table_name: string;
+  kind: "table" | "partitioned" | "partition";
+  parent_name: string | null;
+  engine: string | null;
+  is_active: boolean;
+  total_bytes: number;
+  data_bytes: number;
+  index_bytes: number;
+  toast_bytes: number | null;
+  free_bytes: number | null;
+  row_estimate: number | null;
+  growth_7d_bytes: number | null;
+  growth_30d_bytes: number | null;
+  has_history: boolean;
+  collected_at: string;
+}
+/** One of the fleet's top tables (`GET /tables/top`). */
+export interface TopTable {
+  id: number;
+  instance_id: number;
+  instance_name: string;
+  db_type: string;
+  database_id: number | null;
+  database_name: string;
+  schema_name: string;
+  table_name: string;
+  kind: string;
+  total_bytes: number;
+  growth_7d_bytes: number | null;
+  growth_30d_bytes: number | null;
+}

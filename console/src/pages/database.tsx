@@ -9,6 +9,7 @@ import { chartData, regression, type Point } from "../series";
 import { useSession } from "../session";
 import { withFilter } from "../state";
 import { Bytes, SearchInput, Select, States, useLoad } from "../ui";
+import { DatabaseTables } from "./tables";
 
 /** The history of `days` days, in calls of at most 400 days each. */
 async function history(id: string, days: number, tz: string): Promise<DatabaseSizes> {
@@ -24,6 +25,7 @@ export function DatabasePage() {
   const { timezone } = useSession();
   const [params, set] = useParams();
   const days = Number(params.days ?? 90);
+  const tab = params.tab === "tables" ? "tables" : "history";
   const threshold = params.threshold_bytes ? Number(params.threshold_bytes) : null;
   const l = useLoad(() => history(id, days, timezone), `${id}:${days}`);
   const points: Point[] = useMemo(
@@ -55,6 +57,18 @@ export function DatabasePage() {
             <p class="muted">
               {d.db_type} · {d.instance.host}:{d.instance.port}
             </p>
+            <nav class="tabs" aria-label="database">
+              <Link href={`/databases/${id}`} aria-current={tab === "tables" ? undefined : "page"}>
+                History
+              </Link>
+              <Link href={`/databases/${id}?tab=tables`} aria-current={tab === "tables" ? "page" : undefined}>
+                Tables
+              </Link>
+            </nav>
+            {tab === "tables" ? (
+              <DatabaseTables id={id} database={d.database_name} />
+            ) : (
+              <>
             <div class="filters">
               <Select
                 label="Range"
@@ -125,6 +139,8 @@ export function DatabasePage() {
                 ))}
               </tbody>
             </table>
+              </>
+            )}
           </>
         );
       }}

@@ -5,6 +5,7 @@ import { Link, useParams } from "../router";
 import { withFilter } from "../state";
 import { DataTable, INSTANCE_COLS } from "../list";
 import { Badge, Bytes, SearchInput, States, Time, useLoad } from "../ui";
+import { TopTablesCard } from "./tables";
 
 function Growers({ rows }: { rows: Grower[] }) {
   if (rows.length === 0) return <p class="empty">No database grew in this window.</p>;
@@ -148,6 +149,8 @@ export function Overview() {
                 <Growers rows={s.top_growers.days_30} />
               </div>
             </section>
+
+            <TopTablesCard />
 
             {s.stale_instances.items.length > 0 && (
               <section>

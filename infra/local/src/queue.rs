@@ -236,10 +236,11 @@ pub async fn requeue(app: &App) -> anyhow::Result<(usize, usize)> {
     let runs = client
         .query(
             "UPDATE task_runs SET status = 'running' WHERE status IN ('pending', 'running') \
-             AND task_key IN ($1, $2) RETURNING run_id",
+             AND (task_key IN ($1, $2) OR task_key LIKE $3 || ':%') RETURNING run_id",
             &[
                 &tidemark::collect::TASK_KEY,
                 &tidemark::collect::now::TASK_KEY,
+                &tidemark::tables::REFRESH_TASK_KEY,
             ],
         )
         .await?;
@@ -247,12 +248,13 @@ pub async fn requeue(app: &App) -> anyhow::Result<(usize, usize)> {
     let items = client
         .query(
             "SELECT it.run_id, it.instance_id, i.host, i.port, \
-                    (r.summary->>'collected_date')::date AS collected_date \
+                    (r.summary->>'collected_date')::date AS collected_date, \
+                    CASE WHEN r.task_key LIKE $1 || ':%' THEN r.summary->>'database_name' END AS tables_of \
              FROM task_run_items it JOIN task_runs r USING (run_id) \
              JOIN instances i ON i.id = it.instance_id \
              WHERE r.status = 'running' AND it.status IN ('pending', 'running') \
              ORDER BY it.seq",
-            &[],
+            &[&tidemark::tables::REFRESH_TASK_KEY],
         )
         .await?;
     let messages = items
@@ -266,6 +268,7 @@ pub async fn requeue(app: &App) -> anyhow::Result<(usize, usize)> {
                 collected_date: r
                     .try_get::<_, Option<chrono::NaiveDate>>("collected_date")?
                     .unwrap_or(today),
+                tables_of: r.try_get("tables_of")?,
             })
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;

@@ -54,6 +54,37 @@ pub struct Collected {
     pub encrypted: bool,
 }
 
+crate::text_enum! {
+    /// A plain table, a partitioned table (its sizes are its partitions' sum) or a partition.
+    pub enum TableKind { Table = "table", Partitioned = "partitioned", Partition = "partition" }
+}
+
+/// One table's size, in bytes, as its server's catalogue tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSize {
+    /// PostgreSQL's schema; on MySQL/MariaDB the database itself.
+    pub schema_name: String,
+    pub table_name: String,
+    pub kind: TableKind,
+    /// A partition's parent as `schema.table`.
+    pub parent_name: Option<String>,
+    /// MySQL/MariaDB's storage engine.
+    pub engine: Option<String>,
+    pub total_bytes: i64,
+    pub data_bytes: i64,
+    pub index_bytes: i64,
+    pub toast_bytes: Option<i64>,
+    pub free_bytes: Option<i64>,
+    pub row_estimate: Option<i64>,
+}
+
+/// The tables of one database, or why they could not be read (for people).
+#[derive(Debug, Clone)]
+pub struct DatabaseTables {
+    pub database_name: String,
+    pub tables: Result<Vec<TableSize>, String>,
+}
+
 /// What the rest of the service knows about an engine without connecting to it.
 pub struct Engine {
     /// The `instances.db_type` the adapter serves.
@@ -72,6 +103,16 @@ pub trait Adapter: Send + Sync {
     /// Connects, authenticates and reads the server's version (a connection check); the
     /// error is the one `collect` would meet (see `checks::classify`).
     async fn version(&self, target: &Target) -> anyhow::Result<String>;
+
+    /// The size of every table of each of `databases`, one catalogue query per database (or
+    /// one for the whole server), all of it done by `deadline`: a database not read by then
+    /// is an `Err` in its entry. `Err` for the whole call: the server could not be read.
+    async fn tables(
+        &self,
+        target: &Target,
+        databases: &[String],
+        deadline: tokio::time::Instant,
+    ) -> anyhow::Result<Vec<DatabaseTables>>;
 }
 
 /// The server did not answer within the connect timeout.

@@ -149,6 +149,7 @@ async fn fan_out(
                     host: r.try_get(1)?,
                     port: r.try_get(2)?,
                     collected_date,
+                    tables_of: None,
                 })
             })
             .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;

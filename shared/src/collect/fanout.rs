@@ -43,9 +43,42 @@ pub enum Visit {
     Gone(String),
 }
 
+/// An instance ready to visit: its adapter, where to reach it and what not to collect.
+pub struct Loaded {
+    pub adapter: &'static dyn super::adapter::Adapter,
+    pub target: Target,
+    pub exclusions: Exclusions,
+}
+
 /// Loads the instance, its credential and its adapter, and collects its server. `Err` only for
 /// trouble with the app database; everything about the managed server is a `Visit`.
 pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow::Result<Visit> {
+    let Loaded {
+        adapter,
+        target,
+        exclusions,
+    } = match load(app, instance_id, require_active).await? {
+        Ok(loaded) => loaded,
+        Err(visit) => return Ok(visit),
+    };
+    Ok(match adapter.collect(&target, &exclusions).await {
+        Ok(collected) => Visit::Collected {
+            collected,
+            excluded: exclusions.excluded_count(),
+        },
+        Err(e) => {
+            tracing::warn!(instance_id, target = ?target, error = %format!("{e:#}"), "collection failed");
+            Visit::Failed(format!("{e:#}"))
+        }
+    })
+}
+
+/// The instance, its credential and its adapter; `Err(Visit)` when it cannot be visited.
+pub async fn load(
+    app: &App,
+    instance_id: i64,
+    require_active: bool,
+) -> anyhow::Result<Result<Loaded, Visit>> {
     let client = app.db.get().await?;
     let Some(row) = client
         .query_opt(
@@ -56,17 +89,19 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
         )
         .await?
     else {
-        return Ok(Visit::Gone("the instance no longer exists".into()));
+        return Ok(Err(Visit::Gone("the instance no longer exists".into())));
     };
     if row.try_get::<_, bool>("deleted")? {
-        return Ok(Visit::Gone("the instance was deleted".into()));
+        return Ok(Err(Visit::Gone("the instance was deleted".into())));
     }
     if require_active && !row.try_get::<_, bool>("is_active")? {
-        return Ok(Visit::Gone("the instance was deactivated".into()));
+        return Ok(Err(Visit::Gone("the instance was deactivated".into())));
     }
     let db_type: String = row.try_get("db_type")?;
     let Some(adapter) = adapter_for(&db_type) else {
-        return Ok(Visit::Failed(format!("no collector for db_type {db_type}")));
+        return Ok(Err(Visit::Failed(format!(
+            "no collector for db_type {db_type}"
+        ))));
     };
     let credential =
         match crate::credentials::secret_for_instance(app, &client, row.try_get("credential_id")?)
@@ -79,7 +114,7 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
                     return Err(e);
                 }
                 // The message names the credential and the key version, never the password.
-                return Ok(Visit::Failed(format!("{e:#}")));
+                return Ok(Err(Visit::Failed(format!("{e:#}"))));
             }
         };
     drop(client);
@@ -99,16 +134,11 @@ pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow:
     };
     let exclude_databases: Vec<String> = row.try_get("exclude_databases")?;
     let exclusions = Exclusions::new(adapter, &exclude_databases);
-    Ok(match adapter.collect(&target, &exclusions).await {
-        Ok(collected) => Visit::Collected {
-            collected,
-            excluded: exclusions.excluded_count(),
-        },
-        Err(e) => {
-            tracing::warn!(instance_id, target = ?target, error = %format!("{e:#}"), "collection failed");
-            Visit::Failed(format!("{e:#}"))
-        }
-    })
+    Ok(Ok(Loaded {
+        adapter,
+        target,
+        exclusions,
+    }))
 }
 
 /// Time kept back from a Lambda invocation's deadline, to record an item that ran out of
@@ -151,29 +181,23 @@ pub async fn process(app: &App, message: &CollectMessage, budget: Duration) -> a
         "too little time left in this invocation to visit instance {}; redelivered",
         message.instance_id
     );
-    let client = app.db.get().await?;
-    let claimed = client
-        .query_opt(
-            "UPDATE task_run_items it SET status = 'running', started_at = clock_timestamp(), error = NULL \
-             FROM task_runs r \
-             WHERE it.run_id = $1 AND it.item_key = $2 AND it.status IN ('pending', 'running') \
-               AND r.run_id = it.run_id AND r.status IN ('pending', 'running') \
-             RETURNING r.task_key",
-            &[&run_id, &item_key],
-        )
-        .await?;
-    drop(client);
-    let Some(claimed) = claimed else {
-        tracing::debug!(%run_id, instance_id = message.instance_id, "item finished, cancelled or unknown; message skipped");
+    let Some(task_key) = claim(app, message).await? else {
         // A redelivery after a failed closing step: the run is closed here (idempotent).
         crate::tasks::finish_if_done(app, run_id).await?;
         return Ok(());
     };
     // A single-instance action collects the instance even when it is inactive.
-    let require_active = claimed.try_get::<_, &str>(0)? != super::now::TASK_KEY;
+    let require_active = task_key != super::now::TASK_KEY;
     let started = Instant::now();
-    let visit = visit_and_record(app, message, &item_key, require_active, started);
-    match tokio::time::timeout(budget, visit).await {
+    let deadline = tokio::time::Instant::now() + budget;
+    let recorded = async {
+        if message.tables_of.is_some() {
+            crate::tables::refresh(app, message, started, deadline).await
+        } else {
+            visit_and_record(app, message, &item_key, require_active, started, deadline).await
+        }
+    };
+    match tokio::time::timeout(budget, recorded).await {
         Ok(recorded) => recorded?,
         Err(_) => {
             tracing::warn!(%run_id, instance_id = message.instance_id, ?budget, "visit exceeded its time; item failed");
@@ -199,15 +223,47 @@ pub async fn process(app: &App, message: &CollectMessage, budget: Duration) -> a
     Ok(())
 }
 
-/// Visits the instance and records the item with its sizes, in one transaction.
+/// Marks the message's item running; its run's task key, or `None` when the item is
+/// finished, cancelled (or its run is) or unknown: the message is then skipped.
+async fn claim(app: &App, message: &CollectMessage) -> anyhow::Result<Option<String>> {
+    let client = app.db.get().await?;
+    let claimed = client
+        .query_opt(
+            "UPDATE task_run_items it SET status = 'running', started_at = clock_timestamp(), error = NULL \
+             FROM task_runs r \
+             WHERE it.run_id = $1 AND it.item_key = $2 AND it.status IN ('pending', 'running') \
+               AND r.run_id = it.run_id AND r.status IN ('pending', 'running') \
+             RETURNING r.task_key",
+            &[&message.run_id, &message.instance_id.to_string()],
+        )
+        .await?;
+    match claimed {
+        Some(row) => Ok(Some(row.try_get(0)?)),
+        None => {
+            tracing::debug!(run_id = %message.run_id, instance_id = message.instance_id, "item finished, cancelled or unknown; message skipped");
+            Ok(None)
+        }
+    }
+}
+
+/// Visits the instance and records the item with its sizes, in one transaction; then, for an
+/// instance that collects its tables, reads them by the same `deadline`.
 async fn visit_and_record(
     app: &App,
     message: &CollectMessage,
     item_key: &str,
     require_active: bool,
     started: Instant,
+    deadline: tokio::time::Instant,
 ) -> anyhow::Result<()> {
     let visit = visit(app, message.instance_id, require_active).await?;
+    // After the sizes, the tables of instances that collect them (their own transactions).
+    let tables = match &visit {
+        Visit::Collected { collected, .. } => {
+            crate::tables::after_sizes(app, message, &collected.databases, deadline).await?
+        }
+        _ => None,
+    };
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;
     if !lock_running_item(&tx, message.run_id, item_key).await? {
@@ -260,6 +316,10 @@ async fn visit_and_record(
         Visit::Failed(reason) => (ItemStatus::Failed, json!({}), Some(reason)),
         Visit::Gone(reason) => (ItemStatus::Cancelled, json!({}), Some(reason)),
     };
+    let mut metrics = metrics;
+    if let Some(tables) = tables {
+        metrics["tables"] = tables;
+    }
     record_item(
         &tx,
         message.run_id,
@@ -277,7 +337,7 @@ async fn visit_and_record(
 /// Locks the item if it is still running. The lock serialises two deliveries of one message
 /// (and a dispatch failing the item as stale): whoever comes second finds the item finished
 /// and writes nothing.
-async fn lock_running_item(
+pub(crate) async fn lock_running_item(
     tx: &deadpool_postgres::Transaction<'_>,
     run_id: Uuid,
     item_key: &str,
@@ -292,7 +352,7 @@ async fn lock_running_item(
 }
 
 /// Finishes an item the caller has locked (`lock_running_item`) and counts it on its run.
-async fn record_item(
+pub(crate) async fn record_item(
     tx: &deadpool_postgres::Transaction<'_>,
     run_id: Uuid,
     item_key: &str,

@@ -11,9 +11,11 @@ pub mod adapter;
 pub mod dispatch;
 pub mod fanout;
 pub mod mysql;
+mod mysql_tables;
 pub mod now;
 pub mod persist;
 pub mod postgres;
+pub mod postgres_tables;
 
 use serde::Deserialize;
 use serde_json::json;

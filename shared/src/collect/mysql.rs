@@ -23,7 +23,11 @@ use mysql_async::{Conn, OptsBuilder, SslOpts};
 
 use crate::tls::TlsMode;
 
-use super::adapter::{connect, Adapter, Collected, DatabaseSize, Engine, Exclusions, Target};
+use tokio::time::Instant;
+
+use super::adapter::{
+    connect, Adapter, Collected, DatabaseSize, DatabaseTables, Engine, Exclusions, Target,
+};
 
 pub struct MySql;
 
@@ -66,6 +70,25 @@ impl Adapter for MySql {
         .await;
         let _ = conn.disconnect().await;
         result
+    }
+
+    async fn tables(
+        &self,
+        target: &Target,
+        databases: &[String],
+        deadline: Instant,
+    ) -> anyhow::Result<Vec<DatabaseTables>> {
+        let where_ = format!("{}:{}", target.host, target.port);
+        let work = async {
+            let (mut conn, _) = open(target).await?;
+            let result = super::mysql_tables::read(&mut conn, target, databases, deadline).await;
+            let _ = conn.disconnect().await;
+            result
+        };
+        tokio::time::timeout_at(deadline, work)
+            .await
+            .map_err(|_| anyhow::anyhow!("{where_} did not answer before the visit's deadline"))
+            .and_then(|r| r)
     }
 }
 
@@ -137,27 +160,7 @@ async fn sizes(
     exclusions: &Exclusions,
     encrypted: bool,
 ) -> anyhow::Result<Collected> {
-    let version: String = conn
-        .query_first("SELECT VERSION()")
-        .await
-        .context("reading the server version")?
-        .unwrap_or_default();
-    // The server stops a statement that runs too long (MariaDB seconds, MySQL milliseconds);
-    // servers too old for either only get the client-side bound.
-    let limit = if version.contains("MariaDB") {
-        format!(
-            "SET SESSION max_statement_time = {}",
-            target.statement_timeout.as_secs().max(1)
-        )
-    } else {
-        format!(
-            "SET SESSION max_execution_time = {}",
-            target.statement_timeout.as_millis()
-        )
-    };
-    if let Err(e) = conn.query_drop(limit).await {
-        tracing::debug!(error = %e, "server-side statement timeout not supported");
-    }
+    let version = limit_statements(conn, target.statement_timeout).await?;
 
     let schemas: Vec<String> = conn
         .query::<String, _>("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
@@ -224,6 +227,35 @@ async fn sizes(
         databases,
         encrypted,
     })
+}
+
+/// Reads the server's version and has the server stop any statement that runs longer than
+/// `timeout` (MariaDB seconds, MySQL milliseconds); servers too old for either only get the
+/// client-side bound.
+pub(super) async fn limit_statements(
+    conn: &mut Conn,
+    timeout: std::time::Duration,
+) -> anyhow::Result<String> {
+    let version: String = conn
+        .query_first("SELECT VERSION()")
+        .await
+        .context("reading the server version")?
+        .unwrap_or_default();
+    let limit = if version.contains("MariaDB") {
+        format!(
+            "SET SESSION max_statement_time = {}",
+            timeout.as_secs_f64().max(0.001)
+        )
+    } else {
+        format!(
+            "SET SESSION max_execution_time = {}",
+            timeout.as_millis().max(1)
+        )
+    };
+    if let Err(e) = conn.query_drop(limit).await {
+        tracing::debug!(error = %e, "server-side statement timeout not supported");
+    }
+    Ok(version)
 }
 
 /// MySQL 8 renamed `INNODB_SYS_TABLESPACES` to `INNODB_TABLESPACES`; MariaDB keeps the old name.

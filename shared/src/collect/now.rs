@@ -113,6 +113,7 @@ async fn queue_one(app: &App, id: i64) -> Result<(Uuid, Option<CollectMessage>),
         host: instance.try_get(0)?,
         port: instance.try_get(1)?,
         collected_date,
+        tables_of: None,
     };
     Ok((run_id, Some(message)))
 }

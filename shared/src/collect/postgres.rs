@@ -1,12 +1,17 @@
 //! PostgreSQL: inventory from `pg_database`, size from `pg_database_size` (the files of the
 //! database's directory in every tablespace, i.e. its on-disk size), in bytes.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use async_trait::async_trait;
+use tokio::time::Instant;
 
 use crate::tls::{client_config, parse_pem_bundle, CaBundle, PgTls};
 
-use super::adapter::{connect, Adapter, Collected, DatabaseSize, Engine, Exclusions, Target};
+use super::adapter::{
+    connect, Adapter, Collected, DatabaseSize, DatabaseTables, Engine, Exclusions, Target,
+};
 
 pub struct Postgres;
 
@@ -24,7 +29,7 @@ impl Adapter for Postgres {
 
     async fn collect(&self, target: &Target, exclusions: &Exclusions) -> anyhow::Result<Collected> {
         let where_ = format!("{}:{}", target.host, target.port);
-        let (client, connection) = open(target).await?;
+        let (client, connection) = open(target, None, target.statement_timeout).await?;
         let result = async {
             let version: String = client
                 .query_one("SHOW server_version", &[])
@@ -91,7 +96,7 @@ impl Adapter for Postgres {
     }
 
     async fn version(&self, target: &Target) -> anyhow::Result<String> {
-        let (client, connection) = open(target).await?;
+        let (client, connection) = open(target, None, target.statement_timeout).await?;
         let result = tokio::time::timeout(target.statement_timeout, async {
             let row = client.query_one("SHOW server_version", &[]).await?;
             anyhow::Ok(row.try_get::<_, String>(0)?)
@@ -103,25 +108,41 @@ impl Adapter for Postgres {
         connection.abort();
         result
     }
+
+    async fn tables(
+        &self,
+        target: &Target,
+        databases: &[String],
+        deadline: Instant,
+    ) -> anyhow::Result<Vec<DatabaseTables>> {
+        super::postgres_tables::read(target, databases, deadline).await
+    }
 }
 
-/// Connects and authenticates under the instance's TLS mode; the connection's task is
-/// aborted by the caller when done.
-async fn open(
+/// Opens a connection to `database` (default: the instance's, else `postgres`) whose server
+/// stops any statement after `statement_timeout`; the task driving it is returned so the
+/// caller can stop it.
+pub(super) async fn open(
     target: &Target,
+    database: Option<&str>,
+    statement_timeout: Duration,
 ) -> anyhow::Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(&target.host)
         .port(target.port)
         .user(target.username.as_deref().unwrap_or("postgres"))
-        .dbname(target.database_name.as_deref().unwrap_or("postgres"))
+        .dbname(
+            database
+                .or(target.database_name.as_deref())
+                .unwrap_or("postgres"),
+        )
         .application_name("tidemark-collect")
         .connect_timeout(target.connect_timeout)
         // The server enforces the statement timeout itself, so nothing keeps running there
         // after we give up.
         .options(format!(
             "-c statement_timeout={}",
-            target.statement_timeout.as_millis()
+            statement_timeout.as_millis().max(1)
         ));
     if let Some(p) = target.password.as_deref().filter(|p| !p.is_empty()) {
         cfg.password(p);

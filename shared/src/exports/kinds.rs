@@ -13,7 +13,7 @@ crate::text_enum! {
     /// What can be exported.
     pub enum Kind {
         DatabaseLedger = "database_ledger", Instances = "instances",
-        DatabaseSizes = "database_sizes",
+        DatabaseSizes = "database_sizes", DatabaseTables = "database_tables",
     }
 }
 
@@ -94,6 +94,14 @@ impl Kind {
                 "tag_mode",
             ],
             Kind::DatabaseSizes => &["instance_id", "database_name", "start_date", "end_date"],
+            Kind::DatabaseTables => &[
+                "instance_id",
+                "database_name",
+                "schema",
+                "db_type",
+                "tag",
+                "tag_mode",
+            ],
         }
     }
 
@@ -142,6 +150,27 @@ impl Kind {
                 "size_mb",
                 "data_size_bytes",
                 "log_size_bytes",
+                "collected_at",
+            ],
+            Kind::DatabaseTables => &[
+                "id",
+                "instance_id",
+                "instance_name",
+                "db_type",
+                "database_name",
+                "schema_name",
+                "table_name",
+                "kind",
+                "parent_name",
+                "engine",
+                "total_bytes",
+                "data_bytes",
+                "index_bytes",
+                "toast_bytes",
+                "free_bytes",
+                "row_estimate",
+                "growth_7d_bytes",
+                "growth_30d_bytes",
                 "collected_at",
             ],
         }
@@ -206,6 +235,18 @@ impl Kind {
                 sql.push_where();
                 sql.push(" ORDER BY i.name, s.database_name, s.collected_date");
             }
+            Kind::DatabaseTables => {
+                crate::filters::tables(q, &mut sql).map_err(prefix_field)?;
+                sql.text = "SELECT t.id, i.id AS instance_id, i.name AS instance_name, i.db_type, t.database_name, \
+                     t.schema_name, t.table_name, t.kind, t.parent_name, t.engine, t.total_bytes, t.data_bytes, \
+                     t.index_bytes, t.toast_bytes, t.free_bytes, t.row_estimate, t.growth_7d_bytes, \
+                     t.growth_30d_bytes, t.collected_at \
+                     FROM instance_tables t JOIN instances i ON i.id = t.instance_id"
+                    .to_string();
+                sql.push_where();
+                // The unique (instance, database, schema, table) index gives the order.
+                sql.push(" ORDER BY t.instance_id, t.database_name, t.schema_name, t.table_name");
+            }
         }
         Ok(sql)
     }
@@ -244,6 +285,13 @@ impl Kind {
                 out.int(size)?;
                 out.mb(Some(size))?;
                 cells(row, out, 7, &[OptInt, OptInt, Time])?;
+            }
+            Kind::DatabaseTables => {
+                let columns = [
+                    Int, Int, Text, Text, Text, Text, Text, Text, OptText, OptText, Int, Int, Int,
+                    OptInt, OptInt, OptInt, OptInt, OptInt, Time,
+                ];
+                cells(row, out, 0, &columns)?;
             }
         }
         out.end_row()?;

@@ -91,6 +91,7 @@ struct CreateBody {
     exclude_databases: Option<Vec<String>>,
     tls_mode: Option<String>,
     tls_ca_pem: Option<String>,
+    collect_tables: Option<bool>,
 }
 
 async fn check_credential<C: GenericClient>(client: &C, id: Option<i64>) -> Result<(), ApiError> {
@@ -180,9 +181,9 @@ pub async fn create(app: &App, req: Req) -> ApiResult {
     check_credential(&tx, body.credential_id).await?;
     let id = insert_named(
         &tx,
-        "INSERT INTO instances (name, db_type, host, port, credential_id, database_name, description, is_active, exclude_databases, tls_mode, tls_ca_pem) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-        &[&name, &db_type, &host, &port, &body.credential_id, &database_name, &description, &body.is_active.unwrap_or(true), &exclude, &tls_mode.as_str(), &tls_ca_pem],
+        "INSERT INTO instances (name, db_type, host, port, credential_id, database_name, description, is_active, exclude_databases, tls_mode, tls_ca_pem, collect_tables) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+        &[&name, &db_type, &host, &port, &body.credential_id, &database_name, &description, &body.is_active.unwrap_or(true), &exclude, &tls_mode.as_str(), &tls_ca_pem, &body.collect_tables.unwrap_or(false)],
         "instance",
         &name,
     )
@@ -214,6 +215,7 @@ struct PatchBody {
     tls_mode: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     tls_ca_pem: Option<Option<String>>,
+    collect_tables: Option<bool>,
 }
 
 pub async fn update(app: &App, req: Req) -> ApiResult {
@@ -249,6 +251,7 @@ pub async fn update(app: &App, req: Req) -> ApiResult {
             clearable(&body.description, validate::description)?,
         )
         .set_some("is_active", body.is_active)
+        .set_some("collect_tables", body.collect_tables)
         .set_some(
             "exclude_databases",
             body.exclude_databases

@@ -27,7 +27,7 @@ pub const STATUS: &str = status_sql!();
 
 /// Columns every instance response carries (alias `i`), with its tags and credential.
 pub const COLUMNS: &str = concat!("i.id, i.name, i.db_type, i.host, i.port, i.database_name, i.description, \
-    i.is_active, ", status_sql!(), " AS status, i.exclude_databases, i.version, i.last_collected_at, \
+    i.is_active, i.collect_tables, ", status_sql!(), " AS status, i.exclude_databases, i.version, i.last_collected_at, \
     i.tls_mode, i.tls_ca_pem IS NOT NULL AS has_tls_ca, i.last_collection_encrypted, \
     CASE WHEN i.last_checked_at IS NOT NULL THEN json_build_object('status', i.last_check_status, \
        'message', i.last_check_message, 'checked_at', i.last_checked_at, 'duration_ms', i.last_check_ms) END AS last_check, \
@@ -49,6 +49,8 @@ crate::row_struct! {
         pub database_name: Option<String>,
         pub description: Option<String>,
         pub is_active: bool,
+        /// Tables are read in the daily run after the sizes.
+        pub collect_tables: bool,
         pub status: String,
         pub exclude_databases: Vec<String>,
         pub version: Option<String>,

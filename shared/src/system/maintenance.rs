@@ -40,6 +40,7 @@ pub async fn run(app: &App) -> anyhow::Result<Value> {
     let mut dropped = Vec::new();
     dropped.extend(partitions::drop_before(&client, "database_size_stats", stats_cutoff).await?);
     dropped.extend(partitions::drop_before(&client, "instance_size_stats", stats_cutoff).await?);
+    dropped.extend(partitions::drop_before(&client, "table_size_stats", stats_cutoff).await?);
     dropped.extend(partitions::drop_before(&client, "event_logs", log_cutoff).await?);
     let stale_runs = crate::tasks::fail_stale_runs(&client).await?;
     let expired_exports = crate::exports::expire(app).await?;

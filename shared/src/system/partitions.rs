@@ -9,7 +9,12 @@ use crate::values::FromRow;
 use crate::web::{ApiError, ApiResponse, ApiResult, Req};
 use crate::App;
 
-pub const PARTITIONED: &[&str] = &["database_size_stats", "instance_size_stats", "event_logs"];
+pub const PARTITIONED: &[&str] = &[
+    "database_size_stats",
+    "instance_size_stats",
+    "event_logs",
+    "table_size_stats",
+];
 pub const MONTHS_AHEAD: i32 = 3;
 
 crate::row_struct! {
