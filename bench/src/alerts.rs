@@ -1,4 +1,4 @@
-//! `alerts` (to be folded into the `operations` scenario): evaluate all alert rules over the
+//! Part of the `operations` scenario: evaluate all alert rules over the
 //! 14.6 M-row history of the `ledger` scenario (200 instances x 200 databases x 365 days at
 //! scale 1, the same loader): one rule per condition, scope all, for the fleet's 40,000
 //! databases, in the evaluation's fixed list of statements. Baseline in the same run: the
@@ -13,7 +13,7 @@ use tidemark_tests::TestStack;
 use crate::ledger::{load, DATABASES_PER_INSTANCE};
 use crate::measure::{scale, Measure};
 
-const SCENARIO: &str = "alerts";
+const SCENARIO: &str = "operations";
 const RUNS: usize = 5;
 /// Databases the naive baseline is timed on (then projected to the fleet).
 const NAIVE_SAMPLE: i64 = 2_000;

@@ -20,7 +20,6 @@ use clap::{Parser, ValueEnum};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Scenario {
-    Alerts,
     Aggregate,
     Api,
     ColdStart,
@@ -51,7 +50,6 @@ async fn main() -> anyhow::Result<()> {
         std::env::set_var("TIDEMARK_BENCH_SCALE", scale.to_string());
     }
     let measures = match cli.scenario {
-        Scenario::Alerts => alerts::run().await?,
         Scenario::Aggregate => aggregate::run().await?,
         Scenario::Api => api::run().await?,
         Scenario::ColdStart => cold_start::run().await?,

@@ -4,7 +4,8 @@
 //!   the floor: a psql `COPY` of the same rows into `instances`. Target: within 2x.
 //! - Check 200 saved instances in one request (per-host serialisation, bounded concurrency)
 //!   beside the naive shape: one request per instance, one after the other.
-//! - Alert evaluation: see the marked place at the end of `run` (added with the alert rules).
+//! - Evaluate every alert rule over the `ledger` scenario's history (`alerts.rs`): 40,000
+//!   databases, 14.6 M rows, against the per-database loop. Target: under 2 s.
 
 use std::time::{Duration, Instant};
 
@@ -100,7 +101,7 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
 
     let (checks, naive_checks, check_extra) = checks(&t).await?;
 
-    let measures = vec![
+    let mut measures = vec![
         Measure::new(SCENARIO, "floor: psql COPY into instances", floor.clone())
             .extra(json!({"instances": n, "statements": 1})),
         Measure::new(
@@ -124,8 +125,8 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
         .baseline(vec![naive_checks])
         .extra(check_extra),
     ];
-    // Alert evaluation over the ledger scenario's history goes here (its measures appended
-    // to `measures`), once the alert rules are merged.
+    // Its own stack and database: the ledger scenario's history, loaded once.
+    measures.extend(crate::alerts::run().await?);
     Ok(measures)
 }
 

@@ -695,9 +695,13 @@ async fn deployable_path_runs_against_emulated_aws() {
         )
         .await
         .expect("aggregations");
+    // The job is a task run; its one item (today) records the rows it wrote.
+    let written = job_item(&pg, &aggregated).await["instance_rows"]
+        .as_i64()
+        .unwrap_or(-1);
     assert_eq!(
         (aggregates.get::<_, i64>(0), aggregates.get::<_, i64>(1)),
-        (3, aggregated["instance_rows"].as_i64().unwrap_or(-1)),
+        (3, written),
         "every collected instance has its periods: {aggregated}"
     );
     let old_key = "exports/expired.csv";
@@ -720,7 +724,11 @@ async fn deployable_path_runs_against_emulated_aws() {
         .await
         .invoke_ok(&schedule_event("tidemark-maintenance"))
         .await;
-    assert_eq!(maintained["exports_expired"], 1, "{maintained}");
+    let maintenance = job_item(&pg, &maintained).await;
+    assert_eq!(
+        maintenance["exports_expired"], 1,
+        "{maintained}: {maintenance}"
+    );
     let gone = s3.head_object().bucket(bucket).key(old_key).send().await;
     assert!(gone.is_err(), "the expired export's object is deleted");
     let jobs: i64 = pg
@@ -776,4 +784,21 @@ async fn deployable_path_runs_against_emulated_aws() {
         );
     }
     eprintln!("aws_emulated: the six steps took {:?}", started.elapsed());
+}
+
+/// The metrics of the one item of a scheduled job's task run (`{"run_id", "status", ...}`, as
+/// the aggregate and maintenance functions answer), once the run completed.
+async fn job_item(pg: &tokio_postgres::Client, job: &serde_json::Value) -> serde_json::Value {
+    assert_eq!(job["status"], "completed", "{job}");
+    let run_id: uuid::Uuid = job["run_id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("the job's run id");
+    pg.query_one(
+        "SELECT metrics FROM task_run_items WHERE run_id = $1 ORDER BY seq DESC LIMIT 1",
+        &[&run_id],
+    )
+    .await
+    .expect("the run's item")
+    .get(0)
 }

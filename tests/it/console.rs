@@ -1,7 +1,7 @@
 //! The console on the local stack (static files, history fallback, the API's 404 kept) and
 //! the two routes it needs: `GET /me` and `GET /fleet/summary`.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tidemark_tests::Role;
 use tidemark_tests::TestStack;
 
@@ -64,6 +64,10 @@ async fn fleet_summary_reports_each_figure() {
     assert_eq!(d["instances"]["by_engine"]["mysql"]["inactive"], 1);
     assert_eq!(d["instances"]["by_engine"]["postgresql"]["deleted"], 1);
     assert_eq!(d["instances"]["by_status"]["active"], 2);
+    // By version and last check, the instances not deleted (none checked yet).
+    assert_eq!(d["instances"]["by_last_check"], json!({"never": 3}));
+    let versions = d["instances"]["by_version"].as_object().unwrap();
+    assert_eq!(versions.values().filter_map(Value::as_i64).sum::<i64>(), 3);
     // Only databases of active instances: orders, users, idle.
     assert_eq!(d["databases"]["count"], 3);
     assert_eq!(d["databases"]["total_bytes"], 1_502_000);

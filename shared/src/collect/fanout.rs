@@ -201,22 +201,8 @@ pub async fn process(app: &App, message: &CollectMessage, budget: Duration) -> a
         Ok(recorded) => recorded?,
         Err(_) => {
             tracing::warn!(%run_id, instance_id = message.instance_id, ?budget, "visit exceeded its time; item failed");
-            let mut client = app.db.get().await?;
-            let tx = client.transaction().await?;
-            if lock_running_item(&tx, run_id, &item_key).await? {
-                let error = Some(timeout_message(budget));
-                record_item(
-                    &tx,
-                    run_id,
-                    &item_key,
-                    ItemStatus::Failed,
-                    started,
-                    json!({}),
-                    error,
-                )
-                .await?;
-                tx.commit().await?;
-            }
+            let error = Some(timeout_message(budget));
+            finish_item(app, message, ItemStatus::Failed, started, json!({}), error).await?;
         }
     }
     crate::tasks::finish_if_done(app, run_id).await?;
@@ -334,10 +320,38 @@ async fn visit_and_record(
     Ok(())
 }
 
+/// Records the message's item as finished, in its own transaction, if it is still running.
+pub(crate) async fn finish_item(
+    app: &App,
+    message: &CollectMessage,
+    status: ItemStatus,
+    started: Instant,
+    metrics: serde_json::Value,
+    error: Option<String>,
+) -> anyhow::Result<()> {
+    let item_key = message.instance_id.to_string();
+    let mut client = app.db.get().await?;
+    let tx = client.transaction().await?;
+    if lock_running_item(&tx, message.run_id, &item_key).await? {
+        record_item(
+            &tx,
+            message.run_id,
+            &item_key,
+            status,
+            started,
+            metrics,
+            error,
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
 /// Locks the item if it is still running. The lock serialises two deliveries of one message
 /// (and a dispatch failing the item as stale): whoever comes second finds the item finished
 /// and writes nothing.
-pub(crate) async fn lock_running_item(
+async fn lock_running_item(
     tx: &deadpool_postgres::Transaction<'_>,
     run_id: Uuid,
     item_key: &str,
@@ -352,7 +366,7 @@ pub(crate) async fn lock_running_item(
 }
 
 /// Finishes an item the caller has locked (`lock_running_item`) and counts it on its run.
-pub(crate) async fn record_item(
+async fn record_item(
     tx: &deadpool_postgres::Transaction<'_>,
     run_id: Uuid,
     item_key: &str,

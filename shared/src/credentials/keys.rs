@@ -100,81 +100,83 @@ pub async fn rotate(
         )
         .await?
         .get(0);
-    let rows = tx
-        .query(
-            "SELECT id, key_version, password_ciphertext FROM credentials \
-             WHERE password_ciphertext IS NOT NULL ORDER BY id",
-            &[],
-        )
+    let keys = Rekey {
+        old,
+        new,
+        new_fp: &new_fp,
+        version,
+    };
+    let re_encrypted = keys
+        .table(&tx, "credentials", "password_ciphertext", "credential")
         .await?;
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut ciphertexts = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let id: i64 = r.get(0);
-        let stored: Vec<u8> = r.get(2);
-        let password = old
-            .decrypt_for(id, r.get(1), &stored)
-            .context("rotation stopped, nothing changed")?;
-        ciphertexts.push(new.encrypt_for(&new_fp, id, version, &password)?);
-        ids.push(id);
-    }
-    tx.execute(
-        "UPDATE credentials c SET password_ciphertext = n.ct, key_version = $3 \
-         FROM unnest($1::bigint[], $2::bytea[]) AS n(id, ct) WHERE c.id = n.id",
-        &[&ids, &ciphertexts, &version],
-    )
-    .await?;
     // Rows without a password carry the version too: every row then names a live key.
     tx.execute(
         "UPDATE credentials SET key_version = $1 WHERE password_ciphertext IS NULL",
         &[&version],
     )
     .await?;
-    let channels = rotate_channel_secrets(&tx, old, new, (&new_fp, version)).await?;
+    // Alert-channel webhook secrets live under the same key (`old` must open every one).
+    let channels = keys
+        .table(&tx, "alert_channels", "secret_ciphertext", "alert-channel")
+        .await?;
     tx.commit().await?;
-    tracing::info!(
-        version,
-        re_encrypted = ids.len(),
-        channels,
-        "credential key rotated"
-    );
+    tracing::info!(version, re_encrypted, channels, "credential key rotated");
     Ok(Rotation {
         version,
-        re_encrypted: ids.len(),
+        re_encrypted,
     })
 }
 
-/// Alert-channel webhook secrets live under the same key: re-encrypted in the rotation's
-/// transaction (`old` must open every one, else nothing changes). Returns how many.
-async fn rotate_channel_secrets(
-    tx: &deadpool_postgres::Transaction<'_>,
-    old: &CredentialKey,
-    new: &CredentialKey,
-    (new_fp, version): (&str, i32),
-) -> anyhow::Result<usize> {
-    let rows = tx
-        .query(
-            "SELECT id, key_version, secret_ciphertext FROM alert_channels \
-             WHERE secret_ciphertext IS NOT NULL ORDER BY id",
-            &[],
+/// One rotation's keys: what every secret is re-encrypted from and to.
+struct Rekey<'a> {
+    old: &'a CredentialKey,
+    new: &'a CredentialKey,
+    new_fp: &'a str,
+    version: i32,
+}
+
+impl Rekey<'_> {
+    /// Re-encrypts every secret of `table.column` (rows bound to `kind` and their id) in the
+    /// rotation's transaction; one that `old` cannot open stops it all. Returns how many.
+    async fn table(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        table: &str,
+        column: &str,
+        kind: &str,
+    ) -> anyhow::Result<usize> {
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT id, key_version, {column} FROM {table} \
+                     WHERE {column} IS NOT NULL ORDER BY id"
+                ),
+                &[],
+            )
+            .await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut ciphertexts = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: i64 = r.try_get(0)?;
+            let stored: Vec<u8> = r.try_get(2)?;
+            let secret = self
+                .old
+                .open((kind, id), r.try_get(1)?, &stored)
+                .context("rotation stopped, nothing changed")?;
+            ciphertexts.push(
+                self.new
+                    .seal(self.new_fp, (kind, id), self.version, &secret)?,
+            );
+            ids.push(id);
+        }
+        tx.execute(
+            &format!(
+                "UPDATE {table} t SET {column} = n.ct, key_version = $3 \
+                 FROM unnest($1::bigint[], $2::bytea[]) AS n(id, ct) WHERE t.id = n.id"
+            ),
+            &[&ids, &ciphertexts, &self.version],
         )
         .await?;
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut ciphertexts = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let id: i64 = r.get(0);
-        let stored: Vec<u8> = r.get(2);
-        let secret = old
-            .open(("alert-channel", id), r.get(1), &stored)
-            .context("rotation stopped, nothing changed")?;
-        ciphertexts.push(new.seal(new_fp, ("alert-channel", id), version, &secret)?);
-        ids.push(id);
+        Ok(ids.len())
     }
-    tx.execute(
-        "UPDATE alert_channels c SET secret_ciphertext = n.ct, key_version = $3 \
-         FROM unnest($1::bigint[], $2::bytea[]) AS n(id, ct) WHERE c.id = n.id",
-        &[&ids, &ciphertexts, &version],
-    )
-    .await?;
-    Ok(ids.len())
 }

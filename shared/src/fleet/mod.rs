@@ -31,6 +31,15 @@ pub const INSTANCES_SQL: &str = "SELECT db_type, \
        count(*) AS n \
      FROM instances GROUP BY 1, 2 ORDER BY 1, 2";
 
+/// Instances not deleted, counted by server version (its first word: `16.4`, `10.11.6-MariaDB`)
+/// and by the status of their last connection check (`never` when none).
+pub const PROFILE_SQL: &str = "SELECT 'version' AS kind, \
+       COALESCE(NULLIF(split_part(version, ' ', 1), ''), 'unknown') AS key, count(*) AS n \
+     FROM instances WHERE deleted_at IS NULL GROUP BY 2 \
+     UNION ALL \
+     SELECT 'last_check', COALESCE(last_check_status, 'never'), count(*) \
+     FROM instances WHERE deleted_at IS NULL GROUP BY 2 ORDER BY 1, 2";
+
 /// Databases of the ledger (active databases of active instances): count, total size and
 /// growth per day, from the latest columns collection keeps.
 pub const DATABASES_SQL: &str = "SELECT count(*) AS databases, \
@@ -103,8 +112,12 @@ fn grower_json(r: &Row) -> Value {
     v
 }
 
-/// `instances` rows into `{total, by_engine: {engine: {status: n}}, by_status: {status: n}}`.
-pub fn instance_counts(rows: &[(String, String, i64)]) -> Value {
+/// `instances` rows into `{total, by_engine: {engine: {status: n}}, by_status: {status: n}}`,
+/// with the `PROFILE_SQL` rows as `by_version` and `by_last_check` (`{key: n}`).
+pub fn instance_counts(
+    rows: &[(String, String, i64)],
+    profile: &[tokio_postgres::Row],
+) -> Result<Value, tokio_postgres::Error> {
     let mut by_engine = serde_json::Map::new();
     let mut by_status = serde_json::Map::new();
     let mut total = 0;
@@ -122,7 +135,23 @@ pub fn instance_counts(rows: &[(String, String, i64)]) -> Value {
     for status in ["active", "inactive", "deleted"] {
         by_status.entry(status).or_insert(json!(0));
     }
-    json!({"total": total, "by_engine": by_engine, "by_status": by_status})
+    let (mut by_version, mut by_last_check) = (serde_json::Map::new(), serde_json::Map::new());
+    for r in profile {
+        let kind: &str = r.try_get("kind")?;
+        let into = if kind == "version" {
+            &mut by_version
+        } else {
+            &mut by_last_check
+        };
+        into.insert(r.try_get("key")?, json!(r.try_get::<_, i64>("n")?));
+    }
+    Ok(json!({
+        "total": total,
+        "by_engine": by_engine,
+        "by_status": by_status,
+        "by_version": by_version,
+        "by_last_check": by_last_check,
+    }))
 }
 
 /// `GET /fleet/summary?threshold_bytes=`
@@ -146,8 +175,9 @@ pub async fn summary(app: &App, req: Req) -> ApiResult {
     let stale_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&STALE_HOURS, &TOP_N];
     let client = app.db.get().await?;
     // Independent statements, pipelined on one connection.
-    let (instances, databases, last_run, fills, grow7, grow30, stale) = tokio::try_join!(
+    let (instances, profile, databases, last_run, fills, grow7, grow30, stale) = tokio::try_join!(
         client.query(INSTANCES_SQL, &[]),
+        client.query(PROFILE_SQL, &[]),
         client.query_one(DATABASES_SQL, &[]),
         client.query_opt(LAST_RUN_SQL, &[]),
         client.query(FILLS_FIRST_SQL, &fills_params),
@@ -203,7 +233,7 @@ pub async fn summary(app: &App, req: Req) -> ApiResult {
     Ok(ApiResponse::ok(json!({
         "business_date": today,
         "threshold_bytes": threshold,
-        "instances": instance_counts(&counts),
+        "instances": instance_counts(&counts, &profile)?,
         "databases": {
             "count": databases.get::<_, i64>("databases"),
             "measured": databases.get::<_, i64>("measured"),
@@ -226,12 +256,16 @@ mod tests {
 
     #[test]
     fn instance_counts_fill_every_status_and_leave_deleted_out_of_the_total() {
-        let v = instance_counts(&[
-            ("mysql".into(), "active".into(), 3),
-            ("mysql".into(), "deleted".into(), 2),
-            ("postgresql".into(), "active".into(), 4),
-            ("postgresql".into(), "inactive".into(), 1),
-        ]);
+        let v = instance_counts(
+            &[
+                ("mysql".into(), "active".into(), 3),
+                ("mysql".into(), "deleted".into(), 2),
+                ("postgresql".into(), "active".into(), 4),
+                ("postgresql".into(), "inactive".into(), 1),
+            ],
+            &[],
+        )
+        .unwrap();
         assert_eq!(v["total"], 8);
         assert_eq!(v["by_engine"]["mysql"]["inactive"], 0);
         assert_eq!(v["by_engine"]["mysql"]["deleted"], 2);

@@ -185,22 +185,5 @@ pub async fn refresh(
             (status, json!({ "tables": report }), error)
         }
     };
-    let item_key = message.instance_id.to_string();
-    let mut client = app.db.get().await?;
-    let tx = client.transaction().await?;
-    if !fanout::lock_running_item(&tx, message.run_id, &item_key).await? {
-        return Ok(());
-    }
-    fanout::record_item(
-        &tx,
-        message.run_id,
-        &item_key,
-        status,
-        started,
-        metrics,
-        error,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    fanout::finish_item(app, message, status, started, metrics, error).await
 }

@@ -183,28 +183,58 @@ pub async fn close<C: GenericClient>(
 /// exactly this shape in a Lambda's output.
 pub fn metrics_line(run: &ClosedRun, at: chrono::DateTime<chrono::Utc>) -> Value {
     let n = |k: &str| run.summary[k].as_f64().unwrap_or(0.0);
-    json!({
+    emf(
+        at,
+        &run.task_key,
+        &[
+            (
+                "CollectionDurationMs",
+                "Milliseconds",
+                json!(n("duration_ms")),
+            ),
+            ("InstancesCollected", "Count", json!(n("items_succeeded"))),
+            ("InstancesFailed", "Count", json!(n("items_failed"))),
+            (
+                "FailureRate",
+                "Percent",
+                json!((n("failure_rate") * 10_000.0).round() / 100.0),
+            ),
+        ],
+        json!({"run_id": run.run_id, "status": run.status}),
+    )
+}
+
+/// An EMF line in namespace `Tidemark` with the one dimension `TaskKey`: each metric's name,
+/// unit and value, plus `extra` properties (not metrics) for the log reader.
+fn emf(
+    at: chrono::DateTime<chrono::Utc>,
+    task_key: &str,
+    metrics: &[(&str, &str, Value)],
+    extra: Value,
+) -> Value {
+    let mut line = json!({
         "_aws": {
             "Timestamp": at.timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": "Tidemark",
                 "Dimensions": [["TaskKey"]],
-                "Metrics": [
-                    {"Name": "CollectionDurationMs", "Unit": "Milliseconds"},
-                    {"Name": "InstancesCollected", "Unit": "Count"},
-                    {"Name": "InstancesFailed", "Unit": "Count"},
-                    {"Name": "FailureRate", "Unit": "Percent"},
-                ],
+                "Metrics": metrics
+                    .iter()
+                    .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+                    .collect::<Vec<_>>(),
             }],
         },
-        "TaskKey": run.task_key,
-        "CollectionDurationMs": n("duration_ms"),
-        "InstancesCollected": n("items_succeeded"),
-        "InstancesFailed": n("items_failed"),
-        "FailureRate": (n("failure_rate") * 10_000.0).round() / 100.0,
-        "run_id": run.run_id,
-        "status": run.status,
-    })
+        "TaskKey": task_key,
+    });
+    if let Some(o) = line.as_object_mut() {
+        for (name, _, value) in metrics {
+            o.insert((*name).to_string(), value.clone());
+        }
+        if let Some(e) = extra.as_object() {
+            o.extend(e.clone());
+        }
+    }
+    line
 }
 
 /// The EMF line of a scheduled dispatch that found a run of `task_key` still live (`run_id`):
@@ -214,19 +244,12 @@ pub fn blocked_line(
     run_id: Option<Uuid>,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Value {
-    json!({
-        "_aws": {
-            "Timestamp": at.timestamp_millis(),
-            "CloudWatchMetrics": [{
-                "Namespace": "Tidemark",
-                "Dimensions": [["TaskKey"]],
-                "Metrics": [{"Name": "DispatchBlocked", "Unit": "Count"}],
-            }],
-        },
-        "TaskKey": task_key,
-        "DispatchBlocked": 1,
-        "run_id": run_id,
-    })
+    emf(
+        at,
+        task_key,
+        &[("DispatchBlocked", "Count", json!(1))],
+        json!({"run_id": run_id}),
+    )
 }
 
 /// Writes one EMF line raw to stdout (see [`metrics_line`]).
