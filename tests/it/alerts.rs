@@ -412,11 +412,20 @@ async fn rules_and_channels_are_validated_and_guarded() {
             "failing_days",
         ),
         (json!({"scope": "tag"}), "tag_id"),
-        (json!({"scope": "tag", "tag_id": 424242}), "tag_id"),
+        // A field the rule does not use is still held to its range.
+        (json!({"max_days": 5000}), "max_days"),
         (json!({"severity": "loud"}), "severity"),
+    ];
+    // A reference to nothing is a 404 naming the field.
+    let reference_cases = [
+        (json!({"scope": "tag", "tag_id": 424242}), "tag_id"),
         (json!({"channel_ids": [424242]}), "channel_ids"),
     ];
-    for (patch, field) in rule_cases {
+    let cases = rule_cases
+        .into_iter()
+        .map(|(p, f)| (p, f, 400))
+        .chain(reference_cases.into_iter().map(|(p, f)| (p, f, 404)));
+    for (patch, field, status) in cases {
         let mut body = rule.clone();
         for (k, v) in patch.as_object().unwrap() {
             body[k] = v.clone();
@@ -429,7 +438,7 @@ async fn rules_and_channels_are_validated_and_guarded() {
         let r = t.post("/alert-rules", Role::Admin, body.clone()).await;
         assert_eq!(
             (r.status, r.body["error"]["field"].as_str()),
-            (400, Some(field)),
+            (status, Some(field)),
             "{body}: {r:?}"
         );
     }
@@ -589,4 +598,37 @@ async fn channel_secrets_survive_a_key_rotation() {
         headers["x-tidemark-signature"].to_str().unwrap(),
         format!("sha256={}", hmac_hex(SECRET, body))
     );
+}
+
+/// The contract's number rules at the HTTP edge: a whole float is that integer in a query
+/// string as in a body, a fraction is not; a blank body is not an absent one.
+#[tokio::test]
+async fn integers_may_come_as_whole_floats_and_a_blank_body_is_malformed() {
+    let t = TestStack::start().await;
+    let r = t.get("/alerts?instance_id=3.0", Role::Viewer).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = t.get("/alerts?instance_id=3.5", Role::Viewer).await;
+    assert_eq!(
+        (r.status, r.body["error"]["field"].as_str()),
+        (400, Some("instance_id"))
+    );
+    let r = t
+        .post_raw(
+            "/capacity/aggregations",
+            Role::Operator,
+            "application/json",
+            b" ".to_vec(),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "MALFORMED_JSON"), "{r:?}");
+    // A webhook secret is counted in characters, as the contract counts them.
+    let r = t
+        .post(
+            "/alert-channels",
+            Role::Admin,
+            json!({"name": "w", "kind": "webhook", "url": "https://example.com/hook",
+                   "secret": "\u{e9}".repeat(256)}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
 }

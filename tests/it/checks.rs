@@ -125,6 +125,18 @@ async fn unsaved_checks_classify_each_failure_and_never_show_the_password() {
     );
     let r = t.post("/connection-checks", Role::Admin, stored).await;
     assert_eq!(r.data()["status"], "ok", "{r:?}");
+    // A credential that does not exist is a 404 naming it, not a 400.
+    let r = t
+        .post(
+            "/connection-checks",
+            Role::Admin,
+            json!({"db_type": "pg", "host": "127.0.0.1", "port": PG_PORT, "credential_id": 424242}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["field"].as_str()),
+        (404, Some("credential_id"))
+    );
     let r = t
         .post(
             "/connection-checks",

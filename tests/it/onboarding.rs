@@ -95,6 +95,8 @@ async fn import_names_bad_lines_writes_nothing_by_default_and_skips_on_request()
     assert_eq!(invalid_rows(r.data()), expected);
     assert_eq!(r.data()["summary"]["created"], 997);
     assert_eq!(count(&t, "imp").await, 997);
+    // created_ids: what the 201's links follow, one per created row.
+    assert_eq!(r.data()["created_ids"].as_array().map(Vec::len), Some(997));
     let tagged = "SELECT count(*) FROM instance_tags it JOIN tags t ON t.id = it.tag_id WHERE t.name = 'onb'";
     assert_eq!(scalar::<i64>(&t.db.connect().await, tagged).await, 997);
     let big = r.data()["statements"].as_u64().unwrap();

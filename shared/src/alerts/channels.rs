@@ -62,8 +62,10 @@ pub async fn get(app: &App, req: Req) -> ApiResult {
 /// back; a secret belongs in `secret`), at most 2,048 characters.
 pub fn valid_url(v: &str) -> Result<String, ApiError> {
     let bad = |why: &str| ApiError::validation("url", format!("url {why}"));
-    let v = v.trim();
-    if v.len() > MAX_URL {
+    if v.trim() != v {
+        return Err(bad("must not start or end with white space"));
+    }
+    if v.chars().count() > MAX_URL {
         return Err(bad("must be at most 2048 characters"));
     }
     let url = reqwest::Url::parse(v).map_err(|_| bad("must be an absolute http or https URL"))?;
@@ -76,15 +78,21 @@ pub fn valid_url(v: &str) -> Result<String, ApiError> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad("must not hold a user name or password"));
     }
-    // Stored as parsed (`http:///x` is `http://x/`): what is shown is what is called.
-    Ok(url.to_string())
+    // Stored as parsed (`http:///x` is `http://x/`): what is shown is what is called. Parsing
+    // may lengthen it (a path of `/` added, escapes): the column holds 2,048.
+    let url = url.to_string();
+    if url.len() > MAX_URL {
+        return Err(bad("must be at most 2048 characters once normalised"));
+    }
+    Ok(url)
 }
 
 fn valid_secret(v: &str) -> Result<&str, ApiError> {
-    if v.is_empty() || v.len() > MAX_SECRET {
+    // Characters, as the contract counts them.
+    if v.is_empty() || v.chars().count() > MAX_SECRET {
         return Err(ApiError::validation(
             "secret",
-            format!("secret must have 1 to {MAX_SECRET} bytes"),
+            format!("secret must have 1 to {MAX_SECRET} characters"),
         ));
     }
     Ok(v)

@@ -147,6 +147,28 @@ fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
 /// Largest byte amount a rule takes (1 PiB x 1,000): far beyond any database, within bigint.
 const MAX_BYTES: i64 = 1 << 60;
 
+/// A field given is checked whatever the scope and condition (so the contract's ranges hold
+/// for every body); the ones the rule does not use are then dropped.
+fn given<T: PartialOrd + std::fmt::Display + Copy>(
+    field: &str,
+    v: Option<T>,
+    lo: T,
+    hi: T,
+) -> Result<Option<T>, ApiError> {
+    v.map(|v| in_range(field, Some(v), lo, hi)).transpose()
+}
+
+/// A positive fraction up to `max` (`min_percent`, `mad_k`).
+fn positive(field: &str, v: Option<f64>, max: f64) -> Result<Option<f64>, ApiError> {
+    match v {
+        Some(x) if !(x > 0.0 && x <= max) => Err(ApiError::validation(
+            field,
+            format!("{field} must be > 0 and at most {max}"),
+        )),
+        v => Ok(v),
+    }
+}
+
 impl Body {
     /// Validates the body as a whole rule (a PATCH: merged into the stored one first).
     fn validate(self) -> Result<Valid, ApiError> {
@@ -154,26 +176,35 @@ impl Body {
         let scope: Scope = pick("scope", self.scope.as_deref())?;
         let condition: Condition = pick("condition", self.condition.as_deref())?;
         let severity: Severity = pick("severity", self.severity.as_deref())?;
+        let tag_id = given("tag_id", self.tag_id, 1, i64::MAX)?;
+        let instance_id = given("instance_id", self.instance_id, 1, i64::MAX)?;
+        let database_name = self
+            .database_name
+            .map(|d| values::text("database_name", &d, 128))
+            .transpose()?;
+        let threshold_bytes = given("threshold_bytes", self.threshold_bytes, 1, MAX_BYTES)?;
+        let max_days = given("max_days", self.max_days, 0, 3650)?;
+        let period = match self.period.as_deref() {
+            Some(p) => Some(pick::<Period>("period", Some(p))?),
+            None => None,
+        };
+        let min_percent = positive("min_percent", self.min_percent, 1_000_000.0)?;
+        let min_bytes = given("min_bytes", self.min_bytes, 1, MAX_BYTES)?;
+        let mad_k = positive("mad_k", self.mad_k, 1000.0)?;
+        let failing_days = given("failing_days", self.failing_days, 1, 30)?;
+        let channel_ids = values::ids(
+            "channel_ids",
+            &self.channel_ids.unwrap_or_default(),
+            MAX_CHANNELS,
+        )?;
         let (tag_id, instance_id, database_name) = match scope {
             Scope::All => (None, None, None),
-            Scope::Tag => (
-                Some(in_range("tag_id", self.tag_id, 1, i64::MAX)?),
-                None,
-                None,
-            ),
-            Scope::Instance => (
-                None,
-                Some(in_range("instance_id", self.instance_id, 1, i64::MAX)?),
-                None,
-            ),
+            Scope::Tag => (Some(required("tag_id", tag_id)?), None, None),
+            Scope::Instance => (None, Some(required("instance_id", instance_id)?), None),
             Scope::Database => (
                 None,
-                Some(in_range("instance_id", self.instance_id, 1, i64::MAX)?),
-                Some(values::text(
-                    "database_name",
-                    &required("database_name", self.database_name)?,
-                    128,
-                )?),
+                Some(required("instance_id", instance_id)?),
+                Some(required("database_name", database_name)?),
             ),
         };
         let mut v = Valid {
@@ -192,55 +223,27 @@ impl Body {
             min_bytes: None,
             mad_k: None,
             failing_days: None,
-            channel_ids: values::ids(
-                "channel_ids",
-                &self.channel_ids.unwrap_or_default(),
-                MAX_CHANNELS,
-            )?,
+            channel_ids,
         };
         match condition {
             Condition::DaysUntilThreshold => {
-                v.threshold_bytes = Some(in_range(
-                    "threshold_bytes",
-                    self.threshold_bytes,
-                    1,
-                    MAX_BYTES,
-                )?);
-                v.max_days = Some(in_range("max_days", self.max_days, 0, 3650)?);
+                v.threshold_bytes = Some(required("threshold_bytes", threshold_bytes)?);
+                v.max_days = Some(required("max_days", max_days)?);
             }
             Condition::Growth => {
-                v.period = Some(pick("period", self.period.as_deref())?);
-                if self.min_percent.is_none() && self.min_bytes.is_none() {
+                v.period = Some(required("period", period)?);
+                if min_percent.is_none() && min_bytes.is_none() {
                     return Err(ApiError::validation(
                         "min_percent",
                         "a growth rule needs min_percent, min_bytes or both",
                     ));
                 }
-                if let Some(p) = self.min_percent {
-                    if !(p > 0.0 && p <= 1_000_000.0) {
-                        return Err(ApiError::validation(
-                            "min_percent",
-                            "min_percent must be > 0 and at most 1000000",
-                        ));
-                    }
-                    v.min_percent = Some(p);
-                }
-                if self.min_bytes.is_some() {
-                    v.min_bytes = Some(in_range("min_bytes", self.min_bytes, 1, MAX_BYTES)?);
-                }
+                v.min_percent = min_percent;
+                v.min_bytes = min_bytes;
             }
-            Condition::AbnormalDay => {
-                let k = required("mad_k", self.mad_k)?;
-                if !(k > 0.0 && k <= 1000.0) {
-                    return Err(ApiError::validation(
-                        "mad_k",
-                        "mad_k must be > 0 and at most 1000",
-                    ));
-                }
-                v.mad_k = Some(k);
-            }
+            Condition::AbnormalDay => v.mad_k = Some(required("mad_k", mad_k)?),
             Condition::CollectionFailing => {
-                v.failing_days = Some(in_range("failing_days", self.failing_days, 1, 30)?);
+                v.failing_days = Some(required("failing_days", failing_days)?);
             }
         }
         Ok(v)
@@ -269,7 +272,7 @@ impl Body {
     }
 }
 
-/// The tag, instance and channels a rule names exist (else a 400 naming the field).
+/// The tag, instance and channels a rule names exist (else a 404 naming the field).
 async fn check_references(
     client: &impl deadpool_postgres::GenericClient,
     v: &Valid,
@@ -284,21 +287,16 @@ async fn check_references(
         )
         .await?;
     if !row.try_get::<_, bool>(0)? {
-        return Err(ApiError::validation("tag_id", "tag_id names no tag"));
+        return Err(ApiError::not_found("tag").with_field("tag_id"));
     }
     if !row.try_get::<_, bool>(1)? {
-        return Err(ApiError::validation(
-            "instance_id",
-            "instance_id names no instance",
-        ));
+        return Err(ApiError::not_found("instance").with_field("instance_id"));
     }
     let missing: Vec<i64> = row.try_get(2)?;
     if !missing.is_empty() {
-        return Err(ApiError::validation(
-            "channel_ids",
-            "channel_ids names channels that do not exist",
-        )
-        .with_details(json!({"missing_ids": missing})));
+        return Err(ApiError::not_found("alert channel")
+            .with_field("channel_ids")
+            .with_details(json!({"missing_ids": missing})));
     }
     Ok(())
 }

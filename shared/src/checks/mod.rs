@@ -270,15 +270,18 @@ pub async fn check_unsaved(app: &App, req: Req) -> ApiResult {
         }
         (Some(cid), None) => {
             req.principal.require(Role::Admin)?;
+            if cid < 1 {
+                return Err(ApiError::validation(
+                    "credential_id",
+                    "credential_id must be a positive integer",
+                ));
+            }
             let client = app.db.get().await?;
             let secret = crate::credentials::secret_for_instance(app, &client, Some(cid))
                 .await
                 .map_err(ApiError::from)?
                 .ok_or_else(|| {
-                    ApiError::validation(
-                        "credential_id",
-                        format!("credential {cid} does not exist"),
-                    )
+                    ApiError::not_found(&format!("credential {cid}")).with_field("credential_id")
                 })?;
             (Some(secret.0), Some(secret.1))
         }

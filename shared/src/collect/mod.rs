@@ -41,7 +41,7 @@ struct StartBody {
 
 /// `POST /collections`: `{}` (every active instance) or `{instance_ids}`; 202 `{run_id}`.
 pub async fn start(app: &App, req: Req) -> ApiResult {
-    let body: StartBody = if req.body.iter().all(u8::is_ascii_whitespace) {
+    let body: StartBody = if req.body.is_empty() {
         StartBody::default()
     } else {
         req.json()?

@@ -311,6 +311,7 @@ async fn onboard(app: &App, req: &Req, rows: Vec<Input>) -> ApiResult {
         "summary": {"rows": outcomes.len(), "created": created.len(), "valid": count(RowStatus::Valid),
                     "skipped": count(RowStatus::Skipped), "invalid": invalid},
         "statements": statements,
+        "created_ids": created,
         "rows": outcomes,
     });
     if invalid > 0 && !skip_invalid && !dry_run {

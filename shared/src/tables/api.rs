@@ -287,7 +287,9 @@ pub async fn set_collect_tables(app: &App, req: Req) -> ApiResult {
     };
     let client = app.db.get().await?;
     if let Some(tag) = body.tag_id {
-        crate::web::sql::row(&client, "SELECT 1 FROM tags WHERE id = $1", &[&tag], "tag").await?;
+        crate::web::sql::row(&client, "SELECT 1 FROM tags WHERE id = $1", &[&tag], "tag")
+            .await
+            .map_err(|e| e.with_field("tag_id"))?;
     }
     let updated = client
         .query(

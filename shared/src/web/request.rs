@@ -108,10 +108,15 @@ impl Query {
     pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
         match self.value(name)? {
             None => Ok(None),
-            Some(v) => v
-                .parse::<i64>()
-                .map(Some)
-                .map_err(|_| ApiError::validation(name, format!("{name} must be an integer"))),
+            // `3.0` is the integer 3, as in a body (JSON Schema's `integer` says so).
+            Some(v) => match v.split_once('.') {
+                Some((whole, zeros)) if !zeros.is_empty() && zeros.bytes().all(|b| b == b'0') => {
+                    whole.parse::<i64>()
+                }
+                _ => v.parse::<i64>(),
+            }
+            .map(Some)
+            .map_err(|_| ApiError::validation(name, format!("{name} must be an integer"))),
         }
     }
     pub fn bool(&self, name: &str) -> Result<bool, ApiError> {

@@ -134,7 +134,7 @@ impl StartBody {
 /// `POST /capacity/aggregations`: aggregate a date or a range now (backfilling); 202 with the
 /// run, 409 while another aggregation run is live.
 pub async fn start(app: &App, req: Req) -> ApiResult {
-    let body: StartBody = if req.body.iter().all(u8::is_ascii_whitespace) {
+    let body: StartBody = if req.body.is_empty() {
         StartBody::default()
     } else {
         req.json()?
