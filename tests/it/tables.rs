@@ -327,8 +327,8 @@ async fn mariadb_tables_match_information_schema_in_the_daily_run() {
     m.query_drop(format!(
         "ANALYZE TABLE `{name}`.filler, `{name}`.keyed, `{name}`.plain_myisam, `{name}`.`odd-name`"
     ))
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     let instance = t.shared_mariadb().await;
     // Off by default; on in bulk for a tag.
     let got = t.get(&format!("/instances/{instance}"), Role::Viewer).await;
@@ -411,7 +411,12 @@ async fn mariadb_tables_match_information_schema_in_the_daily_run() {
         assert_eq!(got["total_bytes"].as_u64(), Some(data + index), "{table}");
     }
     assert_eq!(named(&listed, "plain_myisam")["engine"], "MyISAM");
-    assert!(named(&listed, "plain_myisam")["data_bytes"].as_i64().unwrap() > 0);
+    assert!(
+        named(&listed, "plain_myisam")["data_bytes"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
     assert!(named(&listed, "odd-name")["data_bytes"].as_i64().unwrap() > 0);
     assert!(named(&listed, "keyed")["index_bytes"].as_i64().unwrap() > 0);
     let _ = m.disconnect().await;

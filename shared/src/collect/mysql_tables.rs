@@ -42,8 +42,7 @@ pub async fn read(
     deadline: Instant,
 ) -> anyhow::Result<Vec<DatabaseTables>> {
     let left = deadline.saturating_duration_since(Instant::now());
-    let version =
-        super::mysql::limit_statements(conn, left.min(target.statement_timeout)).await?;
+    let version = super::mysql::limit_statements(conn, left.min(target.statement_timeout)).await?;
     let mut by_db: HashMap<&str, Vec<TableSize>> =
         databases.iter().map(|d| (d.as_str(), Vec::new())).collect();
     let innodb = if version.contains("MariaDB") {
