@@ -100,6 +100,24 @@ async fn my_tables(db: &str, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The adapter's data + index over MariaDB schema `db`, read once more.
+async fn my_sum_bytes(db: &str) -> anyhow::Result<u64> {
+    let adapter = adapter_for("mysql").ok_or_else(|| anyhow::anyhow!("no adapter"))?;
+    let mut read = adapter
+        .tables(
+            &target(MY_PORT, "root"),
+            &[db.to_string()],
+            tokio::time::Instant::now() + Duration::from_secs(300),
+        )
+        .await?;
+    let tables = read
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no result"))?
+        .tables
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(tables.iter().map(|t| t.total_bytes as u64).sum())
+}
+
 /// The naive read: the table list, then one size round trip per table.
 async fn naive(db: &str) -> anyhow::Result<usize> {
     let c = pg(db).await;
@@ -256,7 +274,45 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
     let mut scratch = Scratch::default();
     let mut out = Vec::new();
 
-    // PostgreSQL: one database of n tables.
+    // `TIDEMARK_BENCH_TABLES=mariadb` times only the MariaDB read (its tables take longest).
+    let only_mariadb = std::env::var("TIDEMARK_BENCH_TABLES").is_ok_and(|v| v == "mariadb");
+    if !only_mariadb {
+        pg_part(&t, &app_db, &mut scratch, n, &mut out).await?;
+    }
+    my_part(&t, &app_db, &mut scratch, n, &mut out).await?;
+    if only_mariadb {
+        return Ok(out);
+    }
+
+    // GET /tables/top over HTTP with the history loaded.
+    load_history(&app_db, history_rows).await?;
+    for query in [
+        "limit=20",
+        "by=growth_7d&limit=20",
+        "tag=bench-top&db_type=postgresql&limit=20",
+    ] {
+        let path = format!("/tables/top?{query}");
+        for _ in 0..10 {
+            let r = t.get(&path, Role::Viewer).await;
+            anyhow::ensure!(r.status == 200, "{path}: {r:?}");
+        }
+        let samples = time_n(HTTP_SAMPLES, || t.get(&path, Role::Viewer)).await;
+        out.push(
+            Measure::new(SCENARIO, format!("GET /tables/top?{query}"), samples)
+                .extra(json!({"history_rows": history_rows})),
+        );
+    }
+    Ok(out)
+}
+
+/// PostgreSQL: one database of n tables, bulk read beside the per-table loop.
+async fn pg_part(
+    t: &TestStack,
+    app_db: &tokio_postgres::Client,
+    scratch: &mut Scratch,
+    n: usize,
+    out: &mut Vec<Measure>,
+) -> anyhow::Result<()> {
     let pg_db = unique("bench_tables");
     scratch.pg_db(&pg_db, 0).await;
     pg_tables(&pg_db, n).await?;
@@ -269,7 +325,7 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
         .await?
         .get(0);
     let (reads, writes, count, statements) = read_and_persist(
-        &t,
+        t,
         "postgresql",
         &target(PG_PORT, "postgres"),
         &pg_db,
@@ -295,7 +351,17 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
         .extra(json!({"statements": statements})),
     );
 
-    // MariaDB: one schema of n tables (one information_schema query for the server).
+    Ok(())
+}
+
+/// MariaDB: one schema of n tables, read beside the previous information_schema query.
+async fn my_part(
+    t: &TestStack,
+    app_db: &tokio_postgres::Client,
+    scratch: &mut Scratch,
+    n: usize,
+    out: &mut Vec<Measure>,
+) -> anyhow::Result<()> {
     let my_db = unique("bench_tables");
     scratch.my_db(&my_db, 0).await;
     my_tables(&my_db, n).await?;
@@ -307,34 +373,46 @@ pub async fn run() -> anyhow::Result<Vec<Measure>> {
         .await?
         .get(0);
     let (reads, writes, count, statements) =
-        read_and_persist(&t, "mysql", &target(MY_PORT, "root"), &my_db, instance).await?;
-    out.push(Measure::new(
-        SCENARIO,
-        format!("mariadb read {count} tables (server)"),
-        reads,
-    ));
+        read_and_persist(t, "mysql", &target(MY_PORT, "root"), &my_db, instance).await?;
+    let sum_bytes: u64 = my_sum_bytes(&my_db).await?;
+    // Baseline: the previous shape, one server-wide information_schema.TABLES query (MariaDB
+    // parses every table's .frm for it); its sums cross-check the adapter's figures.
+    let old_sql = format!(
+        "SELECT CAST(COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS UNSIGNED), COUNT(*), \
+                CAST(COALESCE(SUM(TABLE_SCHEMA = '{my_db}'), 0) AS UNSIGNED), \
+                CAST(COALESCE(SUM(IF(TABLE_SCHEMA = '{my_db}', DATA_LENGTH + INDEX_LENGTH, 0)), 0) AS UNSIGNED) \
+         FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE'"
+    );
+    let mut c = my().await;
+    let mut old_samples = Vec::new();
+    let mut old_sums = (0u64, 0u64, 0u64, 0u64);
+    for _ in 0..3 {
+        let started = Instant::now();
+        old_sums = c
+            .query_first(old_sql.as_str())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no information_schema row"))?;
+        old_samples.push(started.elapsed());
+    }
+    let _ = c.disconnect().await;
+    let (ours_tables, ours_bytes) = (count as u64, sum_bytes);
+    out.push(
+        Measure::new(
+            SCENARIO,
+            format!("mariadb read {count} tables (server)"),
+            reads,
+        )
+        .baseline(old_samples)
+        .extra(json!({
+            "baseline": "one server-wide information_schema.TABLES query (the previous shape)",
+            "schema_tables": {"ours": ours_tables, "information_schema": old_sums.2},
+            "schema_bytes": {"ours": ours_bytes, "information_schema": old_sums.3},
+        })),
+    );
     out.push(
         Measure::new(SCENARIO, format!("mariadb persist {count} tables"), writes)
             .extra(json!({"statements": statements})),
     );
 
-    // GET /tables/top over HTTP with the history loaded.
-    load_history(&app_db, history_rows).await?;
-    for query in [
-        "limit=20",
-        "by=growth_7d&limit=20",
-        "tag=bench-top&db_type=postgresql&limit=20",
-    ] {
-        let path = format!("/tables/top?{query}");
-        for _ in 0..10 {
-            let r = t.get(&path, Role::Viewer).await;
-            anyhow::ensure!(r.status == 200, "{path}: {r:?}");
-        }
-        let samples = time_n(HTTP_SAMPLES, || t.get(&path, Role::Viewer)).await;
-        out.push(
-            Measure::new(SCENARIO, format!("GET /tables/top?{query}"), samples)
-                .extra(json!({"history_rows": history_rows})),
-        );
-    }
-    Ok(out)
+    Ok(())
 }

@@ -108,10 +108,15 @@ pub(super) async fn record_firings<C: GenericClient>(
     db: &Counted<'_, C>,
     day: NaiveDate,
 ) -> Result<u64, tokio_postgres::Error> {
-    // The whole fleet's 32 days sorted in memory, and no JIT compile (longer than the run).
+    // The whole fleet's 32 days in memory, and no JIT compile (longer than the run). The
+    // history is read in primary-key order from the partitions' keys (a merge of index scans)
+    // rather than scanned and sorted for the window: the planner prices the 1.3 M-row sort
+    // below the index scans, yet it is a third of the statement's time (EXPLAIN ANALYZE,
+    // 40,000 databases). The collection statement after it sorts nothing either way.
     db.counted()
         .execute(
-            "SELECT set_config('work_mem', '256MB', true), set_config('jit', 'off', true)",
+            "SELECT set_config('work_mem', '256MB', true), set_config('jit', 'off', true), \
+                    set_config('enable_sort', 'off', true)",
             &[],
         )
         .await?;

@@ -11,6 +11,7 @@ pub mod adapter;
 pub mod dispatch;
 pub mod fanout;
 pub mod mysql;
+mod mysql_innodb;
 mod mysql_tables;
 pub mod now;
 pub mod persist;
