@@ -118,7 +118,7 @@ pub fn tables(q: &Query, sql: &mut Sql) -> Result<(), ApiError> {
     sql.and("t.is_active")
         .and("i.is_active")
         .and("i.deleted_at IS NULL");
-    let db_type = q.text("db_type").map(validate::db_type).transpose()?;
+    let db_type = q.value("db_type")?.map(validate::db_type).transpose()?;
     sql.eq("i.db_type", db_type);
     let instance_id = q.int("instance_id")?;
     if instance_id.is_some_and(|id| id <= 0) {
