@@ -48,29 +48,35 @@ pub struct Loaded {
     pub adapter: &'static dyn super::adapter::Adapter,
     pub target: Target,
     pub exclusions: Exclusions,
+    /// Whether its tables are read after the sizes (`collect_tables`).
+    pub collect_tables: bool,
 }
 
 /// Loads the instance, its credential and its adapter, and collects its server. `Err` only for
 /// trouble with the app database; everything about the managed server is a `Visit`.
 pub async fn visit(app: &App, instance_id: i64, require_active: bool) -> anyhow::Result<Visit> {
-    let Loaded {
-        adapter,
-        target,
-        exclusions,
-    } = match load(app, instance_id, require_active).await? {
-        Ok(loaded) => loaded,
-        Err(visit) => return Ok(visit),
-    };
-    Ok(match adapter.collect(&target, &exclusions).await {
+    Ok(match load(app, instance_id, require_active).await? {
+        Ok(loaded) => collect_loaded(&loaded, instance_id).await,
+        Err(visit) => visit,
+    })
+}
+
+/// Collects the sizes of a loaded instance's server.
+async fn collect_loaded(loaded: &Loaded, instance_id: i64) -> Visit {
+    match loaded
+        .adapter
+        .collect(&loaded.target, &loaded.exclusions)
+        .await
+    {
         Ok(collected) => Visit::Collected {
             collected,
-            excluded: exclusions.excluded_count(),
+            excluded: loaded.exclusions.excluded_count(),
         },
         Err(e) => {
-            tracing::warn!(instance_id, target = ?target, error = %format!("{e:#}"), "collection failed");
+            tracing::warn!(instance_id, target = ?loaded.target, error = %format!("{e:#}"), "collection failed");
             Visit::Failed(format!("{e:#}"))
         }
-    })
+    }
 }
 
 /// The instance, its credential and its adapter; `Err(Visit)` when it cannot be visited.
@@ -82,7 +88,7 @@ pub async fn load(
     let client = app.db.get().await?;
     let Some(row) = client
         .query_opt(
-            "SELECT db_type, host, port, credential_id, database_name, exclude_databases, is_active, \
+            "SELECT db_type, host, port, credential_id, database_name, exclude_databases, is_active, collect_tables, \
                     tls_mode, tls_ca_pem, deleted_at IS NOT NULL AS deleted \
              FROM instances WHERE id = $1",
             &[&instance_id],
@@ -138,6 +144,7 @@ pub async fn load(
         adapter,
         target,
         exclusions,
+        collect_tables: row.try_get("collect_tables")?,
     }))
 }
 
@@ -242,13 +249,27 @@ async fn visit_and_record(
     started: Instant,
     deadline: tokio::time::Instant,
 ) -> anyhow::Result<()> {
-    let visit = visit(app, message.instance_id, require_active).await?;
-    // After the sizes, the tables of instances that collect them (their own transactions).
-    let tables = match &visit {
-        Visit::Collected { collected, .. } => {
-            crate::tables::after_sizes(app, message, &collected.databases, deadline).await?
+    let (visit, tables) = match load(app, message.instance_id, require_active).await? {
+        Err(visit) => (visit, None),
+        Ok(loaded) => {
+            let visit = collect_loaded(&loaded, message.instance_id).await;
+            // After the sizes, the tables of instances that collect them (their own
+            // transactions), through the same loaded instance and credential.
+            let tables = match &visit {
+                Visit::Collected { collected, .. } if loaded.collect_tables => Some(
+                    crate::tables::after_sizes(
+                        app,
+                        message,
+                        &loaded,
+                        &collected.databases,
+                        deadline,
+                    )
+                    .await?,
+                ),
+                _ => None,
+            };
+            (visit, tables)
         }
-        _ => None,
     };
     let mut client = app.db.get().await?;
     let tx = client.transaction().await?;

@@ -112,42 +112,26 @@ pub async fn collect(
     Ok(report)
 }
 
-/// In the daily run, after the sizes: the tables of the databases just collected, when the
-/// instance collects its tables. `None`: it does not.
+/// In the daily run, after the sizes: the tables of the databases just collected, for an
+/// instance that collects its tables (the caller checks `loaded.collect_tables`).
 pub async fn after_sizes(
     app: &App,
     message: &CollectMessage,
+    loaded: &Loaded,
     databases: &[DatabaseSize],
     deadline: Instant,
-) -> anyhow::Result<Option<Value>> {
-    let client = app.db.get().await?;
-    let wanted = client
-        .query_opt(
-            "SELECT 1 FROM instances WHERE id = $1 AND collect_tables",
-            &[&message.instance_id],
-        )
-        .await?
-        .is_some();
-    drop(client);
-    if !wanted {
-        return Ok(None);
-    }
-    let loaded = match fanout::load(app, message.instance_id, true).await? {
-        Ok(l) => l,
-        Err(Visit::Failed(e) | Visit::Gone(e)) => return Ok(Some(json!({ "error": e }))),
-        Err(Visit::Collected { .. }) => return Ok(None),
-    };
+) -> anyhow::Result<Value> {
     let names: Vec<String> = databases.iter().map(|d| d.database_name.clone()).collect();
     let report = collect(
         app,
-        &loaded,
+        loaded,
         message.instance_id,
         &names,
         message.collected_date,
         deadline,
     )
     .await?;
-    Ok(Some(serde_json::to_value(report)?))
+    Ok(serde_json::to_value(report)?)
 }
 
 /// A `refresh-tables` message: one database's tables, recorded as the run's one item (the
