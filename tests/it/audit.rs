@@ -120,6 +120,24 @@ async fn bulk_actions_are_one_entry_with_counts() {
     );
     assert_eq!(found[0]["target_ids"].as_array().unwrap().len(), 3);
 
+    // A tag bulk action: one entry with its counts.
+    let tag = t.tag("aud-bulk-tag").await;
+    let tagged = t.seed_instances("aud-tagged", 2).await;
+    let r = t
+        .post(
+            "/tags/bulk/assign",
+            Role::Operator,
+            json!({"instance_ids": tagged, "tag_ids": [tag]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let found = t
+        .get("/logs?module=audit&action=/tags/bulk/assign", Role::Admin)
+        .await
+        .items();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["context"]["counts"]["assigned_count"], 2);
+
     // A dry run changes nothing and leaves nothing.
     let body = json!({"instances": [{"name": "aud-dry", "db_type": "pg", "host": "h", "port": 1}]});
     t.post(

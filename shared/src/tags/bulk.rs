@@ -346,8 +346,19 @@ macro_rules! bulk_routes {
             let statements = $db.sent();
             tx.commit().await?;
             tracing::info!(action = $action, statements, "tags bulk action");
-            // instance-tags only reads: no audit entry.
-            let audit = if $action == "instance-tags" { Audit::skip() } else { Audit::default() };
+            // instance-tags only reads: no audit entry; the others' entry carries the
+            // action's counts (one entry, however many pairs).
+            let audit = if $action == "instance-tags" {
+                Audit::skip()
+            } else {
+                let counts = serde_json::to_value(&out).map_err(ApiError::internal)?;
+                counts.as_object().into_iter().flatten().fold(Audit::default(), |a, (k, v)| {
+                    match v.as_u64() {
+                        Some(n) => a.count(k, n as usize),
+                        None => a,
+                    }
+                })
+            };
             Ok(ApiResponse::ok(out).audit(audit))
         }
     )+};
